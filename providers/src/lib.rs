@@ -1,0 +1,4 @@
+//! Implementations of [`regbridge::ArtifactRegistry`]: the embedded local registry, generic OCI registries
+//! and, behind cargo features, AWS ECR, Google Artifact Registry and Azure Container Registry.
+
+#![warn(missing_docs)]

@@ -1,0 +1,4 @@
+//! The regbridge server: the OCI distribution API over local storage and, through the routing table,
+//! over cloud registries.
+
+#![warn(missing_docs)]

@@ -1,0 +1,3 @@
+//! The `regbridge` command line.
+
+fn main() {}
