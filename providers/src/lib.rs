@@ -2,3 +2,6 @@
 //! and, behind cargo features, AWS ECR, Google Artifact Registry and Azure Container Registry.
 
 #![warn(missing_docs)]
+
+#[cfg(feature = "local")]
+pub mod local;

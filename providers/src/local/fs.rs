@@ -1,0 +1,611 @@
+//! [`FsStorage`]: the embedded registry's storage on a local filesystem.
+//!
+//! Layout under the root (names and digests are validated before they become paths):
+//!
+//! ```text
+//! blobs/<alg>/<hex[..2]>/<hex>          content, written once, verified before it appears
+//! uploads/<id>/data, uploads/<id>/repo  upload sessions (survive restarts)
+//! repositories/<name>/_meta.json        owner, creation time, cross-account grants
+//! repositories/<name>/_layers/<alg>/<hex>       the blobs this repository may read
+//! repositories/<name>/_manifests/<alg>/<hex>    {mediaType, subject} of its manifests
+//! repositories/<name>/_tags/<tag>               the digest a tag points at
+//! repositories/<name>/_referrers/<alg>/<subject hex>/<alg>-<hex>   referrer descriptors
+//! tmp/                                          staging for atomic renames
+//! ```
+//!
+//! Every file that becomes visible is written elsewhere first and renamed into place, so a killed
+//! server leaves either the old state or the new one, never a partial file. Repository path components
+//! never start with `_`, so the `_*` entries cannot collide with nested repositories.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::Utc;
+use futures_util::StreamExt;
+use regbridge::oci::{Algorithm, Digest, Digester, Reference, RepositoryName, Tag};
+use regbridge::{Error, OciErrorCode, Resource, Result};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::storage::{BlobRead, ByteStream, MetaUpdate, ReferrerDescriptor, RepositoryMeta, Storage, StoredManifest};
+
+/// Read buffer for blob downloads: large enough that a 1 GiB blob is a few thousand reads.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// How many manifests the read cache keeps before it starts over.
+const MANIFEST_CACHE_ENTRIES: usize = 4096;
+
+fn io_err(what: impl std::fmt::Display, e: std::io::Error) -> Error {
+    Error::internal(format!("storage: {what}"), e)
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestLink {
+    media_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<Digest>,
+}
+
+/// Hash state of an upload kept between requests, valid while the upload file has `size` bytes.
+#[derive(Debug)]
+struct UploadHash {
+    size: u64,
+    digester: Digester,
+}
+
+/// Registry storage in a directory.
+#[derive(Debug)]
+pub struct FsStorage {
+    root: PathBuf,
+    hashes: Mutex<HashMap<String, UploadHash>>,
+    meta_lock: tokio::sync::Mutex<()>,
+    manifests: Mutex<HashMap<(String, String), StoredManifest>>,
+}
+
+impl FsStorage {
+    /// Storage rooted at `root`, created when missing.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for dir in ["blobs", "uploads", "repositories", "tmp"] {
+            std::fs::create_dir_all(root.join(dir)).map_err(|e| io_err(format!("create {}", root.display()), e))?;
+        }
+        Ok(Self {
+            root,
+            hashes: Mutex::new(HashMap::new()),
+            meta_lock: tokio::sync::Mutex::new(()),
+            manifests: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs").join(d.algorithm().as_str()).join(&d.hex()[..2]).join(d.hex())
+    }
+
+    fn repo_dir(&self, repo: &RepositoryName) -> PathBuf {
+        self.root.join("repositories").join(repo.as_str())
+    }
+
+    fn layer_link(&self, repo: &RepositoryName, d: &Digest) -> PathBuf {
+        self.repo_dir(repo).join("_layers").join(d.algorithm().as_str()).join(d.hex())
+    }
+
+    fn manifest_link(&self, repo: &RepositoryName, d: &Digest) -> PathBuf {
+        self.repo_dir(repo).join("_manifests").join(d.algorithm().as_str()).join(d.hex())
+    }
+
+    fn tag_path(&self, repo: &RepositoryName, tag: &str) -> PathBuf {
+        self.repo_dir(repo).join("_tags").join(tag)
+    }
+
+    fn referrers_dir(&self, repo: &RepositoryName, subject: &Digest) -> PathBuf {
+        self.repo_dir(repo).join("_referrers").join(subject.algorithm().as_str()).join(subject.hex())
+    }
+
+    fn referrer_path(&self, repo: &RepositoryName, subject: &Digest, d: &Digest) -> PathBuf {
+        self.referrers_dir(repo, subject).join(format!("{}-{}", d.algorithm(), d.hex()))
+    }
+
+    fn upload_dir(&self, id: &str) -> Result<PathBuf> {
+        // Ids are uuids we issued; anything else never becomes a path.
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(Error::not_found(Resource::Upload, id));
+        }
+        Ok(self.root.join("uploads").join(id))
+    }
+
+    /// Writes `bytes` to `target` through a staged file and a rename.
+    async fn write_atomic(&self, target: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().simple().to_string());
+        tokio::fs::write(&tmp, bytes).await.map_err(|e| io_err("write staging file", e))?;
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| io_err("create directory", e))?;
+        }
+        tokio::fs::rename(&tmp, target).await.map_err(|e| io_err(format!("rename into {}", target.display()), e))
+    }
+
+    async fn exists(path: &Path) -> Result<bool> {
+        tokio::fs::try_exists(path).await.map_err(|e| io_err(format!("stat {}", path.display()), e))
+    }
+
+    async fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+        match tokio::fs::read(path).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(format!("read {}", path.display()), e)),
+        }
+    }
+
+    async fn remove_optional(path: &Path) -> Result<bool> {
+        match tokio::fs::remove_file(path).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(format!("remove {}", path.display()), e)),
+        }
+    }
+
+    async fn link_blob(&self, repo: &RepositoryName, d: &Digest) -> Result<()> {
+        let link = self.layer_link(repo, d);
+        if !Self::exists(&link).await? {
+            self.write_atomic(&link, b"").await?;
+        }
+        Ok(())
+    }
+
+    async fn require_repo(&self, repo: &RepositoryName) -> Result<RepositoryMeta> {
+        self.repository(repo).await?.ok_or_else(|| Error::not_found(Resource::Repository, repo.as_str()))
+    }
+
+    async fn upload_of(&self, repo: &RepositoryName, id: &str) -> Result<PathBuf> {
+        let dir = self.upload_dir(id)?;
+        match Self::read_optional(&dir.join("repo")).await? {
+            Some(owner) if owner == repo.as_str().as_bytes() => Ok(dir),
+            _ => Err(Error::not_found(Resource::Upload, id)),
+        }
+    }
+
+    fn forget_manifests(&self) {
+        self.manifests.lock().expect("cache lock").clear();
+    }
+
+    fn take_hash(&self, id: &str) -> Option<UploadHash> {
+        self.hashes.lock().expect("hash lock").remove(id)
+    }
+
+    fn keep_hash(&self, id: &str, hash: UploadHash) {
+        self.hashes.lock().expect("hash lock").insert(id.to_owned(), hash);
+    }
+}
+
+/// Appends a stream to a file on a blocking thread, hashing as it goes, while the async side keeps
+/// receiving: network and disk+hash overlap on two cores. Returns the bytes written and the hash state.
+async fn append_hashing(
+    path: PathBuf,
+    mut hash: Option<Digester>,
+    mut body: ByteStream,
+) -> Result<(u64, Option<Digester>)> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Option<Digester>)> {
+        let file = std::fs::OpenOptions::new().append(true).open(&path)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut written = 0u64;
+        while let Some(chunk) = rx.blocking_recv() {
+            if let Some(h) = hash.as_mut() {
+                h.update(&chunk);
+            }
+            out.write_all(&chunk)?;
+            written += chunk.len() as u64;
+        }
+        out.flush()?;
+        Ok((written, hash))
+    });
+    let mut body_error = None;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => {
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Err(e) => {
+                body_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let (written, hash) = writer
+        .await
+        .map_err(|e| Error::internal("storage: upload writer", e))?
+        .map_err(|e| io_err("write upload", e))?;
+    match body_error {
+        // What arrived before the client went away stays: the upload can be resumed from there.
+        Some(e) => Err(Error::invalid(
+            OciErrorCode::BlobUploadInvalid,
+            format!("the request body ended with an error after {written} bytes: {e}"),
+        )),
+        None => Ok((written, hash)),
+    }
+}
+
+fn hash_file(path: &Path, algorithm: Algorithm) -> std::io::Result<Digest> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = algorithm.hasher();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+#[async_trait]
+impl Storage for FsStorage {
+    async fn create_repository(&self, name: &RepositoryName, owner: &str) -> Result<RepositoryMeta> {
+        let _guard = self.meta_lock.lock().await;
+        if let Some(meta) = self.repository(name).await? {
+            return Ok(meta);
+        }
+        let meta = RepositoryMeta {
+            name: name.to_string(),
+            owner: owner.into(),
+            created_at: Utc::now(),
+            grants: Default::default(),
+        };
+        let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
+        self.write_atomic(&self.repo_dir(name).join("_meta.json"), &json).await?;
+        Ok(meta)
+    }
+
+    async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryMeta>> {
+        let Some(bytes) = Self::read_optional(&self.repo_dir(name).join("_meta.json")).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::internal(format!("corrupt metadata of {name}"), e))
+    }
+
+    async fn update_repository(&self, name: &RepositoryName, update: MetaUpdate) -> Result<RepositoryMeta> {
+        let _guard = self.meta_lock.lock().await;
+        let mut meta = self.require_repo(name).await?;
+        update(&mut meta);
+        let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
+        self.write_atomic(&self.repo_dir(name).join("_meta.json"), &json).await?;
+        Ok(meta)
+    }
+
+    async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
+        let _guard = self.meta_lock.lock().await;
+        self.require_repo(name).await?;
+        let dir = self.repo_dir(name);
+        // Remove the metadata first: from then on the repository is gone even if the rest is interrupted.
+        Self::remove_optional(&dir.join("_meta.json")).await?;
+        for sub in ["_tags", "_manifests", "_referrers", "_layers"] {
+            match tokio::fs::remove_dir_all(dir.join(sub)).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(format!("delete {name}"), e)),
+            }
+        }
+        // Nested repositories (`name/child`) live below this directory and stay.
+        let _ = tokio::fs::remove_dir(&dir).await;
+        self.forget_manifests();
+        Ok(())
+    }
+
+    async fn list_repositories(&self) -> Result<Vec<String>> {
+        let root = self.root.join("repositories");
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut stack = vec![root.clone()];
+            while let Some(dir) = stack.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err("list repositories", e)),
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    if name == "_meta.json" {
+                        if let Ok(rel) = dir.strip_prefix(&root) {
+                            out.push(rel.to_string_lossy().into_owned());
+                        }
+                    } else if !name.starts_with('_') && entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        stack.push(entry.path());
+                    }
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Error::internal("list repositories", e))?
+    }
+
+    async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+        if !Self::exists(&self.layer_link(repo, digest)).await? {
+            return Ok(None);
+        }
+        match tokio::fs::metadata(self.blob_path(digest)).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("stat blob", e)),
+        }
+    }
+
+    async fn read_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<BlobRead> {
+        let missing = || Error::not_found(Resource::Blob, digest.to_string());
+        if !Self::exists(&self.layer_link(repo, digest)).await? {
+            return Err(missing());
+        }
+        let mut file = match tokio::fs::File::open(self.blob_path(digest)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(missing()),
+            Err(e) => return Err(io_err("open blob", e)),
+        };
+        let size = file.metadata().await.map_err(|e| io_err("stat blob", e))?.len();
+        let range = match range {
+            None => None,
+            Some((start, end)) => {
+                if start >= size {
+                    return Err(Error::invalid(
+                        OciErrorCode::RangeInvalid,
+                        format!("range starts at byte {start}, but the blob has {size} bytes"),
+                    ));
+                }
+                let end = end.unwrap_or(size - 1).min(size - 1);
+                if end < start {
+                    return Err(Error::invalid(OciErrorCode::RangeInvalid, format!("range {start}-{end} is empty")));
+                }
+                file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| io_err("seek blob", e))?;
+                Some((start, end))
+            }
+        };
+        let len = range.map(|(s, e)| e - s + 1).unwrap_or(size);
+        let body: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK));
+        Ok(BlobRead { size, range, body })
+    }
+
+    async fn mount_blob(&self, repo: &RepositoryName, from: &RepositoryName, digest: &Digest) -> Result<bool> {
+        if self.blob_size(from, digest).await?.is_none() {
+            return Ok(false);
+        }
+        self.link_blob(repo, digest).await?;
+        Ok(true)
+    }
+
+    async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        if Self::remove_optional(&self.layer_link(repo, digest)).await? {
+            Ok(())
+        } else {
+            Err(Error::not_found(Resource::Blob, digest.to_string()))
+        }
+    }
+
+    async fn start_upload(&self, repo: &RepositoryName) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let dir = self.upload_dir(&id)?;
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| io_err("create upload", e))?;
+        tokio::fs::write(dir.join("data"), b"").await.map_err(|e| io_err("create upload", e))?;
+        // The owner file is written last: an upload without it is not visible.
+        self.write_atomic(&dir.join("repo"), repo.as_str().as_bytes()).await?;
+        self.keep_hash(&id, UploadHash { size: 0, digester: Algorithm::Sha256.hasher() });
+        Ok(id)
+    }
+
+    async fn upload_size(&self, repo: &RepositoryName, id: &str) -> Result<u64> {
+        let dir = self.upload_of(repo, id).await?;
+        let meta = tokio::fs::metadata(dir.join("data")).await.map_err(|e| io_err("stat upload", e))?;
+        Ok(meta.len())
+    }
+
+    async fn append_upload(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        offset: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        let size = self.upload_size(repo, id).await?;
+        if let Some(offset) = offset
+            && offset != size
+        {
+            return Err(Error::invalid(
+                OciErrorCode::RangeInvalid,
+                format!(
+                    "the chunk starts at byte {offset}, but the upload has {size} bytes; send the chunk starting at {size}"
+                ),
+            ));
+        }
+        // The saved hash state is usable only if it covers exactly the bytes on disk (a restart loses it).
+        let hash = self.take_hash(id).filter(|h| h.size == size).map(|h| h.digester);
+        let path = self.upload_dir(id)?.join("data");
+        let result = append_hashing(path, hash, body).await;
+        let (written, hash) = match result {
+            Ok(r) => r,
+            Err(e) => return Err(e),
+        };
+        let new_size = size + written;
+        if let Some(digester) = hash {
+            self.keep_hash(id, UploadHash { size: new_size, digester });
+        }
+        Ok(new_size)
+    }
+
+    async fn finish_upload(&self, repo: &RepositoryName, id: &str, digest: &Digest) -> Result<u64> {
+        let dir = self.upload_of(repo, id).await?;
+        let data = dir.join("data");
+        let size = tokio::fs::metadata(&data).await.map_err(|e| io_err("stat upload", e))?.len();
+        let saved = self.take_hash(id).filter(|h| h.size == size && h.digester.algorithm() == digest.algorithm());
+        let actual = match saved {
+            Some(h) => h.digester.finish(),
+            None => {
+                let (path, alg) = (data.clone(), digest.algorithm());
+                tokio::task::spawn_blocking(move || hash_file(&path, alg))
+                    .await
+                    .map_err(|e| Error::internal("hash upload", e))?
+                    .map_err(|e| io_err("hash upload", e))?
+            }
+        };
+        if &actual != digest {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            return Err(Error::DigestInvalid { expected: digest.to_string(), actual: actual.to_string() });
+        }
+        let target = self.blob_path(digest);
+        if Self::exists(&target).await? {
+            // Someone stored the same content first; theirs is identical.
+            let _ = tokio::fs::remove_file(&data).await;
+        } else {
+            if let Some(parent) = target.parent() {
+                tokio::fs::create_dir_all(parent).await.map_err(|e| io_err("create blob directory", e))?;
+            }
+            tokio::fs::rename(&data, &target).await.map_err(|e| io_err("store blob", e))?;
+        }
+        self.link_blob(repo, digest).await?;
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        Ok(size)
+    }
+
+    async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
+        let dir = self.upload_of(repo, id).await?;
+        self.take_hash(id);
+        tokio::fs::remove_dir_all(&dir).await.map_err(|e| io_err("cancel upload", e))
+    }
+
+    async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        manifest: &StoredManifest,
+        referrer: Option<ReferrerDescriptor>,
+        tag: Option<&Tag>,
+    ) -> Result<()> {
+        let blob = self.blob_path(&manifest.digest);
+        if !Self::exists(&blob).await? {
+            self.write_atomic(&blob, &manifest.bytes).await?;
+        }
+        let link = ManifestLink { media_type: manifest.media_type.clone(), subject: manifest.subject.clone() };
+        let link = serde_json::to_vec(&link).expect("link serialises");
+        self.write_atomic(&self.manifest_link(repo, &manifest.digest), &link).await?;
+        if let (Some(subject), Some(referrer)) = (&manifest.subject, referrer) {
+            let json = serde_json::to_vec(&referrer).expect("descriptor serialises");
+            self.write_atomic(&self.referrer_path(repo, subject, &manifest.digest), &json).await?;
+        }
+        if let Some(tag) = tag {
+            self.write_atomic(&self.tag_path(repo, tag.as_str()), manifest.digest.to_string().as_bytes()).await?;
+        }
+        self.forget_manifests();
+        Ok(())
+    }
+
+    async fn get_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<Option<StoredManifest>> {
+        let key = (repo.to_string(), reference.to_string());
+        if let Some(hit) = self.manifests.lock().expect("cache lock").get(&key) {
+            return Ok(Some(hit.clone()));
+        }
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => match Self::read_optional(&self.tag_path(repo, t.as_str())).await? {
+                Some(bytes) => Digest::parse(String::from_utf8_lossy(&bytes).trim())?,
+                None => return Ok(None),
+            },
+        };
+        let Some(link) = Self::read_optional(&self.manifest_link(repo, &digest)).await? else {
+            return Ok(None);
+        };
+        let link: ManifestLink =
+            serde_json::from_slice(&link).map_err(|e| Error::internal(format!("corrupt manifest link {digest}"), e))?;
+        let Some(bytes) = Self::read_optional(&self.blob_path(&digest)).await? else {
+            return Ok(None);
+        };
+        let manifest =
+            StoredManifest { media_type: link.media_type, digest, bytes: Bytes::from(bytes), subject: link.subject };
+        let mut cache = self.manifests.lock().expect("cache lock");
+        if cache.len() >= MANIFEST_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, manifest.clone());
+        Ok(Some(manifest))
+    }
+
+    async fn delete_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<()> {
+        let missing = || Error::not_found(Resource::Manifest, format!("{repo}:{reference}"));
+        let result = match reference {
+            Reference::Tag(t) => {
+                if Self::remove_optional(&self.tag_path(repo, t.as_str())).await? {
+                    Ok(())
+                } else {
+                    Err(missing())
+                }
+            }
+            Reference::Digest(d) => {
+                let link_path = self.manifest_link(repo, d);
+                let Some(link) = Self::read_optional(&link_path).await? else { return Err(missing()) };
+                let link: Option<ManifestLink> = serde_json::from_slice(&link).ok();
+                Self::remove_optional(&link_path).await?;
+                for tag in self.list_tags(repo).await.unwrap_or_default() {
+                    let path = self.tag_path(repo, &tag);
+                    if Self::read_optional(&path).await?.is_some_and(|b| b == d.to_string().as_bytes()) {
+                        Self::remove_optional(&path).await?;
+                    }
+                }
+                if let Some(subject) = link.and_then(|l| l.subject) {
+                    Self::remove_optional(&self.referrer_path(repo, &subject, d)).await?;
+                }
+                Ok(())
+            }
+        };
+        self.forget_manifests();
+        result
+    }
+
+    async fn list_tags(&self, repo: &RepositoryName) -> Result<Vec<String>> {
+        if !Self::exists(&self.repo_dir(repo).join("_meta.json")).await? {
+            return Err(Error::not_found(Resource::Repository, repo.as_str()));
+        }
+        let mut tags = Vec::new();
+        let mut dir = match tokio::fs::read_dir(self.repo_dir(repo).join("_tags")).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(tags),
+            Err(e) => return Err(io_err("list tags", e)),
+        };
+        while let Some(entry) = dir.next_entry().await.map_err(|e| io_err("list tags", e))? {
+            tags.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        tags.sort();
+        Ok(tags)
+    }
+
+    async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<ReferrerDescriptor>> {
+        let mut out = Vec::new();
+        let mut dir = match tokio::fs::read_dir(self.referrers_dir(repo, subject)).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io_err("list referrers", e)),
+        };
+        while let Some(entry) = dir.next_entry().await.map_err(|e| io_err("list referrers", e))? {
+            if let Some(bytes) = Self::read_optional(&entry.path()).await?
+                && let Ok(d) = serde_json::from_slice::<ReferrerDescriptor>(&bytes)
+            {
+                out.push(d);
+            }
+        }
+        out.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(out)
+    }
+}

@@ -1,0 +1,319 @@
+//! The embedded local registry: its storage, its signed credentials, and [`LocalRegistry`], the
+//! [`ArtifactRegistry`] over them.
+//!
+//! Accounts: every repository has an owner account. Credentials minted by a `LocalRegistry` carry its
+//! account; the server lets them use a repository of another account only while that account has a
+//! cross-account grant on it, checked on every request, so removing a grant takes effect at once.
+
+pub mod fs;
+pub mod manifest;
+pub mod storage;
+pub mod token;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::Utc;
+use regbridge::oci::{Digest, Reference, RepositoryName};
+use regbridge::{
+    ArtifactRegistry, AuthMethod, Credentials, CrossAccountAccess, CrossAccountPermissions, Error, Manifest,
+    ManifestDescriptor, OciErrorCode, Permissions, Repository, Resource, Result,
+};
+
+pub use fs::FsStorage;
+pub use storage::{Storage, StoredManifest};
+pub use token::{Access, Claims, TokenKind, TokenSigner};
+
+/// The account a registry acts as when none is configured.
+pub const DEFAULT_ACCOUNT: &str = "local";
+
+/// The shortest credential lifetime minted; shorter TTLs are raised to it.
+pub const MIN_TTL: Duration = Duration::from_secs(1);
+
+/// The longest credential lifetime minted (12 hours, as ECR's longest session); longer TTLs are lowered.
+pub const MAX_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// Writes a file only its owner can read (mode 0600), for keys and passwords.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::internal(format!("create {}", parent.display()), e))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).map_err(|e| Error::internal(format!("create {}", path.display()), e))?;
+    file.write_all(bytes).map_err(|e| Error::internal(format!("write {}", path.display()), e))
+}
+
+/// The token actions a permission level grants.
+pub fn actions_for(permissions: Permissions) -> &'static [&'static str] {
+    match permissions {
+        Permissions::Pull => &["pull"],
+        Permissions::PushPull => &["pull", "push", "delete"],
+    }
+}
+
+/// Validates and stores a manifest pushed to `repo` under `reference`, returning its digest and the digest
+/// of its subject, if any.
+///
+/// The digest is of the bytes as sent. Pushing by digest checks that the bytes hash to it. Everything the
+/// manifest references (config, layers, index entries) must already be in the repository.
+pub async fn store_manifest(
+    storage: &dyn Storage,
+    repo: &RepositoryName,
+    reference: &Reference,
+    content_type: Option<&str>,
+    bytes: Bytes,
+) -> Result<(Digest, Option<Digest>)> {
+    let parsed = manifest::parse(content_type, &bytes)?;
+    let digest = match reference {
+        Reference::Digest(expected) => {
+            let actual = Digest::of(expected.algorithm(), &bytes);
+            if &actual != expected {
+                return Err(Error::DigestInvalid { expected: expected.to_string(), actual: actual.to_string() });
+            }
+            actual
+        }
+        Reference::Tag(_) => Digest::sha256(&bytes),
+    };
+    for blob in &parsed.blobs {
+        if storage.blob_size(repo, blob).await?.is_none() {
+            return Err(Error::invalid(
+                OciErrorCode::ManifestBlobUnknown,
+                format!("the manifest references blob {blob}, which is not in {repo}; push the blob first"),
+            ));
+        }
+    }
+    for child in &parsed.manifests {
+        if storage.get_manifest(repo, &Reference::Digest(child.clone())).await?.is_none() {
+            return Err(Error::invalid(
+                OciErrorCode::ManifestBlobUnknown,
+                format!("the index references manifest {child}, which is not in {repo}; push it first"),
+            ));
+        }
+    }
+    let referrer = parsed.subject.as_ref().map(|_| parsed.referrer(&digest, bytes.len() as u64));
+    let stored = StoredManifest { media_type: parsed.media_type, digest, bytes, subject: parsed.subject };
+    storage.put_manifest(repo, &stored, referrer, reference.tag()).await?;
+    Ok((stored.digest, stored.subject))
+}
+
+/// The local provider: repositories in the embedded storage, credentials signed by the server's key.
+#[derive(Clone)]
+pub struct LocalRegistry {
+    storage: Arc<dyn Storage>,
+    signer: TokenSigner,
+    account: String,
+    endpoint: String,
+    namespace: String,
+}
+
+impl LocalRegistry {
+    /// A provider over `storage` acting as [`DEFAULT_ACCOUNT`], for a registry reachable at `endpoint`
+    /// (`http://127.0.0.1:5000`).
+    pub fn new(storage: Arc<dyn Storage>, signer: TokenSigner, endpoint: impl Into<String>) -> Self {
+        Self {
+            storage,
+            signer,
+            account: DEFAULT_ACCOUNT.into(),
+            endpoint: endpoint.into().trim_end_matches('/').to_owned(),
+            namespace: String::new(),
+        }
+    }
+
+    /// The same registry acting as `account`: repositories it creates are owned by that account, and the
+    /// credentials it mints carry it.
+    pub fn with_account(mut self, account: impl Into<String>) -> Self {
+        self.account = account.into();
+        self
+    }
+
+    /// Puts every repository this provider creates under `namespace/`.
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into().trim_matches('/').to_owned();
+        self
+    }
+
+    /// The account this provider acts as.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    fn host(&self) -> &str {
+        self.endpoint.split_once("://").map(|(_, h)| h).unwrap_or(&self.endpoint)
+    }
+
+    fn repository(&self, meta: &storage::RepositoryMeta) -> Repository {
+        Repository {
+            name: meta.name.clone(),
+            uri: format!("{}/{}", self.host(), meta.name),
+            created_at: Some(meta.created_at),
+        }
+    }
+
+    async fn meta(&self, id: &str) -> Result<(RepositoryName, storage::RepositoryMeta)> {
+        let name = RepositoryName::parse(id)?;
+        let meta = self.storage.repository(&name).await?.ok_or_else(|| Error::not_found(Resource::Repository, id))?;
+        Ok((name, meta))
+    }
+
+    fn local_accounts(grant: &CrossAccountPermissions) -> Result<Vec<String>> {
+        match &grant.access {
+            CrossAccountAccess::Local { account_ids } => {
+                if let Some(bad) = account_ids.iter().find(|a| a.trim().is_empty() || a.contains(char::is_whitespace)) {
+                    return Err(Error::bad_input(format!("invalid account id {bad:?}")));
+                }
+                Ok(account_ids.iter().cloned().collect())
+            }
+            other => Err(Error::bad_input(format!(
+                "the local registry takes grants with platform \"local\", not {:?}",
+                other.platform()
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for LocalRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Local({}@{})", self.account, self.host())
+    }
+}
+
+impl fmt::Debug for LocalRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalRegistry")
+            .field("account", &self.account)
+            .field("endpoint", &self.endpoint)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl ArtifactRegistry for LocalRegistry {
+    fn registry_endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    fn upstream_repository_prefix(&self) -> String {
+        self.namespace.clone()
+    }
+
+    async fn create_repository(&self, name: &str) -> Result<Repository> {
+        let logical = RepositoryName::parse(name)?;
+        let routable = logical.with_prefix(&self.namespace)?;
+        let meta = self.storage.create_repository(&routable, &self.account).await?;
+        Ok(self.repository(&meta))
+    }
+
+    async fn get_repository(&self, id: &str) -> Result<Repository> {
+        let (_, meta) = self.meta(id).await?;
+        Ok(self.repository(&meta))
+    }
+
+    async fn delete_repository(&self, id: &str) -> Result<()> {
+        let name = RepositoryName::parse(id)?;
+        self.storage.delete_repository(&name).await
+    }
+
+    /// Signs a token for this provider's account allowing `permissions` on `id`. TTLs are clamped to
+    /// [`MIN_TTL`]..=[`MAX_TTL`].
+    async fn generate_credentials(&self, id: &str, permissions: Permissions, ttl: Duration) -> Result<Credentials> {
+        let (name, _) = self.meta(id).await?;
+        let ttl = ttl.clamp(MIN_TTL, MAX_TTL);
+        let access = vec![Access::repository(name.as_str(), actions_for(permissions))];
+        let (token, claims) = self.signer.sign(&self.account, Some(&self.account), TokenKind::Minted, access, ttl)?;
+        Ok(Credentials {
+            auth_method: AuthMethod::Basic,
+            username: self.account.clone(),
+            password: token,
+            expires_at: claims.expires_at(),
+        })
+    }
+
+    async fn get_manifest(&self, id: &str, reference: &Reference) -> Result<Manifest> {
+        let name = RepositoryName::parse(id)?;
+        let m = self
+            .storage
+            .get_manifest(&name, reference)
+            .await?
+            .ok_or_else(|| Error::not_found(Resource::Manifest, format!("{id}:{reference}")))?;
+        Ok(Manifest { media_type: m.media_type, digest: m.digest, bytes: m.bytes.to_vec() })
+    }
+
+    async fn head_manifest(&self, id: &str, reference: &Reference) -> Result<Option<ManifestDescriptor>> {
+        let name = RepositoryName::parse(id)?;
+        Ok(self.storage.get_manifest(&name, reference).await?.map(|m| ManifestDescriptor {
+            media_type: m.media_type,
+            size: m.bytes.len() as u64,
+            digest: m.digest,
+        }))
+    }
+
+    async fn head_blob(&self, id: &str, digest: &Digest) -> Result<Option<u64>> {
+        self.storage.blob_size(&RepositoryName::parse(id)?, digest).await
+    }
+
+    async fn add_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
+        let accounts = Self::local_accounts(grant)?;
+        let (name, _) = self.meta(id).await?;
+        let level = grant.permissions;
+        self.storage
+            .update_repository(&name, Box::new(move |meta| meta.grants.entry(level).or_default().extend(accounts)))
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
+        let accounts = Self::local_accounts(grant)?;
+        let (name, _) = self.meta(id).await?;
+        let level = grant.permissions;
+        self.storage
+            .update_repository(
+                &name,
+                Box::new(move |meta| {
+                    if let Some(set) = meta.grants.get_mut(&level) {
+                        for a in &accounts {
+                            set.remove(a);
+                        }
+                        if set.is_empty() {
+                            meta.grants.remove(&level);
+                        }
+                    }
+                }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn get_cross_account_access(&self, id: &str) -> Result<Vec<CrossAccountPermissions>> {
+        let (_, meta) = self.meta(id).await?;
+        Ok(meta
+            .grants
+            .iter()
+            .filter(|(_, accounts)| !accounts.is_empty())
+            .map(|(level, accounts)| CrossAccountPermissions {
+                access: CrossAccountAccess::Local { account_ids: accounts.clone() },
+                permissions: *level,
+            })
+            .collect())
+    }
+}
+
+/// The time a credential minted now with `ttl` expires, after clamping.
+pub fn expiry_for(ttl: Duration) -> chrono::DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(ttl.clamp(MIN_TTL, MAX_TTL)).unwrap_or_default()
+}

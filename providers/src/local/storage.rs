@@ -1,0 +1,159 @@
+//! The storage behind the embedded registry: repositories, content-addressed blobs, upload sessions,
+//! manifests, tags and referrers.
+//!
+//! [`Storage`] is the seam an object-storage backend plugs into; [`super::fs::FsStorage`] is the
+//! filesystem implementation. Every method takes validated names and digests, so a backend never sees
+//! untrusted path text.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use regbridge::oci::{Digest, Reference, RepositoryName, Tag};
+use regbridge::{Permissions, Result};
+use serde::{Deserialize, Serialize};
+
+/// A change to a repository's metadata, applied under the storage's lock.
+pub type MetaUpdate = Box<dyn for<'a> FnOnce(&'a mut RepositoryMeta) + Send + 'static>;
+
+/// A stream of body bytes, as request and response bodies are.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// What is kept about a repository besides its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryMeta {
+    /// The routable name.
+    pub name: String,
+    /// The account that owns it; credentials of other accounts need a grant.
+    pub owner: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Cross-account grants: the accounts allowed each permission level.
+    #[serde(default)]
+    pub grants: BTreeMap<Permissions, BTreeSet<String>>,
+}
+
+impl RepositoryMeta {
+    /// Whether `account` may pull (`push == false`) or push this repository.
+    pub fn allows(&self, account: &str, push: bool) -> bool {
+        if account == self.owner {
+            return true;
+        }
+        let granted = |level: Permissions| self.grants.get(&level).is_some_and(|s| s.contains(account));
+        granted(Permissions::PushPull) || (!push && granted(Permissions::Pull))
+    }
+}
+
+/// A manifest as stored: its bytes exactly as pushed, and its media type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredManifest {
+    /// The media type it was pushed with.
+    pub media_type: String,
+    /// Its digest (of `bytes`).
+    pub digest: Digest,
+    /// The bytes.
+    pub bytes: Bytes,
+    /// The digest of its `subject`, when it has one.
+    pub subject: Option<Digest>,
+}
+
+/// A descriptor listed by the referrers API (image-spec `descriptor.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReferrerDescriptor {
+    /// The referrer's media type.
+    pub media_type: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// `artifactType`, or the config's media type where the manifest has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// Its annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// A blob to read: its total size and the bytes of the requested range.
+pub struct BlobRead {
+    /// The blob's full size.
+    pub size: u64,
+    /// The inclusive byte range being returned, when a range was asked for.
+    pub range: Option<(u64, u64)>,
+    /// The bytes.
+    pub body: ByteStream,
+}
+
+/// The storage of the embedded registry. Reads of a blob or manifest go through a repository: content is
+/// shared between repositories, but a repository sees only what was pushed or mounted into it.
+#[async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates a repository owned by `owner`, or returns the existing one unchanged.
+    async fn create_repository(&self, name: &RepositoryName, owner: &str) -> Result<RepositoryMeta>;
+    /// The repository, when it exists.
+    async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryMeta>>;
+    /// Rewrites a repository's metadata under a lock (read-modify-write of grants).
+    async fn update_repository(&self, name: &RepositoryName, update: MetaUpdate) -> Result<RepositoryMeta>;
+    /// Deletes a repository with its tags and manifests; `NotFound` when missing.
+    async fn delete_repository(&self, name: &RepositoryName) -> Result<()>;
+    /// Every repository name, sorted.
+    async fn list_repositories(&self) -> Result<Vec<String>>;
+
+    /// The size of blob `digest` in `repo`, when the repository has it.
+    async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
+    /// Reads blob `digest` of `repo`, optionally an inclusive byte range (`end` past the blob is
+    /// clamped; a start past it is `RANGE_INVALID`).
+    async fn read_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        range: Option<(u64, Option<u64>)>,
+    ) -> Result<BlobRead>;
+    /// Makes blob `digest` (already stored for `from`) visible in `repo`: a cross-repository mount.
+    /// Returns false when `from` does not have it.
+    async fn mount_blob(&self, repo: &RepositoryName, from: &RepositoryName, digest: &Digest) -> Result<bool>;
+    /// Removes blob `digest` from `repo` (the content stays while other repositories use it).
+    async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()>;
+
+    /// Opens an upload session for `repo`, returning its id.
+    async fn start_upload(&self, repo: &RepositoryName) -> Result<String>;
+    /// Bytes received so far by upload `id`.
+    async fn upload_size(&self, repo: &RepositoryName, id: &str) -> Result<u64>;
+    /// Appends `body` to upload `id`. With `offset`, the chunk must start where the upload ends
+    /// (`RANGE_INVALID` otherwise). Returns the new size.
+    async fn append_upload(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        offset: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64>;
+    /// Verifies upload `id` against `digest` and stores it as a blob of `repo`; `DIGEST_INVALID` (and the
+    /// upload discarded) when the bytes hash to something else. Returns the blob's size.
+    async fn finish_upload(&self, repo: &RepositoryName, id: &str, digest: &Digest) -> Result<u64>;
+    /// Discards upload `id`.
+    async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()>;
+
+    /// Stores a validated manifest (see [`super::manifest`]) under its digest, and tags it when `tag` is
+    /// given. `referenced` blobs and manifests must exist in `repo`; `subject` records a referrer.
+    async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        manifest: &StoredManifest,
+        referrer: Option<ReferrerDescriptor>,
+        tag: Option<&Tag>,
+    ) -> Result<()>;
+    /// The manifest `reference` of `repo`, when it exists.
+    async fn get_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<Option<StoredManifest>>;
+    /// Deletes a manifest by digest (with the tags pointing at it) or a tag alone; `NotFound` when missing.
+    async fn delete_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<()>;
+    /// The tags of `repo`, sorted; `NotFound` when the repository does not exist.
+    async fn list_tags(&self, repo: &RepositoryName) -> Result<Vec<String>>;
+    /// The manifests of `repo` whose subject is `subject`.
+    async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<ReferrerDescriptor>>;
+}

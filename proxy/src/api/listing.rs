@@ -1,0 +1,130 @@
+//! Lists: tags (`/v2/<name>/tags/list`), the catalog (`/v2/_catalog`), and referrers
+//! (`/v2/<name>/referrers/<digest>`), with `n`/`last` pagination and `Link` headers.
+
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use regbridge::oci::{Digest, RepositoryName, media_types};
+use regbridge::{Error, OciErrorCode, Result};
+use serde_json::json;
+
+use super::auth::{Action, Identity, allowed, authorize};
+use super::{Ctx, hv, query_param};
+
+/// The largest page served, whatever `n` asks for.
+const MAX_PAGE: usize = 10_000;
+
+/// One page of `items` (sorted) after `last`, at most `n`, and whether more follow.
+fn page(items: Vec<String>, query: &str) -> Result<(Vec<String>, Option<usize>, bool)> {
+    let n = match query_param(query, "n") {
+        None => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            Error::invalid(
+                OciErrorCode::PaginationNumberInvalid,
+                format!("n must be a non-negative integer, got {n:?}"),
+            )
+        })?),
+    };
+    let last = query_param(query, "last");
+    let mut rest: Vec<String> = match &last {
+        Some(last) => items.into_iter().filter(|i| i.as_str() > last.as_str()).collect(),
+        None => items,
+    };
+    let limit = n.unwrap_or(MAX_PAGE).min(MAX_PAGE);
+    let more = rest.len() > limit;
+    rest.truncate(limit);
+    Ok((rest, n, more))
+}
+
+fn json_response(body: serde_json::Value, link: Option<String>) -> Response {
+    let bytes = serde_json::to_vec(&body).expect("json serialises");
+    let mut b = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, bytes.len());
+    if let Some(link) = link {
+        b = b.header(header::LINK, hv(&link));
+    }
+    b.body(Body::from(bytes)).expect("valid response")
+}
+
+fn next_link(path: &str, n: Option<usize>, items: &[String], more: bool) -> Option<String> {
+    let last = items.last().filter(|_| more)?;
+    let n = n.unwrap_or(items.len());
+    let last: String = url::form_urlencoded::byte_serialize(last.as_bytes()).collect();
+    Some(format!("<{path}?n={n}&last={last}>; rel=\"next\""))
+}
+
+/// The tags of a repository.
+pub async fn tags(ctx: &Ctx, repo: &RepositoryName, query: &str) -> Result<Response> {
+    authorize(ctx, repo, Action::Pull).await?;
+    let all = ctx.state.storage.list_tags(repo).await?;
+    let (tags, n, more) = page(all, query)?;
+    let link = next_link(&format!("/v2/{repo}/tags/list"), n, &tags, more);
+    Ok(json_response(json!({ "name": repo.as_str(), "tags": tags }), link))
+}
+
+/// The repositories the caller may pull.
+pub async fn catalog(ctx: &Ctx, query: &str) -> Result<Response> {
+    if matches!(ctx.identity, Identity::Anonymous) && !ctx.state.config.anonymous_pull {
+        return Err(Error::Unauthenticated { message: "authentication required to list repositories".into() });
+    }
+    let sees_all = match &ctx.identity {
+        Identity::User(_) => true,
+        Identity::Token(claims) => claims.access.iter().any(|a| a.kind == "registry" && a.name == "catalog"),
+        Identity::Anonymous => false,
+    };
+    let mut visible = Vec::new();
+    for name in ctx.state.storage.list_repositories().await? {
+        if let Ok(repo) = RepositoryName::parse(&name)
+            && (sees_all || allowed(&ctx.state, &ctx.identity, &repo, Action::Pull).await?)
+        {
+            visible.push(name);
+        }
+    }
+    let (repositories, n, more) = page(visible, query)?;
+    let link = next_link("/v2/_catalog", n, &repositories, more);
+    Ok(json_response(json!({ "repositories": repositories }), link))
+}
+
+/// The manifests whose subject is `digest`, as an OCI index; never 404.
+pub async fn referrers(ctx: &Ctx, repo: &RepositoryName, digest: &Digest, query: &str) -> Result<Response> {
+    authorize(ctx, repo, Action::Pull).await?;
+    let mut list = ctx.state.storage.referrers(repo, digest).await?;
+    let filter = query_param(query, "artifactType");
+    if let Some(wanted) = &filter {
+        list.retain(|d| d.artifact_type.as_deref() == Some(wanted.as_str()));
+    }
+    let body = json!({ "schemaVersion": 2, "mediaType": media_types::OCI_INDEX, "manifests": list });
+    let bytes = serde_json::to_vec(&body).expect("json serialises");
+    let mut b = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, media_types::OCI_INDEX)
+        .header(header::CONTENT_LENGTH, bytes.len());
+    if filter.is_some() {
+        b = b.header("OCI-Filters-Applied", "artifactType");
+    }
+    Ok(b.body(Body::from(bytes)).expect("valid response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("t{i:02}")).collect()
+    }
+
+    #[test]
+    fn pagination() {
+        let (p, n, more) = page(items(5), "n=2").unwrap();
+        assert_eq!((p.clone(), n, more), (vec!["t00".to_string(), "t01".into()], Some(2), true));
+        assert_eq!(next_link("/v2/a/tags/list", n, &p, more).unwrap(), "</v2/a/tags/list?n=2&last=t01>; rel=\"next\"");
+        let (p, _, more) = page(items(5), "n=2&last=t03").unwrap();
+        assert_eq!((p, more), (vec!["t04".to_string()], false));
+        let (p, _, more) = page(items(5), "n=0").unwrap();
+        assert!(p.is_empty() && more);
+        assert_eq!(page(items(1), "n=-1").unwrap_err().code(), OciErrorCode::PaginationNumberInvalid);
+        assert_eq!(page(items(3), "").unwrap().0.len(), 3);
+    }
+}

@@ -1,0 +1,75 @@
+//! `/v2/<name>/manifests/<reference>`: GET, HEAD, PUT, DELETE.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use regbridge::oci::{Reference, RepositoryName};
+use regbridge::{Error, Resource, Result};
+use regbridge_providers::local::manifest::MAX_MANIFEST_BYTES;
+use regbridge_providers::local::store_manifest;
+
+use super::auth::{Action, authorize};
+use super::{Ctx, hv};
+
+/// GET (with body) or HEAD of a manifest: exact bytes, type, length and digest.
+pub async fn get(ctx: &Ctx, repo: &RepositoryName, reference: &Reference, with_body: bool) -> Result<Response> {
+    authorize(ctx, repo, Action::Pull).await?;
+    let Some(m) = ctx.state.storage.get_manifest(repo, reference).await? else {
+        if ctx.state.storage.repository(repo).await?.is_none() {
+            return Err(Error::not_found(Resource::Repository, repo.as_str()));
+        }
+        return Err(Error::not_found(Resource::Manifest, format!("{repo}:{reference}")));
+    };
+    let digest = m.digest.to_string();
+    let mut response = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, hv(&m.media_type))
+        .header(header::CONTENT_LENGTH, m.bytes.len())
+        .header("Docker-Content-Digest", hv(&digest))
+        .header(header::ETAG, hv(&format!("\"{digest}\"")));
+    if let Some(subject) = &m.subject {
+        response = response.header("OCI-Subject", hv(&subject.to_string()));
+    }
+    let body = if with_body { Body::from(m.bytes) } else { Body::empty() };
+    Ok(response.body(body).expect("valid response"))
+}
+
+/// PUT: validates, stores byte for byte, tags.
+pub async fn put(
+    ctx: &Ctx,
+    repo: &RepositoryName,
+    reference: &Reference,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    authorize(ctx, repo, Action::Push).await?;
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && len > MAX_MANIFEST_BYTES as u64
+    {
+        return Err(Error::TooLarge { what: "manifest".into(), size: len, limit: MAX_MANIFEST_BYTES as u64 });
+    }
+    let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES + 1).await.map_err(|_| Error::TooLarge {
+        what: "manifest".into(),
+        size: MAX_MANIFEST_BYTES as u64 + 1,
+        limit: MAX_MANIFEST_BYTES as u64,
+    })?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    ctx.state.storage.create_repository(repo, ctx.identity.account()).await?;
+    let (digest, subject) = store_manifest(ctx.state.storage.as_ref(), repo, reference, content_type, bytes).await?;
+    let mut response = Response::builder()
+        .status(StatusCode::CREATED)
+        .header(header::LOCATION, hv(&format!("{}/v2/{repo}/manifests/{digest}", ctx.base_url)))
+        .header("Docker-Content-Digest", hv(&digest.to_string()))
+        .header(header::CONTENT_LENGTH, 0);
+    if let Some(subject) = subject {
+        response = response.header("OCI-Subject", hv(&subject.to_string()));
+    }
+    Ok(response.body(Body::empty()).expect("valid response"))
+}
+
+/// DELETE by digest (the manifest and its tags) or by tag (the tag alone).
+pub async fn delete(ctx: &Ctx, repo: &RepositoryName, reference: &Reference) -> Result<Response> {
+    authorize(ctx, repo, Action::Delete).await?;
+    ctx.state.storage.delete_manifest(repo, reference).await?;
+    Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
+}

@@ -1,0 +1,124 @@
+//! `/v2/<name>/blobs/uploads/`: monolithic (`POST ?digest=`), POST then PUT, chunked and streamed PATCH,
+//! status, cancel, and cross-repository mounts (distribution-spec `spec.md`, "Pushing blobs").
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use regbridge::oci::{Digest, RepositoryName};
+use regbridge::{Error, OciErrorCode, Result};
+
+use super::auth::{Action, allowed, authorize};
+use super::{Ctx, body_stream, hv, query_param};
+
+/// 202 with the upload's location and the range received so far.
+fn accepted(ctx: &Ctx, repo: &RepositoryName, id: &str, size: u64, status: StatusCode) -> Response {
+    // distribution answers "0-0" for an empty upload; clients parse either that or 0-(size-1).
+    let end = size.saturating_sub(1);
+    Response::builder()
+        .status(status)
+        .header(header::LOCATION, hv(&format!("{}/v2/{repo}/blobs/uploads/{id}", ctx.base_url)))
+        .header(header::RANGE, hv(&format!("0-{end}")))
+        .header("Docker-Upload-UUID", hv(id))
+        .header(header::CONTENT_LENGTH, 0)
+        .body(Body::empty())
+        .expect("valid response")
+}
+
+/// 201 for a stored blob.
+fn created(ctx: &Ctx, repo: &RepositoryName, digest: &Digest) -> Response {
+    Response::builder()
+        .status(StatusCode::CREATED)
+        .header(header::LOCATION, hv(&format!("{}/v2/{repo}/blobs/{digest}", ctx.base_url)))
+        .header("Docker-Content-Digest", hv(&digest.to_string()))
+        .header(header::CONTENT_LENGTH, 0)
+        .body(Body::empty())
+        .expect("valid response")
+}
+
+fn digest_param(query: &str) -> Result<Option<Digest>> {
+    query_param(query, "digest").map(|d| Digest::parse(&d)).transpose()
+}
+
+/// POST: a mount, a monolithic upload, or the start of an upload session.
+pub async fn start(ctx: &Ctx, repo: &RepositoryName, query: &str, body: Body) -> Result<Response> {
+    authorize(ctx, repo, Action::Push).await?;
+    let storage = &ctx.state.storage;
+    storage.create_repository(repo, ctx.identity.account()).await?;
+    if let (Some(mount), Some(from)) = (query_param(query, "mount"), query_param(query, "from")) {
+        let digest = Digest::parse(&mount)?;
+        // A source the caller may not read, or that lacks the blob, falls back to a normal upload.
+        if let Ok(from) = RepositoryName::parse(&from)
+            && allowed(&ctx.state, &ctx.identity, &from, Action::Pull).await?
+            && storage.mount_blob(repo, &from, &digest).await?
+        {
+            return Ok(created(ctx, repo, &digest));
+        }
+    }
+    let id = storage.start_upload(repo).await?;
+    if let Some(digest) = digest_param(query)? {
+        storage.append_upload(repo, &id, None, body_stream(body)).await?;
+        storage.finish_upload(repo, &id, &digest).await?;
+        return Ok(created(ctx, repo, &digest));
+    }
+    Ok(accepted(ctx, repo, &id, 0, StatusCode::ACCEPTED))
+}
+
+/// Parses `Content-Range: START-END` of a chunk (some clients prefix `bytes `).
+fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>> {
+    let Some(value) = headers.get(header::CONTENT_RANGE) else { return Ok(None) };
+    let bad = || Error::invalid(OciErrorCode::RangeInvalid, "Content-Range must be START-END, e.g. 0-1023");
+    let text = value.to_str().map_err(|_| bad())?.trim();
+    let text = text.strip_prefix("bytes ").unwrap_or(text);
+    let text = text.split('/').next().unwrap_or(text);
+    let (start, end) = text.split_once('-').ok_or_else(bad)?;
+    let (start, end): (u64, u64) = (start.parse().map_err(|_| bad())?, end.parse().map_err(|_| bad())?);
+    if end < start {
+        return Err(bad());
+    }
+    Ok(Some((start, end)))
+}
+
+/// PATCH: appends a chunk (with `Content-Range`, which must start where the upload ends) or a stream.
+pub async fn patch(ctx: &Ctx, repo: &RepositoryName, id: &str, headers: &HeaderMap, body: Body) -> Result<Response> {
+    authorize(ctx, repo, Action::Push).await?;
+    let range = content_range(headers)?;
+    let size = ctx.state.storage.append_upload(repo, id, range.map(|(start, _)| start), body_stream(body)).await?;
+    if let Some((start, end)) = range
+        && size != end + 1
+    {
+        return Err(Error::invalid(
+            OciErrorCode::SizeInvalid,
+            format!("Content-Range {start}-{end} announced {} bytes, the upload now has {size}", end - start + 1),
+        ));
+    }
+    Ok(accepted(ctx, repo, id, size, StatusCode::ACCEPTED))
+}
+
+/// PUT `?digest=`: the last chunk (possibly empty), then verification.
+pub async fn put(ctx: &Ctx, repo: &RepositoryName, id: &str, query: &str, body: Body) -> Result<Response> {
+    authorize(ctx, repo, Action::Push).await?;
+    let digest = digest_param(query)?.ok_or_else(|| {
+        Error::invalid(
+            OciErrorCode::DigestInvalid,
+            "closing an upload needs ?digest=<algorithm>:<hex> of the whole blob",
+        )
+    })?;
+    let storage = &ctx.state.storage;
+    storage.append_upload(repo, id, None, body_stream(body)).await?;
+    storage.finish_upload(repo, id, &digest).await?;
+    Ok(created(ctx, repo, &digest))
+}
+
+/// GET: 204 with the range received so far.
+pub async fn status(ctx: &Ctx, repo: &RepositoryName, id: &str) -> Result<Response> {
+    authorize(ctx, repo, Action::Push).await?;
+    let size = ctx.state.storage.upload_size(repo, id).await?;
+    Ok(accepted(ctx, repo, id, size, StatusCode::NO_CONTENT))
+}
+
+/// DELETE: cancels the upload.
+pub async fn cancel(ctx: &Ctx, repo: &RepositoryName, id: &str) -> Result<Response> {
+    authorize(ctx, repo, Action::Push).await?;
+    ctx.state.storage.cancel_upload(repo, id).await?;
+    Ok(Response::builder().status(StatusCode::NO_CONTENT).body(Body::empty()).expect("valid response"))
+}

@@ -1,0 +1,42 @@
+//! The server's settings.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything `regbridge serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The URL clients reach the server at (for token realms and upload locations). When `None`, it is
+    /// taken from each request's `Host` header.
+    pub public_url: Option<String>,
+    /// Where storage, keys and users live.
+    pub data_dir: PathBuf,
+    /// Let unauthenticated clients pull.
+    pub anonymous_pull: bool,
+    /// TLS certificate and key (PEM files); plain HTTP when `None`.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// The `service` named in token challenges.
+    pub service: String,
+}
+
+impl ServeConfig {
+    /// Defaults: 127.0.0.1:5000, `./regbridge-data`, authentication required, plain HTTP.
+    pub fn new() -> Self {
+        Self {
+            listen: "127.0.0.1:5000".parse().expect("valid address"),
+            public_url: None,
+            data_dir: PathBuf::from("regbridge-data"),
+            anonymous_pull: false,
+            tls: None,
+            service: "regbridge".into(),
+        }
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,149 @@
+//! Configured users: argon2 password hashes in the data directory, the admin created on first start, and
+//! a short-lived cache of verified Basic credentials so a request costs a hash lookup, not an argon2 run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use rand::Rng;
+use regbridge::{Error, Result, Secret};
+use regbridge_providers::local::write_private;
+use sha2::Digest as _;
+
+/// The admin user created on first start.
+pub const ADMIN_USER: &str = "admin";
+
+/// How long verified Basic credentials are trusted without running argon2 again.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+
+/// The configured users.
+#[derive(Debug)]
+pub struct Users {
+    hashes: BTreeMap<String, String>,
+    verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+}
+
+/// What the first start created: the admin's password, to print once.
+pub struct FirstStart {
+    /// The generated (or given) password.
+    pub password: Secret,
+    /// Whether it was generated (and so must be shown).
+    pub generated: bool,
+}
+
+impl Users {
+    /// Loads `users.json` from the data directory. When it does not exist, creates the admin user with
+    /// `initial_password` or a random one, stores the hash in `users.json` and the password in
+    /// `admin-password` (both mode 0600), and returns it.
+    pub fn load_or_init(data_dir: &Path, initial_password: Option<Secret>) -> Result<(Self, Option<FirstStart>)> {
+        let path = data_dir.join("users.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let hashes: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::bad_input(format!("{} is not a JSON map of user to hash: {e}", path.display()))
+                })?;
+                Ok((Self::from_hashes(hashes), None))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let generated = initial_password.is_none();
+                let password = initial_password.unwrap_or_else(random_password);
+                let hashes: BTreeMap<String, String> = [(ADMIN_USER.to_owned(), hash_password(&password)?)].into();
+                write_private(&data_dir.join("admin-password"), format!("{}\n", password.expose()).as_bytes())?;
+                write_private(&path, &serde_json::to_vec_pretty(&hashes).expect("map serialises"))?;
+                Ok((Self::from_hashes(hashes), Some(FirstStart { password, generated })))
+            }
+            Err(e) => Err(Error::internal(format!("read {}", path.display()), e)),
+        }
+    }
+
+    /// Users from `name → argon2 PHC hash`.
+    pub fn from_hashes(hashes: BTreeMap<String, String>) -> Self {
+        Self { hashes, verified: Mutex::new(HashMap::new()) }
+    }
+
+    /// True when `name` is a configured user.
+    pub fn contains(&self, name: &str) -> bool {
+        self.hashes.contains_key(name)
+    }
+
+    /// Checks a user's password. Recently verified credentials are answered from the cache; otherwise
+    /// argon2 runs on a blocking thread.
+    pub async fn verify(&self, user: &str, password: &Secret) -> Result<()> {
+        let key = cache_key(user, password);
+        if let Some((_, at)) = self.verified.lock().expect("cache lock").get(&key)
+            && at.elapsed() < VERIFIED_TTL
+        {
+            return Ok(());
+        }
+        let denied = || Error::Unauthenticated { message: "wrong user name or password".into() };
+        let hash = self.hashes.get(user).cloned().ok_or_else(denied)?;
+        let password = password.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash)
+                .is_ok_and(|h| Argon2::default().verify_password(password.expose().as_bytes(), &h).is_ok())
+        })
+        .await
+        .map_err(|e| Error::internal("verify password", e))?;
+        if !ok {
+            return Err(denied());
+        }
+        let mut cache = self.verified.lock().expect("cache lock");
+        cache.retain(|_, (_, at)| at.elapsed() < VERIFIED_TTL);
+        cache.insert(key, (user.to_owned(), Instant::now()));
+        Ok(())
+    }
+}
+
+/// A digest of the credentials, so the cache never holds a password.
+fn cache_key(user: &str, password: &Secret) -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    h.update(user.as_bytes());
+    h.update([0]);
+    h.update(password.expose().as_bytes());
+    h.finalize().into()
+}
+
+/// An argon2id PHC hash of `password`.
+pub fn hash_password(password: &Secret) -> Result<String> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal { message: format!("hash password: {e}"), source: None })
+}
+
+fn random_password() -> Secret {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rngs::OsRng;
+    Secret::new((0..24).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn first_start_creates_admin_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (users, first) = Users::load_or_init(dir.path(), None).unwrap();
+        let first = first.unwrap();
+        assert!(first.generated);
+        users.verify(ADMIN_USER, &first.password).await.unwrap();
+        assert!(users.verify(ADMIN_USER, &Secret::new("wrong")).await.is_err());
+        assert!(users.verify("nobody", &first.password).await.is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for f in ["users.json", "admin-password"] {
+                let mode = std::fs::metadata(dir.path().join(f)).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{f}");
+            }
+        }
+        let (again, none) = Users::load_or_init(dir.path(), Some(Secret::new("ignored"))).unwrap();
+        assert!(none.is_none());
+        again.verify(ADMIN_USER, &first.password).await.unwrap();
+    }
+}

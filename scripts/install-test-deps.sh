@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# install-test-deps.sh - installs what the real-client tests (tests/clients/run.sh) and the benchmarks use.
+# Run as root on Debian 12 (CI and developer machines are). Idempotent: nothing is downloaded when everything
+# is already there, so it is cheap to call at the start of every CI run.
+#   apt : skopeo podman jq curl openssl apache2-utils (htpasswd) docker-registry (CNCF distribution 2.8, the
+#         reference registry) bc wrk, plus python3-venv for the venv below
+#   venv: ${REGBRIDGE_TEST_VENV:-/tmp/regbridge-test-venv} with oras-py 0.2.43 and python-dxf 12.1.1
+set -uo pipefail
+
+VENV=${REGBRIDGE_TEST_VENV:-/tmp/regbridge-test-venv}
+PKGS=(skopeo podman jq curl openssl apache2-utils docker-registry bc wrk python3 python3-venv)
+PY_PKGS=(oras==0.2.43 python-dxf==12.1.1)
+
+die() { echo "install-test-deps: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root (apt-get install)"
+
+# Ask dpkg rather than PATH: a package counts as present only when dpkg says it is fully installed.
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+
+apt_missing() {
+  local p missing=()
+  for p in "${PKGS[@]}"; do installed "$p" || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "install-test-deps: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Package lists are refreshed only when something must be installed (keeps the no-op run offline and fast).
+  apt-get update -qq || die "apt-get update failed"
+  # docker-registry's postinst tries to start its service; in a container without an init system that is a
+  # harmless no-op (and where it does start, it only listens on :5000, which the tests do not use).
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install failed"
+}
+
+venv_ready() {
+  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import oras.client, dxf' 2>/dev/null
+}
+
+make_venv() {
+  venv_ready && return 0
+  # Debian's own python3 (python3-venv installed above), not whatever python3 comes first in PATH.
+  local py=/usr/bin/python3; [ -x "$py" ] || py=$(command -v python3) || die "no python3"
+  echo "install-test-deps: pip install ${PY_PKGS[*]} into $VENV"
+  "$py" -m venv "$VENV" || die "python3 -m venv $VENV failed"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PKGS[@]}" || die "pip install failed"
+  venv_ready || die "oras / dxf still not importable from $VENV"
+}
+
+apt_missing
+make_venv
+echo "test deps ready: skopeo $(skopeo --version | awk '{print $3}'), podman $(podman --version | awk '{print $3}')," \
+     "docker-registry $(docker-registry --version 2>/dev/null | awk '{print $3}'), wrk, venv $VENV (oras-py 0.2.43, python-dxf 12.1.1)"
