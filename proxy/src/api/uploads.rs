@@ -7,7 +7,9 @@ use axum::response::Response;
 use regbridge::oci::{Digest, RepositoryName};
 use regbridge::{Error, OciErrorCode, Result};
 
-use super::auth::{Action, allowed, authorize};
+use regbridge_providers::local::{Claims, TokenKind};
+
+use super::auth::{Action, Identity, allowed, authorize};
 use super::{Ctx, body_stream, hv, query_param};
 
 /// 202 with the upload's location and the range received so far.
@@ -48,7 +50,7 @@ pub async fn start(ctx: &Ctx, repo: &RepositoryName, query: &str, body: Body) ->
         let digest = Digest::parse(&mount)?;
         // A source the caller may not read, or that lacks the blob, falls back to a normal upload.
         if let Ok(from) = RepositoryName::parse(&from)
-            && allowed(&ctx.state, &ctx.identity, &from, Action::Pull).await?
+            && may_mount_from(ctx, &from).await?
             && storage.mount_blob(repo, &from, &digest).await?
         {
             return Ok(created(ctx, repo, &digest));
@@ -61,6 +63,18 @@ pub async fn start(ctx: &Ctx, repo: &RepositoryName, query: &str, body: Body) ->
         return Ok(created(ctx, repo, &digest));
     }
     Ok(accepted(ctx, repo, &id, 0, StatusCode::ACCEPTED))
+}
+
+/// Whether the caller may read the mount source. A session token of a configured user names only the
+/// repositories its client asked for, and some clients (python-dxf) ask for the target alone; the user
+/// behind it may read every repository, so the mount is allowed as a direct push of the user's would be.
+async fn may_mount_from(ctx: &Ctx, from: &RepositoryName) -> Result<bool> {
+    if let Identity::Token(Claims { kind: TokenKind::Session, acct: None, sub, .. }) = &ctx.identity
+        && ctx.state.users.contains(sub)
+    {
+        return Ok(true);
+    }
+    allowed(&ctx.state, &ctx.identity, from, Action::Pull).await
 }
 
 /// Parses `Content-Range: START-END` of a chunk (some clients prefix `bytes `).
