@@ -165,10 +165,13 @@ impl FsStorage {
         self.repository(repo).await?.ok_or_else(|| Error::not_found(Resource::Repository, repo.as_str()))
     }
 
+    /// The directory of upload `id` of `repo`. An upload whose data was already stored as a blob (a
+    /// server killed while finishing it leaves the directory without `data`) is unknown, as it is once
+    /// finished normally.
     async fn upload_of(&self, repo: &RepositoryName, id: &str) -> Result<PathBuf> {
         let dir = self.upload_dir(id)?;
         match Self::read_optional(&dir.join("repo")).await? {
-            Some(owner) if owner == repo.as_str().as_bytes() => Ok(dir),
+            Some(owner) if owner == repo.as_str().as_bytes() && Self::exists(&dir.join("data")).await? => Ok(dir),
             _ => Err(Error::not_found(Resource::Upload, id)),
         }
     }
@@ -411,8 +414,12 @@ impl Storage for FsStorage {
 
     async fn upload_size(&self, repo: &RepositoryName, id: &str) -> Result<u64> {
         let dir = self.upload_of(repo, id).await?;
-        let meta = tokio::fs::metadata(dir.join("data")).await.map_err(|e| io_err("stat upload", e))?;
-        Ok(meta.len())
+        match tokio::fs::metadata(dir.join("data")).await {
+            Ok(meta) => Ok(meta.len()),
+            // Finished (and so moved into blobs/) by a concurrent request since the check above.
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::not_found(Resource::Upload, id)),
+            Err(e) => Err(io_err("stat upload", e)),
+        }
     }
 
     async fn append_upload(

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chrono::Utc;
 use regbridge::oci::{Digest, Reference, RepositoryName};
 use regbridge::{
     ArtifactRegistry, AuthMethod, Credentials, CrossAccountAccess, CrossAccountPermissions, Error, Manifest,
@@ -311,9 +310,4 @@ impl ArtifactRegistry for LocalRegistry {
             })
             .collect())
     }
-}
-
-/// The time a credential minted now with `ttl` expires, after clamping.
-pub fn expiry_for(ttl: Duration) -> chrono::DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(ttl.clamp(MIN_TTL, MAX_TTL)).unwrap_or_default()
 }

@@ -139,8 +139,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     /// Discards upload `id`.
     async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()>;
 
-    /// Stores a validated manifest (see [`super::manifest`]) under its digest, and tags it when `tag` is
-    /// given. `referenced` blobs and manifests must exist in `repo`; `subject` records a referrer.
+    /// Stores a manifest under its digest, records `referrer` under its subject, and tags it when `tag` is
+    /// given. Validation (shape, digest, referenced content) happens before, in [`super::store_manifest`].
     async fn put_manifest(
         &self,
         repo: &RepositoryName,

@@ -3,8 +3,10 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use regbridge::oci::{Reference, RepositoryName};
-use regbridge::{Error, Resource, Result};
+use regbridge::{Error, OciErrorCode, Resource, Result};
 use regbridge_providers::local::manifest::MAX_MANIFEST_BYTES;
 use regbridge_providers::local::store_manifest;
 
@@ -43,16 +45,8 @@ pub async fn put(
     body: Body,
 ) -> Result<Response> {
     authorize(ctx, repo, Action::Push).await?;
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        && len > MAX_MANIFEST_BYTES as u64
-    {
-        return Err(Error::TooLarge { what: "manifest".into(), size: len, limit: MAX_MANIFEST_BYTES as u64 });
-    }
-    let bytes = axum::body::to_bytes(body, MAX_MANIFEST_BYTES + 1).await.map_err(|_| Error::TooLarge {
-        what: "manifest".into(),
-        size: MAX_MANIFEST_BYTES as u64 + 1,
-        limit: MAX_MANIFEST_BYTES as u64,
-    })?;
+    let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let bytes = read_manifest_body(body, announced).await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     ctx.state.storage.create_repository(repo, ctx.identity.account()).await?;
     let (digest, subject) = store_manifest(ctx.state.storage.as_ref(), repo, reference, content_type, bytes).await?;
@@ -65,6 +59,34 @@ pub async fn put(
         response = response.header("OCI-Subject", hv(&subject.to_string()));
     }
     Ok(response.body(Body::empty()).expect("valid response"))
+}
+
+/// Bodies up to this size are read to the end before a 413 is sent, so the client, still sending, sees
+/// the answer instead of a reset connection. Larger ones are refused at once.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Reads a manifest body of at most [`MAX_MANIFEST_BYTES`].
+async fn read_manifest_body(body: Body, announced: Option<u64>) -> Result<Bytes> {
+    let limit = MAX_MANIFEST_BYTES as u64;
+    let too_large = |size: u64| Error::TooLarge { what: "manifest".into(), size, limit };
+    if let Some(len) = announced.filter(|&len| len > DRAIN_LIMIT) {
+        return Err(too_large(len));
+    }
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    let mut seen = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| Error::invalid(OciErrorCode::ManifestInvalid, format!("reading the body: {e}")))?;
+        seen += chunk.len() as u64;
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+        if seen <= limit {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if seen > limit { Err(too_large(seen)) } else { Ok(buf.freeze()) }
 }
 
 /// DELETE by digest (the manifest and its tags) or by tag (the tag alone).
