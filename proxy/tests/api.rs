@@ -169,6 +169,49 @@ mod ping_and_auth {
     }
 }
 
+mod anonymous_pull {
+    use super::*;
+
+    #[tokio::test]
+    async fn anonymous_clients_pull_but_never_push() {
+        let s = TestServer::start_with(true).await;
+        let repo = unique("anon");
+        let image = s.push_image(&repo, "v1").await;
+        let r = s.anon(Method::GET, &format!("/v2/{repo}/manifests/v1")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "anonymous manifest GET");
+        assert_eq!(header(&r, "docker-content-digest").as_deref(), Some(image.digest.as_str()));
+        let r = s.anon(Method::GET, &format!("/v2/{repo}/tags/list")).send().await.unwrap();
+        assert_eq!(json_body(r).await["tags"], json!(["v1"]));
+        // A token for anonymous clients carries pull and nothing more.
+        let r = s
+            .anon(Method::GET, &format!("/token?service=regbridge&scope=repository:{repo}:pull,push"))
+            .send()
+            .await
+            .unwrap();
+        let token = json_body(r).await["token"].as_str().unwrap().to_owned();
+        let r = s.anon(Method::GET, &format!("/v2/{repo}/manifests/v1")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "anonymous token pulls");
+        let r = s.anon(Method::POST, &format!("/v2/{repo}/blobs/uploads/")).bearer_auth(&token).send().await.unwrap();
+        assert!(header(&r, "www-authenticate").is_some());
+        assert_error(r, 401, "UNAUTHORIZED").await;
+        let r = s.anon(Method::POST, &format!("/v2/{repo}/blobs/uploads/")).send().await.unwrap();
+        assert_error(r, 401, "UNAUTHORIZED").await;
+        let r = s.anon(Method::DELETE, &format!("/v2/{repo}/manifests/v1")).send().await.unwrap();
+        assert_error(r, 401, "UNAUTHORIZED").await;
+    }
+
+    #[tokio::test]
+    async fn without_the_setting_anonymous_pulls_are_refused() {
+        let s = TestServer::shared();
+        let repo = unique("noanon");
+        s.push_image(&repo, "v1").await;
+        let r = s.anon(Method::GET, &format!("/v2/{repo}/manifests/v1")).send().await.unwrap();
+        let challenge = header(&r, "www-authenticate").expect("challenge");
+        assert!(challenge.contains(&format!("scope=\"repository:{repo}:pull\"")), "{challenge}");
+        assert_error(r, 401, "UNAUTHORIZED").await;
+    }
+}
+
 mod blobs {
     use super::*;
 

@@ -85,17 +85,23 @@ pub fn client() -> Client {
     Client::builder().no_proxy().timeout(std::time::Duration::from_secs(60)).build().expect("reqwest client")
 }
 
-fn bind(data_dir: PathBuf) -> Server {
-    let config = ServeConfig { listen: "127.0.0.1:0".parse().expect("address"), data_dir, ..ServeConfig::new() };
+fn bind(data_dir: PathBuf, anonymous_pull: bool) -> Server {
+    let config =
+        ServeConfig { listen: "127.0.0.1:0".parse().expect("address"), data_dir, anonymous_pull, ..ServeConfig::new() };
     Server::bind(config, Some(Secret::new(PASSWORD))).expect("server binds")
 }
 
 impl TestServer {
     /// A fresh server in a new temporary directory, running on the current runtime until dropped.
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// A fresh server like [`TestServer::start`], letting anonymous clients pull when `anonymous_pull`.
+    pub async fn start_with(anonymous_pull: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data_dir = dir.path().join("data");
-        let server = bind(data_dir.clone());
+        let server = bind(data_dir.clone(), anonymous_pull);
         let base = format!("http://{}", server.local_addr());
         let registry = server.local_registry(&base);
         let task = tokio::spawn(server.run());
@@ -111,7 +117,7 @@ impl TestServer {
                 .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
                 .expect("tempdir");
             let data_dir = dir.path().join("data");
-            let server = bind(data_dir.clone());
+            let server = bind(data_dir.clone(), false);
             let base = format!("http://{}", server.local_addr());
             let registry = server.local_registry(&base);
             std::thread::Builder::new()
