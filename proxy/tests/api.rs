@@ -216,6 +216,36 @@ mod blobs {
     use super::*;
 
     #[tokio::test]
+    async fn concurrent_pushes_of_the_same_blob_and_manifest_are_safe() {
+        let s = TestServer::shared();
+        let repo = unique("same");
+        let content = blob(77, 3 * 1024 * 1024 + 5);
+        let pushes = (0..8).map(|_| s.push_blob(&repo, &content));
+        let digests = futures_util::future::join_all(pushes).await;
+        assert!(digests.iter().all(|d| d == &digests[0]));
+        let r = s.admin(Method::GET, &format!("/v2/{repo}/blobs/{}", digests[0])).send().await.unwrap();
+        assert_eq!(r.bytes().await.unwrap().as_ref(), content.as_slice(), "the blob is intact");
+
+        let config = descriptor("application/vnd.oci.image.config.v1+json", &content);
+        let manifest = serde_json::to_vec(&image_manifest(&config, &[])).unwrap();
+        let puts = (0..8).map(|i| {
+            s.put_manifest(
+                &repo,
+                if i % 2 == 0 { "v1" } else { "v2" },
+                regbridge::oci::media_types::OCI_MANIFEST,
+                &manifest,
+            )
+        });
+        for r in futures_util::future::join_all(puts).await {
+            assert_eq!(r.status().as_u16(), 201);
+        }
+        for tag in ["v1", "v2"] {
+            let r = s.admin(Method::GET, &format!("/v2/{repo}/manifests/{tag}")).send().await.unwrap();
+            assert_eq!(r.bytes().await.unwrap().as_ref(), manifest.as_slice(), "{tag}");
+        }
+    }
+
+    #[tokio::test]
     async fn monolithic_post_with_digest_is_201() {
         let s = TestServer::shared();
         let repo = unique("mono");

@@ -132,16 +132,9 @@ mod tests {
 
     #[test]
     fn reads_what_docker_writes() {
-        let json = r#"{
-            "auths": {
-                "https://index.docker.io/v1/": {"auth": "dXNlcjpwYXNz"},
-                "https://ghcr.io/": {"identitytoken": "refresh-123"},
-                "quay.io": {"username": "q", "password": "pw"}
-            },
-            "credHelpers": {"123456789012.dkr.ecr.us-east-1.amazonaws.com": "ecr-login"},
-            "credsStore": "desktop",
-            "proxies": {"default": {"httpProxy": "http://p:3128"}}
-        }"#;
+        // What docker writes after logins to Docker Hub, GHCR (identity token) and Quay, with fields
+        // regbridge does not manage.
+        let json = include_str!("../../fixtures/docker/config.json");
         let config = DockerConfig::parse(json).unwrap();
         let hub = config.get(&ServerAddress::parse("docker.io").unwrap()).unwrap().login().unwrap();
         assert_eq!((hub.username.as_str(), hub.password.expose()), ("user", "pass"));
