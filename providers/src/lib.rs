@@ -5,3 +5,6 @@
 
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "generic")]
+pub mod generic;
+pub mod http;

@@ -1,0 +1,1 @@
+//! The generic provider: any OCI registry with stored credentials.

@@ -1,0 +1,1 @@
+//! The one HTTP client every provider uses for a registry's `/v2/` API.
