@@ -3,8 +3,8 @@
 
 #![warn(missing_docs)]
 
-#[cfg(feature = "local")]
-pub mod local;
 #[cfg(feature = "generic")]
 pub mod generic;
 pub mod http;
+#[cfg(feature = "local")]
+pub mod local;

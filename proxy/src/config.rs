@@ -1,7 +1,10 @@
 //! The server's settings.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use crate::config_file::RouteConfig;
 
 /// Everything `regbridge serve` needs.
 #[derive(Debug, Clone)]
@@ -19,6 +22,11 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// The `service` named in token challenges.
     pub service: String,
+    /// Users (name to argon2 hash). When empty, users come from the data directory, where the first start
+    /// creates `admin`.
+    pub users: BTreeMap<String, String>,
+    /// The routing table; empty means the local registry serves every name.
+    pub routes: Vec<RouteConfig>,
 }
 
 impl ServeConfig {
@@ -31,6 +39,8 @@ impl ServeConfig {
             anonymous_pull: false,
             tls: None,
             service: "regbridge".into(),
+            users: BTreeMap::new(),
+            routes: Vec::new(),
         }
     }
 }

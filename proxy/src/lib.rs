@@ -5,7 +5,10 @@
 
 pub mod api;
 pub mod config;
+pub mod config_file;
+pub mod forward;
 pub mod route;
+pub mod routing;
 pub mod server;
 pub mod users;
 

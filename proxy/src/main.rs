@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use regbridge::Secret;
+use regbridge_proxy::config_file::FileConfig;
 use regbridge_proxy::{ServeConfig, Server};
 
 /// One API over ECR, Artifact Registry, ACR and a local registry, and an OCI proxy in front of them.
@@ -27,12 +28,16 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address and port to listen on.
-    #[arg(long, env = "REGBRIDGE_LISTEN", default_value = "127.0.0.1:5000")]
-    listen: SocketAddr,
-    /// Directory for blobs, manifests, keys and users.
-    #[arg(long, env = "REGBRIDGE_DATA_DIR", default_value = "regbridge-data")]
-    data_dir: PathBuf,
+    /// TOML configuration file: users, routes to upstream registries, and the settings below
+    /// (see fixtures/config/regbridge.toml). Flags and REGBRIDGE_* variables override it.
+    #[arg(long, short, env = "REGBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:5000].
+    #[arg(long, env = "REGBRIDGE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory for blobs, manifests, keys and users [default: regbridge-data].
+    #[arg(long, env = "REGBRIDGE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// The URL clients use to reach this server, when it differs from the Host they send
     /// (behind a load balancer), e.g. https://registry.example.com.
     #[arg(long, env = "REGBRIDGE_PUBLIC_URL")]
@@ -46,6 +51,35 @@ struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "REGBRIDGE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The configuration: defaults, then the file, then flags and environment variables.
+    fn into_config(self) -> Result<ServeConfig, regbridge::Error> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let defaults = ServeConfig::new();
+        let public_url = self.public_url.or(file.public_url);
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(regbridge::Error::bad_input(format!(
+                "the public URL must start with http:// or https://, got {url:?}"
+            )));
+        }
+        Ok(ServeConfig {
+            listen: self.listen.or(file.listen).unwrap_or(defaults.listen),
+            public_url,
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or(defaults.data_dir),
+            anonymous_pull: self.anonymous_pull || file.anonymous_pull.unwrap_or(false),
+            tls: self.tls_cert.zip(self.tls_key).or(file.tls.map(|t| (t.cert, t.key))),
+            users: file.users,
+            routes: file.routes,
+            ..defaults
+        })
+    }
 }
 
 /// glibc's allocator keeps freed memory in per-thread arenas; with tokio's blocking threads writing
@@ -68,19 +102,12 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    if let Some(url) = &args.public_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        eprintln!("error: --public-url must start with http:// or https://, got {url:?}");
-        return ExitCode::from(2);
-    }
-    let config = ServeConfig {
-        listen: args.listen,
-        public_url: args.public_url,
-        data_dir: args.data_dir,
-        anonymous_pull: args.anonymous_pull,
-        tls: args.tls_cert.zip(args.tls_key),
-        ..ServeConfig::new()
+    let config = match args.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
     };
     let initial = std::env::var("REGBRIDGE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");

@@ -4,10 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use regbridge::{Error, Result, Secret};
+use regbridge_providers::generic::GenericRegistryBuilder;
 use regbridge_providers::local::{FsStorage, LocalRegistry, Storage, TokenSigner};
 
 use crate::api::{AppState, router};
 use crate::config::ServeConfig;
+use crate::config_file::RouteConfig;
+use crate::forward::location::LocationSigner;
+use crate::routing::{Route, RoutingTable, Target, Upstream};
 use crate::users::{ADMIN_USER, Users};
 
 /// A server ready to accept connections.
@@ -25,7 +29,11 @@ impl Server {
             .map_err(|e| Error::internal(format!("create data directory {}", config.data_dir.display()), e))?;
         let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(config.data_dir.join("storage"))?);
         let signer = TokenSigner::load_or_create(&config.data_dir.join("signing.key"))?;
-        let (users, first) = Users::load_or_init(&config.data_dir, initial_password)?;
+        let (users, first) = if config.users.is_empty() {
+            Users::load_or_init(&config.data_dir, initial_password)?
+        } else {
+            (Users::from_hashes(config.users.clone()), None)
+        };
         if let Some(first) = first
             && first.generated
         {
@@ -38,7 +46,14 @@ impl Server {
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| Error::bad_input(format!("cannot listen on {}: {e}", config.listen)))?;
         listener.set_nonblocking(true).map_err(|e| Error::internal("listener", e))?;
-        Ok(Self { state: Arc::new(AppState { config, storage, signer, users }), listener })
+        let routes = build_routes(&config.routes)?;
+        let locations = LocationSigner::new(signer.derive_key("upload-location"));
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::internal("HTTP client", e))?;
+        let state = AppState { config, storage, signer, users, routes, locations, http };
+        Ok(Self { state: Arc::new(state), listener })
     }
 
     /// The address actually bound (useful with port 0).
@@ -79,4 +94,42 @@ impl Server {
             }
         }
     }
+}
+
+/// The routing table for `routes` (the local registry alone when there are none).
+pub fn build_routes(routes: &[RouteConfig]) -> Result<RoutingTable> {
+    if routes.is_empty() {
+        return Ok(RoutingTable::local_only());
+    }
+    let mut out = Vec::new();
+    for (i, r) in routes.iter().enumerate() {
+        let label = format!("route {} ({} {:?})", i + 1, r.provider, r.prefix);
+        let named = |e: Error| Error::bad_input(format!("{label}: {e}"));
+        let target = match r.provider.as_str() {
+            "local" => Target::Local,
+            "generic" => {
+                let registry = r.registry.as_deref().ok_or_else(|| {
+                    Error::bad_input(format!("{label}: a generic route needs registry = \"host[:port]\""))
+                })?;
+                let mut builder = GenericRegistryBuilder::new(registry).with_prefix(&r.upstream_prefix);
+                match (&r.username, r.upstream_password().map_err(named)?) {
+                    (Some(user), Some(password)) => builder = builder.with_credentials(user, password),
+                    (None, None) => {}
+                    _ => return Err(Error::bad_input(format!("{label}: give both username and password, or neither"))),
+                }
+                let generic = builder.build().map_err(named)?;
+                let client = generic.client().clone();
+                Target::Upstream(Arc::new(Upstream {
+                    provider: Arc::new(generic),
+                    client,
+                    redirect_blobs: r.redirect_blobs.unwrap_or(true),
+                }))
+            }
+            other => {
+                return Err(Error::bad_input(format!("{label}: unknown provider {other:?}; use local or generic")));
+            }
+        };
+        out.push(Route { prefix: r.prefix.clone(), target, label });
+    }
+    RoutingTable::new(out)
 }

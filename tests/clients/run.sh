@@ -14,6 +14,7 @@
 #   KEEP_SCRATCH=1             keep the scratch dir even on success (it is always kept on failure)
 #   REGBRIDGE_TEST_VENV=DIR    venv with oras-py (default /tmp/regbridge-test-venv, as the installer makes)
 #   REGBRIDGE_TEST_TIMEOUT=S   per-command time limit (default 300)
+#   REGBRIDGE_TEST_NS_PREFIX=P  put the run's repositories under P (e.g. "hub/" to go through a proxy route)
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +25,7 @@ REG=$1 USER_=$2 PASS_=$3
 VENV=${REGBRIDGE_TEST_VENV:-/tmp/regbridge-test-venv}
 TMO=${REGBRIDGE_TEST_TIMEOUT:-300}
 KEEP_GOING=${KEEP_GOING:-0}
-NS=rb$(date +%s)$$          # fresh namespace: no run sees another run's repositories or tags
+NS=${REGBRIDGE_TEST_NS_PREFIX:-}rb$(date +%s)$$   # fresh namespace: no run sees another run's repositories or tags
 STARTED=$SECONDS
 PASSED=0 FAILED=0 SKIPPED=0
 

@@ -81,6 +81,7 @@ impl Claims {
 pub struct TokenSigner {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    key: std::sync::Arc<Vec<u8>>,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -95,7 +96,23 @@ impl TokenSigner {
         if key.len() < 32 {
             return Err(Error::bad_input("the signing key must be at least 32 bytes"));
         }
-        Ok(Self { encoding: EncodingKey::from_secret(key), decoding: DecodingKey::from_secret(key) })
+        Ok(Self {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            key: std::sync::Arc::new(key.to_vec()),
+        })
+    }
+
+    /// A key for another use of the same secret (signing upload locations, say), derived so that a value
+    /// signed for one purpose never verifies for another.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(b"regbridge key derivation\0");
+        h.update(purpose.as_bytes());
+        h.update([0]);
+        h.update(self.key.as_slice());
+        h.finalize().into()
     }
 
     /// Loads the key from `path`, or creates a random one there (mode 0600) when the file does not exist.

@@ -2,7 +2,7 @@
 //! (`/v2/<name>/referrers/<digest>`), with `n`/`last` pagination and `Link` headers.
 
 use axum::body::Body;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
 use regbridge::oci::{Digest, RepositoryName, media_types};
 use regbridge::{Error, OciErrorCode, Result};
@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::auth::{Action, Identity, allowed, authorize};
 use super::{Ctx, hv, query_param};
+use crate::routing::{RoutingTable, Target, Upstream};
 
 /// The largest page served, whatever `n` asks for.
 const MAX_PAGE: usize = 10_000;
@@ -74,8 +75,28 @@ pub async fn catalog(ctx: &Ctx, query: &str) -> Result<Response> {
         Identity::Token(claims) => claims.access.iter().any(|a| a.kind == "registry" && a.name == "catalog"),
         Identity::Anonymous => false,
     };
-    let mut visible = Vec::new();
+    let mut names = Vec::new();
     for name in ctx.state.storage.list_repositories().await? {
+        // A local repository whose name another route now serves is not reachable, so not listed.
+        if let Ok(repo) = RepositoryName::parse(&name)
+            && matches!(ctx.state.routes.resolve(&repo).map(|r| r.route.target.clone()), Ok(Target::Local))
+        {
+            names.push(name);
+        }
+    }
+    for route in ctx.state.routes.routes() {
+        if let Target::Upstream(upstream) = &route.target {
+            for upstream_name in upstream_catalog(upstream).await? {
+                if let Some(name) = RoutingTable::client_name(route, &upstream_name) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    let mut visible = Vec::new();
+    for name in names {
         if let Ok(repo) = RepositoryName::parse(&name)
             && (sees_all || allowed(&ctx.state, &ctx.identity, &repo, Action::Pull).await?)
         {
@@ -85,6 +106,49 @@ pub async fn catalog(ctx: &Ctx, query: &str) -> Result<Response> {
     let (repositories, n, more) = page(visible, query)?;
     let link = next_link("/v2/_catalog", n, &repositories, more);
     Ok(json_response(json!({ "repositories": repositories }), link))
+}
+
+/// How many catalog pages are read from one upstream, at most.
+const MAX_UPSTREAM_PAGES: usize = 20;
+
+/// Every repository an upstream lists, following its `Link` pages (bounded).
+async fn upstream_catalog(upstream: &Upstream) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Catalog {
+        #[serde(default)]
+        repositories: Vec<String>,
+    }
+    let mut out = Vec::new();
+    let mut last: Option<String> = None;
+    for _ in 0..MAX_UPSTREAM_PAGES {
+        let mut path = "/v2/_catalog?n=1000".to_owned();
+        if let Some(last) = &last {
+            path.push_str(&format!(
+                "&last={}",
+                url::form_urlencoded::byte_serialize(last.as_bytes()).collect::<String>()
+            ));
+        }
+        let response = upstream.client.send(Method::GET, &path, HeaderMap::new(), None, "registry:catalog:*").await?;
+        let status = response.status();
+        if !status.is_success() {
+            // Registries may refuse catalogs (many clouds do); their names are then simply not listed.
+            tracing::debug!(%status, upstream = %upstream.provider, "upstream catalog unavailable");
+            break;
+        }
+        let has_next = response.headers().contains_key(header::LINK);
+        let page: Catalog = response.json().await.map_err(|e| Error::Upstream {
+            provider: upstream.provider.to_string(),
+            status: Some(status.as_u16()),
+            message: format!("malformed catalog: {e}"),
+            source: None,
+        })?;
+        last = page.repositories.last().cloned();
+        out.extend(page.repositories);
+        if !has_next || last.is_none() {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// The manifests whose subject is `digest`, as an OCI index; never 404.

@@ -19,10 +19,13 @@ use axum::routing::{any, get};
 use regbridge::Error;
 use regbridge_providers::local::{Storage, TokenSigner};
 
+pub(crate) use auth::authorize;
 pub use auth::{Action, Identity};
 
 use crate::config::ServeConfig;
+use crate::forward::location::LocationSigner;
 use crate::route::OciRoute;
+use crate::routing::{RoutingTable, Target};
 use crate::users::Users;
 
 /// Everything the handlers share.
@@ -36,6 +39,12 @@ pub struct AppState {
     pub signer: TokenSigner,
     /// Configured users.
     pub users: Users,
+    /// Which provider serves which names.
+    pub routes: RoutingTable,
+    /// Signs upload locations of upstream routes.
+    pub locations: LocationSigner,
+    /// A plain HTTP client (no credentials) for following presigned blob redirects.
+    pub http: reqwest::Client,
 }
 
 /// One request's context: the shared state, the URL clients reach us at, and who is asking.
@@ -146,6 +155,20 @@ async fn dispatch(State(state): State<Arc<AppState>>, Path(rest): Path<String>, 
         Err(err) => return error_response(&err, &state, &base, Some(&scope)),
     };
     let ctx = Ctx { state: state.clone(), base_url: base.clone(), identity };
+    if let Some(repo) = route.repository() {
+        let upstream = match state.routes.resolve(repo) {
+            Err(err) => return error_response(&err, &state, &base, Some(&scope)),
+            Ok(resolved) => match &resolved.route.target {
+                Target::Local => None,
+                Target::Upstream(upstream) => Some((upstream.clone(), resolved.upstream_name)),
+            },
+        };
+        if let Some((upstream, upstream_name)) = upstream {
+            return crate::forward::forward(&ctx, &upstream, repo, &upstream_name, &route, &parts, body)
+                .await
+                .unwrap_or_else(|err| error_response(&err, &state, &base, Some(&scope)));
+        }
+    }
     let query = parts.uri.query().unwrap_or("");
     let result = match (&route, &parts.method) {
         (OciRoute::Catalog, &Method::GET) => listing::catalog(&ctx, query).await,

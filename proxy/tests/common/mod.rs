@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod upstream;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,166 @@
+//! The TOML configuration file of `regbridge serve --config FILE`.
+//!
+//! ```toml
+//! listen = "127.0.0.1:5000"
+//! public_url = "https://registry.example.com"
+//! data_dir = "/var/lib/regbridge"
+//! anonymous_pull = false
+//! tls = { cert = "tls.crt", key = "tls.key" }
+//!
+//! [users]                       # name = argon2 PHC hash (`regbridge` hashes with argon2id)
+//! alice = "$argon2id$v=19$m=19456,t=2,p=1$..."
+//!
+//! [[routes]]                    # the default route: everything no other route serves
+//! provider = "local"
+//!
+//! [[routes]]
+//! prefix = "hub"                # clients push and pull hub/<name>
+//! provider = "generic"
+//! registry = "registry.example.com"
+//! username = "robot"
+//! password_env = "HUB_PASSWORD" # or password = "..." (the file is then a secret itself)
+//! upstream_prefix = "library"   # hub/alpine -> library/alpine upstream
+//! redirect_blobs = true         # pass upstream blob redirects to clients (default) or stream the bytes
+//! ```
+//!
+//! Values given as flags or `REGBRIDGE_*` environment variables override the file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use regbridge::{Error, Result, Secret};
+use serde::Deserialize;
+
+/// The file's contents. Unknown keys are errors, so a typo does not silently change nothing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// URL clients reach the server at.
+    pub public_url: Option<String>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Let clients without credentials pull.
+    pub anonymous_pull: Option<bool>,
+    /// HTTPS certificate and key.
+    pub tls: Option<TlsConfig>,
+    /// Users: name to argon2 hash.
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
+    /// The routing table.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// PEM files for HTTPS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// One route: a client-visible repository prefix and the provider serving it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Client-visible prefix (`""`, the default, serves every name no other route serves).
+    #[serde(default)]
+    pub prefix: String,
+    /// `local` or `generic`.
+    pub provider: String,
+    /// generic: the registry, as `host[:port]` or `scheme://host[:port]`.
+    pub registry: Option<String>,
+    /// generic: user name for the upstream.
+    pub username: Option<String>,
+    /// generic: password or token for the upstream.
+    pub password: Option<Secret>,
+    /// generic: environment variable holding the password.
+    pub password_env: Option<String>,
+    /// generic: repository path prefix upstream.
+    #[serde(default)]
+    pub upstream_prefix: String,
+    /// Pass upstream blob redirects to clients (default true), or follow them and stream the bytes.
+    pub redirect_blobs: Option<bool>,
+}
+
+impl RouteConfig {
+    /// The default route to the local registry.
+    pub fn local() -> Self {
+        Self {
+            prefix: String::new(),
+            provider: "local".into(),
+            registry: None,
+            username: None,
+            password: None,
+            password_env: None,
+            upstream_prefix: String::new(),
+            redirect_blobs: None,
+        }
+    }
+
+    /// The upstream password: `password`, or the variable `password_env` names.
+    pub fn upstream_password(&self) -> Result<Option<Secret>> {
+        match (&self.password, &self.password_env) {
+            (Some(_), Some(_)) => {
+                Err(Error::bad_input(format!("route {:?}: give password or password_env, not both", self.prefix)))
+            }
+            (Some(p), None) => Ok(Some(p.clone())),
+            (None, Some(var)) => std::env::var(var).map(|v| Some(Secret::new(v))).map_err(|_| {
+                Error::bad_input(format!("route {:?}: password_env names {var}, which is not set", self.prefix))
+            }),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+impl FileConfig {
+    /// Reads and parses `path`, with the file name and the TOML error's position in the message.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::bad_input(format!("cannot read configuration {}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| Error::bad_input(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::bad_input(format!("invalid configuration: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let example = include_str!("../../fixtures/config/regbridge.toml");
+        let config = FileConfig::parse(example).unwrap();
+        assert_eq!(config.routes.len(), 2);
+        assert_eq!(config.routes[1].prefix, "hub");
+        assert_eq!(config.routes[1].upstream_prefix, "library");
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        let err = FileConfig::parse("lisen = \"127.0.0.1:5000\"").unwrap_err().to_string();
+        assert!(err.contains("unknown field `lisen`"), "{err}");
+        let err = FileConfig::parse("listen = \"nowhere\"").unwrap_err().to_string();
+        assert!(err.contains("listen"), "{err}");
+        let err = FileConfig::parse("[[routes]]\nprefix = \"a\"").unwrap_err().to_string();
+        assert!(err.contains("provider"), "{err}");
+    }
+
+    #[test]
+    fn passwords_from_the_environment() {
+        let mut r = RouteConfig::local();
+        r.password_env = Some("REGBRIDGE_TEST_SURELY_UNSET_VAR".into());
+        assert!(r.upstream_password().unwrap_err().to_string().contains("not set"));
+        r.password = Some(Secret::new("x"));
+        assert!(r.upstream_password().unwrap_err().to_string().contains("not both"));
+    }
+}

@@ -1,0 +1,291 @@
+//! Forwarding requests for upstream routes: the client-visible name becomes the upstream name, the
+//! request goes out with the provider's credentials, and the answer comes back with upstream names,
+//! upstream hosts and upstream authentication taken out.
+
+pub mod location;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use axum::response::Response;
+use futures_util::TryStreamExt;
+use regbridge::oci::RepositoryName;
+use regbridge::{Error, Result};
+
+use crate::api::{Action, Ctx, Identity, authorize, hv};
+use crate::route::OciRoute;
+use crate::routing::{RoutingTable, Target, Upstream};
+
+/// How long a presigned blob URL from the provider is asked to live.
+const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(600);
+
+/// Headers that belong to one connection (RFC 9110 section 7.6.1) and never cross the proxy, plus the
+/// ones the proxy sets itself.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+    )
+}
+
+/// The request headers that go upstream: everything but hop-by-hop headers and the client's credentials.
+fn upstream_request_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in headers {
+        if !is_hop_by_hop(name) && name != header::AUTHORIZATION && name != header::COOKIE {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// The token scope the upstream needs for `action` on `name`.
+fn scope(name: &str, action: Action) -> String {
+    let actions = match action {
+        Action::Pull => "pull",
+        Action::Push => "pull,push",
+        Action::Delete => "delete",
+    };
+    format!("repository:{name}:{actions}")
+}
+
+/// Rewrites `from=<client name>` of a mount to the upstream name; a source outside this route cannot be
+/// mounted upstream, so `mount` and `from` are dropped and the client gets a normal upload session.
+fn rewrite_mount_query(query: &str, table: &RoutingTable, upstream: &Upstream) -> String {
+    let from = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "from").map(|(_, v)| v.into_owned());
+    let Some(from) = from else { return query.to_owned() };
+    let mapped = RepositoryName::parse(&from).ok().and_then(|name| {
+        let resolved = table.resolve(&name).ok()?;
+        match &resolved.route.target {
+            Target::Upstream(u) if std::ptr::eq(u.as_ref(), upstream) => Some(resolved.upstream_name),
+            _ => None,
+        }
+    });
+    query
+        .split('&')
+        .filter_map(|pair| match (pair.split('=').next(), &mapped) {
+            (Some("from"), Some(name)) => {
+                Some(format!("from={}", url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()))
+            }
+            (Some("from" | "mount"), None) => None,
+            _ => Some(pair.to_owned()),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn with_query(path: String, query: &str) -> String {
+    if query.is_empty() { path } else { format!("{path}?{query}") }
+}
+
+/// Forwards one request for `repo` (served by `upstream` as `upstream_name`).
+pub(crate) async fn forward(
+    ctx: &Ctx,
+    upstream: &Upstream,
+    repo: &RepositoryName,
+    upstream_name: &str,
+    route: &OciRoute,
+    parts: &Parts,
+    body: Body,
+) -> Result<Response> {
+    let method = &parts.method;
+    let query = parts.uri.query().unwrap_or("");
+    let action = Action::for_request(route, method);
+    let path = match route {
+        OciRoute::Upload(_, id) => {
+            // Clients may drop Authorization on the URL we handed out; its signature stands in for it.
+            let signed = ctx.state.locations.verify(repo.as_str(), id, query);
+            if !(signed && matches!(ctx.identity, Identity::Anonymous)) {
+                authorize(ctx, repo, Action::Push).await?;
+            }
+            let target = location::decode_upload_id(id, upstream_name)?;
+            let extra = location::strip_signature(query);
+            if extra.is_empty() {
+                target
+            } else if target.contains('?') {
+                format!("{target}&{extra}")
+            } else {
+                format!("{target}?{extra}")
+            }
+        }
+        _ => {
+            authorize(ctx, repo, action).await?;
+            match route {
+                OciRoute::Manifest(_, reference) => {
+                    with_query(format!("/v2/{upstream_name}/manifests/{reference}"), query)
+                }
+                OciRoute::Blob(_, digest) => {
+                    if method == Method::GET
+                        && let Some(url) = upstream
+                            .provider
+                            .generate_blob_download_url(upstream_name, digest, DOWNLOAD_URL_TTL)
+                            .await?
+                    {
+                        return Ok(Response::builder()
+                            .status(StatusCode::TEMPORARY_REDIRECT)
+                            .header(header::LOCATION, hv(url.as_str()))
+                            .header("Docker-Content-Digest", hv(&digest.to_string()))
+                            .header(header::CONTENT_LENGTH, 0)
+                            .body(Body::empty())
+                            .expect("valid response"));
+                    }
+                    with_query(format!("/v2/{upstream_name}/blobs/{digest}"), query)
+                }
+                OciRoute::UploadStart(_) => with_query(
+                    format!("/v2/{upstream_name}/blobs/uploads/"),
+                    &rewrite_mount_query(query, &ctx.state.routes, upstream),
+                ),
+                OciRoute::Tags(_) => with_query(format!("/v2/{upstream_name}/tags/list"), query),
+                OciRoute::Referrers(_, digest) => with_query(format!("/v2/{upstream_name}/referrers/{digest}"), query),
+                OciRoute::Catalog | OciRoute::Upload(..) => unreachable!("handled above"),
+            }
+        }
+    };
+    let mut headers = upstream_request_headers(&parts.headers);
+    let names_a_manifest_type = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(regbridge::oci::media_types::is_manifest)));
+    if matches!(route, OciRoute::Manifest(..)) && !names_a_manifest_type {
+        // Registries take a client that accepts no manifest type (no Accept, or `*/*`) for a schema-1 client
+        // (distribution answers 404 for OCI manifests); the local registry serves every type, and routes
+        // should behave alike.
+        headers.append(header::ACCEPT, hv(&regbridge::oci::media_types::manifest_accept_header()));
+    }
+    let has_body = matches!(*method, Method::PUT | Method::PATCH | Method::POST);
+    let body = has_body.then(|| reqwest::Body::wrap_stream(body.into_data_stream()));
+    let response = upstream.client.send(method.clone(), &path, headers, body, &scope(upstream_name, action)).await?;
+    respond(ctx, upstream, repo, upstream_name, route, method, response).await
+}
+
+/// Turns the upstream's answer into ours.
+async fn respond(
+    ctx: &Ctx,
+    upstream: &Upstream,
+    repo: &RepositoryName,
+    upstream_name: &str,
+    route: &OciRoute,
+    method: &Method,
+    response: reqwest::Response,
+) -> Result<Response> {
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED {
+        // The client was let in by us; the upstream refusing the proxy's own credentials is our failure.
+        return Err(Error::Upstream {
+            provider: upstream.provider.to_string(),
+            status: Some(401),
+            message: "the upstream registry refused the proxy's credentials for this route; check them".into(),
+            source: None,
+        });
+    }
+    let mut out = Response::builder().status(status.as_u16());
+    let base = &ctx.base_url;
+    let upstream_prefix = format!("/v2/{upstream_name}/");
+    let client_prefix = format!("/v2/{repo}/");
+    let mut follow = None;
+    for (name, value) in response.headers() {
+        if is_hop_by_hop(name) || name == header::WWW_AUTHENTICATE || name == header::SET_COOKIE {
+            continue;
+        }
+        if name == header::LOCATION {
+            let Some(text) = value.to_str().ok() else { continue };
+            let Ok(target) = upstream.client.base_url().join(text) else { continue };
+            let same_origin = target.origin() == upstream.client.base_url().origin();
+            let path_query = &target[url::Position::BeforePath..];
+            if same_origin && path_query.starts_with(&format!("{upstream_prefix}blobs/uploads/")) {
+                out = out.header(header::LOCATION, hv(&ctx.state.locations.sign(base, repo.as_str(), path_query)));
+            } else if same_origin && let Some(rest) = path_query.strip_prefix(&upstream_prefix) {
+                out = out.header(header::LOCATION, hv(&format!("{base}{client_prefix}{rest}")));
+            } else if matches!(route, OciRoute::Blob(..)) && !upstream.redirect_blobs && status.is_redirection() {
+                follow = Some(target);
+            } else {
+                // A redirect to storage elsewhere (a presigned URL): the client goes there itself.
+                out = out.header(header::LOCATION, value.clone());
+            }
+            continue;
+        }
+        if name == header::LINK
+            && let Ok(text) = value.to_str()
+        {
+            out = out
+                .header(header::LINK, hv(&text.replace(&format!("<{upstream_prefix}"), &format!("<{client_prefix}"))));
+            continue;
+        }
+        out = out.header(name.clone(), value.clone());
+    }
+    if let Some(target) = follow {
+        // Fetched without the upstream's credentials: a presigned URL carries its own authorization.
+        let fetched = ctx.state.http.get(target).send().await.map_err(|e| Error::Upstream {
+            provider: upstream.provider.to_string(),
+            status: None,
+            message: format!("following the blob redirect failed: {e}"),
+            source: None,
+        })?;
+        return Ok(stream_response(fetched, method));
+    }
+    if matches!(route, OciRoute::Tags(_)) && status.is_success() && method == Method::GET {
+        return tags_with_client_name(out, response, repo, upstream).await;
+    }
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from_stream(response.bytes_stream().map_err(std::io::Error::other))
+    };
+    Ok(out.body(body).expect("valid response"))
+}
+
+/// The largest tag list rewritten; a registry sending more is answered with an error, not buffered.
+const MAX_TAG_LIST_BYTES: usize = 16 * 1024 * 1024;
+
+/// A tag list names its repository; the client must see its own name, not the upstream's.
+async fn tags_with_client_name(
+    mut out: axum::http::response::Builder,
+    response: reqwest::Response,
+    repo: &RepositoryName,
+    upstream: &Upstream,
+) -> Result<Response> {
+    let bad = |message: String| Error::Upstream {
+        provider: upstream.provider.to_string(),
+        status: Some(200),
+        message,
+        source: None,
+    };
+    if response.content_length().is_some_and(|n| n > MAX_TAG_LIST_BYTES as u64) {
+        return Err(bad(format!("the tag list is larger than {MAX_TAG_LIST_BYTES} bytes")));
+    }
+    let bytes = response.bytes().await.map_err(|e| bad(format!("reading the tag list: {e}")))?;
+    let mut list: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("the tag list is not JSON: {e}")))?;
+    list["name"] = serde_json::Value::String(repo.to_string());
+    let body = serde_json::to_vec(&list).expect("json serialises");
+    if let Some(headers) = out.headers_mut() {
+        headers.insert(header::CONTENT_LENGTH, body.len().into());
+    }
+    Ok(out.body(Body::from(body)).expect("valid response"))
+}
+
+/// A followed redirect's answer, with its status, content headers and streamed body.
+fn stream_response(fetched: reqwest::Response, method: &Method) -> Response {
+    let mut out = Response::builder().status(fetched.status().as_u16());
+    for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_RANGE, header::ETAG] {
+        if let Some(v) = fetched.headers().get(&name) {
+            out = out.header(name, v.clone());
+        }
+    }
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from_stream(fetched.bytes_stream().map_err(std::io::Error::other))
+    };
+    out.body(body).expect("valid response")
+}

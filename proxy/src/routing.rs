@@ -1,0 +1,169 @@
+//! The routing table: which provider serves a client-visible repository name.
+//!
+//! Each route owns a prefix. The empty prefix is the default route (at most one); other prefixes must be
+//! distinct and not nested, so a name matches at most one of them, and that one wins over the default:
+//! longest prefix wins, and no two routes ever compete for a name at the same length.
+
+use std::sync::Arc;
+
+use regbridge::oci::RepositoryName;
+use regbridge::{DynArtifactRegistry, Error, Resource, Result};
+use regbridge_providers::http::UpstreamClient;
+
+/// An upstream registry behind a route.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The provider (its `upstream_repository_prefix` maps names; it may presign blob URLs).
+    pub provider: DynArtifactRegistry,
+    /// The `/v2/` client with the provider's credentials.
+    pub client: UpstreamClient,
+    /// Pass the upstream's blob redirects to clients (true) or follow them and stream the bytes.
+    pub redirect_blobs: bool,
+}
+
+/// What serves a route.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The embedded local registry.
+    Local,
+    /// A registry reached through the proxy.
+    Upstream(Arc<Upstream>),
+}
+
+/// One route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Client-visible prefix, without surrounding slashes; empty for the default route.
+    pub prefix: String,
+    /// What serves it.
+    pub target: Target,
+    /// A short description for messages (`route 2 (generic 127.0.0.1:5001)`).
+    pub label: String,
+}
+
+/// A name resolved to its route.
+#[derive(Debug, Clone)]
+pub struct Resolved<'a> {
+    /// The route.
+    pub route: &'a Route,
+    /// The repository name at the provider: the route's prefix replaced by the provider's upstream prefix.
+    pub upstream_name: String,
+}
+
+/// The routes, longest prefix first.
+#[derive(Debug, Clone)]
+pub struct RoutingTable {
+    routes: Vec<Route>,
+}
+
+impl RoutingTable {
+    /// Validates and orders `routes`. Duplicate or nested prefixes are errors naming both routes.
+    pub fn new(mut routes: Vec<Route>) -> Result<Self> {
+        for r in &mut routes {
+            r.prefix = r.prefix.trim_matches('/').to_owned();
+            if !r.prefix.is_empty() {
+                RepositoryName::parse(&r.prefix)
+                    .map_err(|e| Error::bad_input(format!("{}: invalid prefix {:?}: {e}", r.label, r.prefix)))?;
+            }
+        }
+        for (i, a) in routes.iter().enumerate() {
+            for b in &routes[i + 1..] {
+                let nested = |x: &str, y: &str| !x.is_empty() && y.starts_with(x) && y[x.len()..].starts_with('/');
+                if a.prefix == b.prefix {
+                    return Err(Error::bad_input(format!(
+                        "{} and {} both serve the prefix {:?}; give each route its own prefix",
+                        a.label, b.label, a.prefix
+                    )));
+                }
+                if nested(&a.prefix, &b.prefix) || nested(&b.prefix, &a.prefix) {
+                    return Err(Error::bad_input(format!(
+                        "{} (prefix {:?}) and {} (prefix {:?}) overlap; prefixes must not contain one another",
+                        a.label, a.prefix, b.label, b.prefix
+                    )));
+                }
+            }
+        }
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        Ok(Self { routes })
+    }
+
+    /// The table with only the local registry, serving every name.
+    pub fn local_only() -> Self {
+        Self { routes: vec![Route { prefix: String::new(), target: Target::Local, label: "route 1 (local)".into() }] }
+    }
+
+    /// The routes, longest prefix first.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The route serving `name`, and the name at its provider; `NAME_UNKNOWN` when no route serves it.
+    pub fn resolve(&self, name: &RepositoryName) -> Result<Resolved<'_>> {
+        let name = name.as_str();
+        for route in &self.routes {
+            let rest = if route.prefix.is_empty() {
+                Some(name)
+            } else {
+                name.strip_prefix(route.prefix.as_str()).and_then(|r| r.strip_prefix('/'))
+            };
+            let Some(rest) = rest else { continue };
+            let upstream_name = match &route.target {
+                Target::Local => name.to_owned(),
+                Target::Upstream(u) => {
+                    let prefix = u.provider.upstream_repository_prefix();
+                    let prefix = prefix.trim_matches('/');
+                    if prefix.is_empty() { rest.to_owned() } else { format!("{prefix}/{rest}") }
+                }
+            };
+            return Ok(Resolved { route, upstream_name });
+        }
+        Err(Error::not_found(Resource::Repository, format!("{name} (no route serves this name)")))
+    }
+
+    /// The client-visible name of `upstream_name` of `route` (the inverse of [`resolve`](Self::resolve)), or
+    /// `None` when the upstream name is outside the provider's prefix.
+    pub fn client_name(route: &Route, upstream_name: &str) -> Option<String> {
+        let rest = match &route.target {
+            Target::Local => return Some(upstream_name.to_owned()),
+            Target::Upstream(u) => {
+                let prefix = u.provider.upstream_repository_prefix();
+                let prefix = prefix.trim_matches('/');
+                if prefix.is_empty() { upstream_name } else { upstream_name.strip_prefix(prefix)?.strip_prefix('/')? }
+            }
+        };
+        Some(if route.prefix.is_empty() { rest.to_owned() } else { format!("{}/{rest}", route.prefix) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(prefix: &str, n: usize) -> Route {
+        Route { prefix: prefix.into(), target: Target::Local, label: format!("route {n} (local)") }
+    }
+
+    #[test]
+    fn validation_names_both_routes() {
+        let err = RoutingTable::new(vec![local("a", 1), local("a/", 2)]).unwrap_err().to_string();
+        assert!(err.contains("route 1 (local) and route 2 (local) both serve"), "{err}");
+        let err = RoutingTable::new(vec![local("a", 1), local("a/b", 2)]).unwrap_err().to_string();
+        assert!(err.contains("overlap"), "{err}");
+        let err = RoutingTable::new(vec![local("", 1), local("", 2)]).unwrap_err().to_string();
+        assert!(err.contains("both serve"), "{err}");
+        let err = RoutingTable::new(vec![local("Bad", 1)]).unwrap_err().to_string();
+        assert!(err.contains("invalid prefix"), "{err}");
+        RoutingTable::new(vec![local("", 1), local("a", 2), local("ab", 3), local("b/c", 4)]).unwrap();
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let table = RoutingTable::new(vec![local("", 1), local("team", 2)]).unwrap();
+        let name = |s: &str| RepositoryName::parse(s).unwrap();
+        assert_eq!(table.resolve(&name("team/app")).unwrap().route.label, "route 2 (local)");
+        assert_eq!(table.resolve(&name("teams/app")).unwrap().route.label, "route 1 (local)");
+        assert_eq!(table.resolve(&name("team")).unwrap().route.label, "route 1 (local)");
+        let only = RoutingTable::new(vec![local("team", 1)]).unwrap();
+        assert_eq!(only.resolve(&name("other/app")).unwrap_err().code(), regbridge::OciErrorCode::NameUnknown);
+    }
+}

@@ -1,0 +1,68 @@
+//! Debian's `docker-registry` (CNCF distribution 2.8) as an upstream for proxy tests: started on a free
+//! loopback port with filesystem storage in a temporary directory and htpasswd (bcrypt) auth, killed on drop.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running reference registry.
+pub struct ReferenceRegistry {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ReferenceRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn require(tool: &str) {
+    let found =
+        Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
+    assert!(found, "{tool} is missing: run scripts/install-test-deps.sh (as root)");
+}
+
+impl ReferenceRegistry {
+    /// Starts one that accepts `user`/`password` (HTTP Basic).
+    pub fn start(user: &str, password: &str) -> Self {
+        require("docker-registry");
+        require("htpasswd");
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let htpasswd = Command::new("htpasswd").args(["-Bbn", user, password]).output().unwrap();
+        assert!(htpasswd.status.success());
+        std::fs::write(dir.path().join("htpasswd"), &htpasswd.stdout).unwrap();
+        let config = config_yaml(dir.path(), &addr);
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let mut command = Command::new("docker-registry");
+        command.arg("serve").arg(dir.path().join("config.yml")).stdout(Stdio::null()).stderr(Stdio::null());
+        // distribution reads every REGISTRY_* variable as configuration; none of ours may leak in.
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("REGISTRY_")) {
+            command.env_remove(key);
+        }
+        let child = command.spawn().expect("start docker-registry");
+        let registry = Self { child, addr, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&registry.addr).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not listen on {} within 20 s", registry.addr);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+}
+
+fn config_yaml(dir: &Path, addr: &str) -> String {
+    format!(
+        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
+         delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  secret: regbridge-test-secret\nauth:\n  htpasswd:\n    \
+         realm: upstream\n    path: {}\n",
+        dir.join("storage").display(),
+        dir.join("htpasswd").display()
+    )
+}
