@@ -84,6 +84,12 @@ fn rewrite_mount_query(query: &str, table: &RoutingTable, upstream: &Upstream) -
         .join("&")
 }
 
+/// The upstream `from` repository of a mount request's path and query.
+fn mount_source(path_and_query: &str) -> Option<String> {
+    let query = path_and_query.split_once('?')?.1;
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "from").map(|(_, v)| v.into_owned())
+}
+
 fn with_query(path: String, query: &str) -> String {
     if query.is_empty() { path } else { format!("{path}?{query}") }
 }
@@ -162,9 +168,21 @@ pub(crate) async fn forward(
         // should behave alike.
         headers.append(header::ACCEPT, hv(&regbridge::oci::media_types::manifest_accept_header()));
     }
-    let has_body = matches!(*method, Method::PUT | Method::PATCH | Method::POST);
+    // A request announced as empty goes without a body, so the upstream client may replay it after an
+    // authentication challenge (a stream can be sent only once).
+    let empty = parts.headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")
+        || !parts.headers.contains_key(header::CONTENT_LENGTH)
+            && !parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let has_body = matches!(*method, Method::PUT | Method::PATCH | Method::POST) && !empty;
     let body = has_body.then(|| reqwest::Body::wrap_stream(body.into_data_stream()));
-    let response = upstream.client.send(method.clone(), &path, headers, body, &scope(upstream_name, action)).await?;
+    let mut scope = scope(upstream_name, action);
+    if let OciRoute::UploadStart(_) = route
+        && let Some(from) = mount_source(&path)
+    {
+        // A mount reads the source too: ask for both at once rather than learn it from a refusal.
+        scope.push_str(&format!(" repository:{from}:pull"));
+    }
+    let response = upstream.client.send(method.clone(), &path, headers, body, &scope).await?;
     respond(ctx, upstream, repo, upstream_name, route, method, response).await
 }
 
