@@ -206,6 +206,17 @@ async fn respond(
             source: None,
         });
     }
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.contains("json"));
+    if status.is_server_error() && !is_json {
+        // Clients expect an OCI error body; a proxy or load balancer in front of the upstream sends none.
+        return Err(Error::Upstream {
+            provider: upstream.provider.to_string(),
+            status: Some(status.as_u16()),
+            message: format!("the upstream registry answered {status}"),
+            source: None,
+        });
+    }
     let mut out = Response::builder().status(status.as_u16());
     let base = &ctx.base_url;
     let upstream_prefix = format!("/v2/{upstream_name}/");

@@ -1,0 +1,145 @@
+//! The proxy in front of a misbehaving upstream: transient failures of GET/HEAD are retried, persistent ones
+//! reach the client as OCI errors (502) quickly, and nothing hangs.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use regbridge::Secret;
+use regbridge_proxy::config_file::RouteConfig;
+use regbridge_proxy::{ServeConfig, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PASSWORD: &str = "faults-pw";
+const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+
+/// What the scripted upstream does with its n-th connection.
+#[derive(Clone, Copy)]
+enum Act {
+    /// Answer 503.
+    Unavailable,
+    /// Close the connection without answering.
+    Reset,
+    /// Answer 200 with the manifest.
+    Serve,
+}
+
+/// A one-request-per-connection HTTP upstream following `script` (the last act repeats). Returns its
+/// address, the connection counter and the request lines it saw.
+async fn scripted_upstream(script: Vec<Act>) -> (String, Arc<AtomicUsize>) {
+    let (addr, count, _) = scripted_upstream_logged(script).await;
+    (addr, count)
+}
+
+async fn scripted_upstream_logged(script: Vec<Act>) -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = lines.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let act = script[n.min(script.len() - 1)];
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_owned();
+                log.lock().unwrap().push(line);
+                let response = match act {
+                    Act::Reset => return,
+                    Act::Unavailable => {
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+                    }
+                    Act::Serve => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\n\
+                         Docker-Content-Digest: {}\r\nConnection: close\r\n\r\n{MANIFEST}",
+                        MANIFEST.len(),
+                        common::sha256(MANIFEST.as_bytes())
+                    ),
+                };
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (addr, count, lines)
+}
+
+async fn proxy_to(upstream: &str) -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let route = RouteConfig {
+        prefix: "up".into(),
+        provider: "generic".into(),
+        registry: Some(upstream.to_owned()),
+        ..RouteConfig::local()
+    };
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        routes: vec![route],
+        ..ServeConfig::new()
+    };
+    let server = Server::bind(config, Some(Secret::new(PASSWORD))).unwrap();
+    let base = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run());
+    (base, dir)
+}
+
+async fn get_manifest(base: &str) -> reqwest::Response {
+    common::client()
+        .get(format!("{base}/v2/up/app/manifests/v1"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn transient_failures_of_a_get_are_retried() {
+    let (upstream, count) = scripted_upstream(vec![Act::Unavailable, Act::Reset, Act::Serve]).await;
+    let (base, _dir) = proxy_to(&upstream).await;
+    let r = get_manifest(&base).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), MANIFEST);
+    assert_eq!(count.load(Ordering::SeqCst), 3, "503, then a reset, then success");
+}
+
+#[tokio::test]
+async fn persistent_failures_are_oci_errors_not_hangs() {
+    for act in [Act::Unavailable, Act::Reset] {
+        let (upstream, count) = scripted_upstream(vec![act]).await;
+        let (base, _dir) = proxy_to(&upstream).await;
+        let started = Instant::now();
+        let r = get_manifest(&base).await;
+        let status = r.status().as_u16();
+        assert!(matches!(status, 502..=504), "got {status}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(body["errors"][0]["code"].is_string(), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+        let attempts = count.load(Ordering::SeqCst);
+        assert!((2..=5).contains(&attempts), "{attempts} attempts: retried, but bounded");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_push_is_not_retried() {
+    let (upstream, _, lines) = scripted_upstream_logged(vec![Act::Unavailable]).await;
+    let (base, _dir) = proxy_to(&upstream).await;
+    let r = common::client()
+        .put(format!("{base}/v2/up/app/manifests/v1"))
+        .basic_auth("admin", Some(PASSWORD))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_server_error(), "{}", r.status());
+    let puts = lines.lock().unwrap().iter().filter(|l| l.starts_with("PUT ")).count();
+    assert_eq!(puts, 1, "a PUT with a body goes upstream once: {:?}", lines.lock().unwrap());
+}
