@@ -4,12 +4,13 @@
 # is already there, so it is cheap to call at the start of every CI run.
 #   apt : skopeo podman jq curl openssl apache2-utils (htpasswd) docker-registry (CNCF distribution 2.8, the
 #         reference registry) bc wrk, plus python3-venv for the venv below
-#   venv: ${REGBRIDGE_TEST_VENV:-/tmp/regbridge-test-venv} with oras-py 0.2.43 and python-dxf 12.1.1
+#   venv: ${REGBRIDGE_TEST_VENV:-/tmp/regbridge-test-venv} with oras-py 0.2.43, python-dxf 12.1.1 and moto's
+#         server (S3 for docker-registry's object storage in the redirect tests)
 set -uo pipefail
 
 VENV=${REGBRIDGE_TEST_VENV:-/tmp/regbridge-test-venv}
 PKGS=(skopeo podman jq curl openssl apache2-utils docker-registry bc wrk python3 python3-venv)
-PY_PKGS=(oras==0.2.43 python-dxf==12.1.1)
+PY_PKGS=(oras==0.2.43 python-dxf==12.1.1 'moto[server]')
 
 die() { echo "install-test-deps: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get install)"
@@ -31,7 +32,7 @@ apt_missing() {
 }
 
 venv_ready() {
-  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import oras.client, dxf' 2>/dev/null
+  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import oras.client, dxf' 2>/dev/null && [ -x "$VENV/bin/moto_server" ]
 }
 
 make_venv() {
@@ -41,7 +42,7 @@ make_venv() {
   echo "install-test-deps: pip install ${PY_PKGS[*]} into $VENV"
   "$py" -m venv "$VENV" || die "python3 -m venv $VENV failed"
   "$VENV/bin/pip" install -q --disable-pip-version-check "${PY_PKGS[@]}" || die "pip install failed"
-  venv_ready || die "oras / dxf still not importable from $VENV"
+  venv_ready || die "oras / dxf / moto_server still not available in $VENV"
 }
 
 apt_missing

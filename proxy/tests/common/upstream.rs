@@ -28,8 +28,14 @@ fn require(tool: &str) {
 }
 
 impl ReferenceRegistry {
-    /// Starts one that accepts `user`/`password` (HTTP Basic).
+    /// Starts one that accepts `user`/`password` (HTTP Basic), storing on the filesystem.
     pub fn start(user: &str, password: &str) -> Self {
+        Self::start_with_storage(user, password, None)
+    }
+
+    /// Starts one with `storage` as its `storage:` section (YAML indented by two spaces), or filesystem
+    /// storage in its temporary directory when `None`.
+    pub fn start_with_storage(user: &str, password: &str, storage: Option<&str>) -> Self {
         require("docker-registry");
         require("htpasswd");
         let dir = tempfile::tempdir().unwrap();
@@ -38,7 +44,7 @@ impl ReferenceRegistry {
         let htpasswd = Command::new("htpasswd").args(["-Bbn", user, password]).output().unwrap();
         assert!(htpasswd.status.success());
         std::fs::write(dir.path().join("htpasswd"), &htpasswd.stdout).unwrap();
-        let config = config_yaml(dir.path(), &addr);
+        let config = config_yaml(dir.path(), &addr, storage);
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let mut command = Command::new("docker-registry");
         command.arg("serve").arg(dir.path().join("config.yml")).stdout(Stdio::null()).stderr(Stdio::null());
@@ -46,6 +52,8 @@ impl ReferenceRegistry {
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("REGISTRY_")) {
             command.env_remove(key);
         }
+        // The AWS SDK inside would try to load a CA bundle named here; the S3 endpoint in tests is plain HTTP.
+        command.env_remove("AWS_CA_BUNDLE");
         let child = command.spawn().expect("start docker-registry");
         let registry = Self { child, addr, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -57,12 +65,15 @@ impl ReferenceRegistry {
     }
 }
 
-fn config_yaml(dir: &Path, addr: &str) -> String {
+fn config_yaml(dir: &Path, addr: &str, storage: Option<&str>) -> String {
+    let storage = match storage {
+        Some(s) => s.to_owned(),
+        None => format!("  filesystem:\n    rootdirectory: {}\n", dir.join("storage").display()),
+    };
     format!(
-        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
-         delete:\n    enabled: true\nhttp:\n  addr: {addr}\n  secret: regbridge-test-secret\nauth:\n  htpasswd:\n    \
+        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n{storage}  delete:\n    \
+         enabled: true\nhttp:\n  addr: {addr}\n  secret: regbridge-test-secret\nauth:\n  htpasswd:\n    \
          realm: upstream\n    path: {}\n",
-        dir.join("storage").display(),
         dir.join("htpasswd").display()
     )
 }
