@@ -64,7 +64,7 @@ impl UpstreamClient {
     pub(super) async fn known_auth(&self, scope: &str) -> Result<Auth> {
         match self.scheme() {
             Scheme::Unknown | Scheme::Anonymous => Ok(Auth::None),
-            Scheme::Basic => self.basic().await,
+            Scheme::Basic => self.basic(scope).await,
             Scheme::Bearer { realm, service } => {
                 let remembered = self.inner.scope_keys.lock().unwrap_or_else(|e| e.into_inner()).get(scope).cloned();
                 let key = remembered.unwrap_or(TokenKey { realm, service, scope: scope.to_owned() });
@@ -131,7 +131,7 @@ impl UpstreamClient {
                 let token = self.token(&key).await?;
                 Ok(Some(Auth::Bearer(key, token)))
             }
-            Learned::Basic if !matches!(sent, Auth::Basic(..)) => match self.basic().await? {
+            Learned::Basic if !matches!(sent, Auth::Basic(..)) => match self.basic(scope).await? {
                 Auth::None => Ok(None),
                 auth => Ok(Some(auth)),
             },
@@ -139,8 +139,8 @@ impl UpstreamClient {
         }
     }
 
-    async fn basic(&self) -> Result<Auth> {
-        Ok(match self.inner.credentials.credentials().await? {
+    async fn basic(&self, scope: &str) -> Result<Auth> {
+        Ok(match self.inner.credentials.credentials(scope).await? {
             Some((user, password)) => Auth::Basic(user, password),
             None => Auth::None,
         })
@@ -172,7 +172,7 @@ impl UpstreamClient {
                 query.append_pair("scope", scope);
             }
         }
-        let auth = self.basic().await?;
+        let auth = self.basic(&key.scope).await?;
         let what = "token request";
         let response = self.send_retrying(&Method::GET, &url, &HeaderMap::new(), None, &auth, what).await?;
         if !response.status().is_success() {

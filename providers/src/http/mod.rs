@@ -14,6 +14,7 @@ mod challenge;
 mod client;
 mod errors;
 mod manifest;
+mod minted;
 pub mod retry;
 mod token;
 
@@ -27,13 +28,16 @@ pub use backoff::{Backoff, retry_after};
 pub use challenge::{Challenge, parse_challenge, select_challenge};
 pub use client::UpstreamClient;
 pub use manifest::MAX_MANIFEST_BYTES;
+pub use minted::MintedCredentials;
 pub use token::{DEFAULT_TOKEN_LIFETIME, FetchedToken, MAX_REFRESH_MARGIN, TokenCache, TokenKey};
 
 /// Where an upstream client gets its credentials (static username/password, or minted by a provider).
 #[async_trait]
 pub trait CredentialSource: Send + Sync + std::fmt::Debug {
-    /// Username and password for the registry, or None for anonymous access.
-    async fn credentials(&self) -> regbridge::Result<Option<(String, regbridge::Secret)>>;
+    /// Username and password for a request needing `scope` (`repository:team/app:pull,push`, several
+    /// separated by spaces), or None for anonymous access. Sources that mint credentials per repository
+    /// read the repository and the actions from it.
+    async fn credentials(&self, scope: &str) -> regbridge::Result<Option<(String, regbridge::Secret)>>;
 }
 
 /// Static credentials: a stored username and password (or token), or none at all.
@@ -73,7 +77,7 @@ impl fmt::Debug for StaticCredentials {
 
 #[async_trait]
 impl CredentialSource for StaticCredentials {
-    async fn credentials(&self) -> regbridge::Result<Option<(String, Secret)>> {
+    async fn credentials(&self, _scope: &str) -> regbridge::Result<Option<(String, Secret)>> {
         Ok(self.login.clone())
     }
 }
