@@ -19,6 +19,36 @@ pub struct Upstream {
     pub client: UpstreamClient,
     /// Pass the upstream's blob redirects to clients (true) or follow them and stream the bytes.
     pub redirect_blobs: bool,
+    /// Presigned blob URLs from the provider, reused for part of their validity.
+    pub download_urls: DownloadUrlCache,
+}
+
+/// Presigned download URLs by (upstream repository, digest), each kept until a deadline.
+#[derive(Debug, Default)]
+pub struct DownloadUrlCache {
+    urls: std::sync::Mutex<std::collections::HashMap<(String, String), (url::Url, std::time::Instant)>>,
+}
+
+/// Entries kept at most; the cache starts over beyond it.
+const DOWNLOAD_URL_ENTRIES: usize = 10_000;
+
+impl DownloadUrlCache {
+    /// The cached URL for `digest` of `repo`, while it is still good.
+    pub fn get(&self, repo: &str, digest: &str) -> Option<url::Url> {
+        let urls = self.urls.lock().unwrap_or_else(|e| e.into_inner());
+        urls.get(&(repo.to_owned(), digest.to_owned()))
+            .filter(|(_, until)| std::time::Instant::now() < *until)
+            .map(|(u, _)| u.clone())
+    }
+
+    /// Keeps `url` for `keep`.
+    pub fn put(&self, repo: &str, digest: &str, url: url::Url, keep: std::time::Duration) {
+        let mut urls = self.urls.lock().unwrap_or_else(|e| e.into_inner());
+        if urls.len() >= DOWNLOAD_URL_ENTRIES {
+            urls.clear();
+        }
+        urls.insert((repo.to_owned(), digest.to_owned()), (url, std::time::Instant::now() + keep));
+    }
 }
 
 /// What serves a route.
@@ -154,6 +184,18 @@ mod tests {
         let err = RoutingTable::new(vec![local("Bad", 1)]).unwrap_err().to_string();
         assert!(err.contains("invalid prefix"), "{err}");
         RoutingTable::new(vec![local("", 1), local("a", 2), local("ab", 3), local("b/c", 4)]).unwrap();
+    }
+
+    #[test]
+    fn download_urls_are_kept_until_their_deadline() {
+        let cache = DownloadUrlCache::default();
+        let url: url::Url = "https://bucket.example/blob?sig=1".parse().unwrap();
+        cache.put("r", "sha256:a", url.clone(), std::time::Duration::from_secs(60));
+        assert_eq!(cache.get("r", "sha256:a"), Some(url.clone()));
+        assert_eq!(cache.get("r", "sha256:b"), None);
+        assert_eq!(cache.get("other", "sha256:a"), None);
+        cache.put("r", "sha256:c", url, std::time::Duration::ZERO);
+        assert_eq!(cache.get("r", "sha256:c"), None, "expired");
     }
 
     #[test]

@@ -123,6 +123,7 @@ pub fn build_routes(routes: &[RouteConfig]) -> Result<RoutingTable> {
                     provider: Arc::new(generic),
                     client,
                     redirect_blobs: r.redirect_blobs.unwrap_or(true),
+                    download_urls: Default::default(),
                 }))
             }
             other => {

@@ -21,6 +21,20 @@ use crate::routing::{RoutingTable, Target, Upstream};
 /// How long a presigned blob URL from the provider is asked to live.
 const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(600);
 
+/// The provider's presigned URL for a blob, reused for half its validity (a URL handed out then still has
+/// half its life for the client).
+async fn download_url(upstream: &Upstream, repo: &str, digest: &regbridge::oci::Digest) -> Result<Option<url::Url>> {
+    let key = digest.to_string();
+    if let Some(url) = upstream.download_urls.get(repo, &key) {
+        return Ok(Some(url));
+    }
+    let url = upstream.provider.generate_blob_download_url(repo, digest, DOWNLOAD_URL_TTL).await?;
+    if let Some(url) = &url {
+        upstream.download_urls.put(repo, &key, url.clone(), DOWNLOAD_URL_TTL / 2);
+    }
+    Ok(url)
+}
+
 /// Headers that belong to one connection (RFC 9110 section 7.6.1) and never cross the proxy, plus the
 /// ones the proxy sets itself.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -132,10 +146,7 @@ pub(crate) async fn forward(
                 }
                 OciRoute::Blob(_, digest) => {
                     if method == Method::GET
-                        && let Some(url) = upstream
-                            .provider
-                            .generate_blob_download_url(upstream_name, digest, DOWNLOAD_URL_TTL)
-                            .await?
+                        && let Some(url) = download_url(upstream, upstream_name, digest).await?
                     {
                         return Ok(Response::builder()
                             .status(StatusCode::TEMPORARY_REDIRECT)
