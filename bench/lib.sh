@@ -47,7 +47,7 @@ require_tools() {  # require_tools TOOL...: exit 3 naming the missing ones; dock
   fi
 }
 
-find_regbridge() {  # find_regbridge [HINT]: make RB_BIN absolute (relative: to the cwd if it exists, else to ROOT)
+find_regbridge() {  # find_regbridge HINT: make RB_BIN absolute (relative: to the cwd if it exists, else to ROOT)
   case "$RB_BIN" in
     /*) ;;
     *) if [ -e "$RB_BIN" ]; then RB_BIN=$(cd "$(dirname "$RB_BIN")" && pwd)/$(basename "$RB_BIN")
@@ -56,7 +56,7 @@ find_regbridge() {  # find_regbridge [HINT]: make RB_BIN absolute (relative: to 
   if [ ! -x "$RB_BIN" ]; then
     echo "regbridge binary not found at $RB_BIN" >&2
     echo "build it first:  (cd $ROOT && cargo build --release)   or set REGBRIDGE_BIN=/path/to/regbridge" >&2
-    if [ $# -gt 0 ]; then echo "$1" >&2; fi
+    if [ -n "$1" ]; then echo "$1" >&2; fi
     exit 3
   fi
   case "$RB_BIN" in */debug/*) echo "warning: $RB_BIN looks like a debug build; its numbers mean little (cargo build --release)" >&2;; esac
