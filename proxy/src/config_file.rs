@@ -21,6 +21,7 @@
 //! password_env = "HUB_PASSWORD" # or password = "..." (the file is then a secret itself)
 //! upstream_prefix = "library"   # hub/alpine -> library/alpine upstream
 //! redirect_blobs = true         # pass upstream blob redirects to clients (default) or stream the bytes
+//! idle_timeout_secs = 60        # give up on an upstream silent for this long (502)
 //! ```
 //!
 //! Values given as flags or `REGBRIDGE_*` environment variables override the file.
@@ -86,6 +87,9 @@ pub struct RouteConfig {
     pub upstream_prefix: String,
     /// Pass upstream blob redirects to clients (default true), or follow them and stream the bytes.
     pub redirect_blobs: Option<bool>,
+    /// Seconds to wait for the upstream between two reads (its response headers, or the next bytes of a
+    /// body) before the request fails with 502; default 60.
+    pub idle_timeout_secs: Option<u64>,
 }
 
 impl RouteConfig {
@@ -100,6 +104,7 @@ impl RouteConfig {
             password_env: None,
             upstream_prefix: String::new(),
             redirect_blobs: None,
+            idle_timeout_secs: None,
         }
     }
 

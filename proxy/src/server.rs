@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use regbridge::{Error, Result, Secret};
 use regbridge_providers::generic::GenericRegistryBuilder;
+use regbridge_providers::http::ClientOptions;
 use regbridge_providers::local::{FsStorage, LocalRegistry, Storage, TokenSigner};
 
 use crate::api::{AppState, router};
@@ -111,7 +112,12 @@ pub fn build_routes(routes: &[RouteConfig]) -> Result<RoutingTable> {
                 let registry = r.registry.as_deref().ok_or_else(|| {
                     Error::bad_input(format!("{label}: a generic route needs registry = \"host[:port]\""))
                 })?;
-                let mut builder = GenericRegistryBuilder::new(registry).with_prefix(&r.upstream_prefix);
+                let mut options = ClientOptions::default();
+                if let Some(secs) = r.idle_timeout_secs {
+                    options.idle_timeout = std::time::Duration::from_secs(secs.max(1));
+                }
+                let mut builder =
+                    GenericRegistryBuilder::new(registry).with_prefix(&r.upstream_prefix).with_options(options);
                 match (&r.username, r.upstream_password().map_err(named)?) {
                     (Some(user), Some(password)) => builder = builder.with_credentials(user, password),
                     (None, None) => {}

@@ -24,6 +24,8 @@ enum Act {
     Reset,
     /// Answer 200 with the manifest.
     Serve,
+    /// Read the request, then say nothing for 30 s.
+    Silent,
 }
 
 /// A one-request-per-connection HTTP upstream following `script` (the last act repeats). Returns its
@@ -53,6 +55,10 @@ async fn scripted_upstream_logged(script: Vec<Act>) -> (String, Arc<AtomicUsize>
                 log.lock().unwrap().push(line);
                 let response = match act {
                     Act::Reset => return,
+                    Act::Silent => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    }
                     Act::Unavailable => {
                         "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
                     }
@@ -77,6 +83,7 @@ async fn proxy_to(upstream: &str) -> (String, tempfile::TempDir) {
         prefix: "up".into(),
         provider: "generic".into(),
         registry: Some(upstream.to_owned()),
+        idle_timeout_secs: Some(1),
         ..RouteConfig::local()
     };
     let config = ServeConfig {
@@ -112,7 +119,7 @@ async fn transient_failures_of_a_get_are_retried() {
 
 #[tokio::test]
 async fn persistent_failures_are_oci_errors_not_hangs() {
-    for act in [Act::Unavailable, Act::Reset] {
+    for act in [Act::Unavailable, Act::Reset, Act::Silent] {
         let (upstream, count) = scripted_upstream(vec![act]).await;
         let (base, _dir) = proxy_to(&upstream).await;
         let started = Instant::now();
