@@ -19,7 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the registry server: an authenticated OCI registry on local disk.
+    /// Run the registry server: an authenticated OCI registry on local disk, and a proxy to the upstream
+    /// registries a --config file routes to.
     ///
     /// On the first start with an empty data directory, an `admin` user is created with a random password
     /// (or REGBRIDGE_ADMIN_PASSWORD), printed once and stored in DATA_DIR/admin-password (mode 0600).
