@@ -3,6 +3,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "ecr")]
+pub mod ecr;
 #[cfg(feature = "generic")]
 pub mod generic;
 pub mod http;

@@ -243,10 +243,10 @@ async fn start_registry() -> RunningRegistry {
         if let Ok(Some(status)) = registry.child.try_wait() {
             panic!("docker-registry exited with {status}:\n{}", registry.log());
         }
-        if let Ok(r) = probe.get(format!("{}/v2/", registry.url)).send().await {
-            if r.status() == 401 {
-                return registry;
-            }
+        if let Ok(r) = probe.get(format!("{}/v2/", registry.url)).send().await
+            && r.status() == 401
+        {
+            return registry;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

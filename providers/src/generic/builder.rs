@@ -97,13 +97,14 @@ pub fn normalize_registry_url(input: &str) -> Result<Url> {
         Some((scheme, rest)) => (Some(scheme.to_ascii_lowercase()), rest),
         None => (None, trimmed),
     };
-    if let Some(scheme) = &explicit_scheme {
-        if scheme != "http" && scheme != "https" {
-            return Err(Error::bad_input(format!(
-                "the registry URL {input:?} has scheme {scheme:?}: write it as https://host or http://host, or \
-                 just the host, such as ghcr.io"
-            )));
-        }
+    if let Some(scheme) = &explicit_scheme
+        && scheme != "http"
+        && scheme != "https"
+    {
+        return Err(Error::bad_input(format!(
+            "the registry URL {input:?} has scheme {scheme:?}: write it as https://host or http://host, or \
+             just the host, such as ghcr.io"
+        )));
     }
     if rest.trim_matches('/').is_empty() {
         return Err(Error::bad_input(format!("the registry URL {input:?} has no host: write a host such as ghcr.io")));

@@ -123,10 +123,10 @@ impl UpstreamClient {
             Learned::Bearer(key) => {
                 // The token just refused may still look fresh (revoked, or scoped too narrowly under the
                 // same key): drop it so a new one is fetched rather than sent again.
-                if let Auth::Bearer(sent_key, stale) = sent {
-                    if *sent_key == key {
-                        self.inner.tokens.invalidate(&key, stale).await;
-                    }
+                if let Auth::Bearer(sent_key, stale) = sent
+                    && *sent_key == key
+                {
+                    self.inner.tokens.invalidate(&key, stale).await;
                 }
                 let token = self.token(&key).await?;
                 Ok(Some(Auth::Bearer(key, token)))

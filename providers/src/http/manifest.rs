@@ -30,10 +30,10 @@ impl UpstreamClient {
         let Some(mut response) = self.found(&what, response).await? else { return Ok(None) };
         let media_type = content_type(response.headers());
         let expected = expected_digest(reference, response.headers());
-        if let Some(len) = header_u64(response.headers(), CONTENT_LENGTH.as_str()) {
-            if len > MAX_MANIFEST_BYTES {
-                return Err(Error::TooLarge { what: "manifest".into(), size: len, limit: MAX_MANIFEST_BYTES });
-            }
+        if let Some(len) = header_u64(response.headers(), CONTENT_LENGTH.as_str())
+            && len > MAX_MANIFEST_BYTES
+        {
+            return Err(Error::TooLarge { what: "manifest".into(), size: len, limit: MAX_MANIFEST_BYTES });
         }
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.body_error(&what, e))? {

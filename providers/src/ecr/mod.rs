@@ -1,0 +1,426 @@
+//! AWS Elastic Container Registry (cargo feature `ecr`), through `aws-sdk-ecr` and `aws-sdk-sts`.
+//!
+//! * **Names.** Routable names are `{prefix}/{logical}` (just `{logical}` without a prefix): ECR
+//!   repositories are flat, and `/` is a legal character in their names, so the prefix is a path.
+//! * **Creation.** `create_repository` sets tag mutability and scan-on-push from
+//!   [`EcrRegistryBuilder::with_immutable_tags`] and [`EcrRegistryBuilder::with_scan_on_push`]; an existing
+//!   repository is returned as it is, its settings untouched.
+//! * **Credentials.** With a pull or push role configured, `generate_credentials` assumes it with STS
+//!   (`DurationSeconds` = the TTL clamped to 900..=43200 s; the role's `MaxSessionDuration` and AWS's
+//!   one-hour limit on role chaining may cut it further) and an inline session policy that allows only the
+//!   pull (or pull and push) actions on *this repository's ARN* plus `ecr:GetAuthorizationToken`, then calls
+//!   `GetAuthorizationToken` with that session. `Pull` uses the pull role (else the push role, still
+//!   limited by the session policy); `PushPull` needs the push role. **Without roles** the token is minted
+//!   with the base credentials: it is valid for every repository those credentials can reach and lives 12 h
+//!   whatever the TTL, so configure roles wherever credentials leave the control plane.
+//! * **Cross-account access** is a repository policy: regbridge's statements have the Sids
+//!   `RegbridgeCrossAccountPull` and `RegbridgeCrossAccountPullLambda`; every other statement is kept.
+//!   Only `Pull` grants are supported. ECR has no concurrency token for policies, so two writers racing
+//!   may lose one update. `VirtualMachine` and `Kubernetes` need no statement of their own and are not
+//!   reported back by `get_cross_account_access`; regions live only in the Lambda statement's
+//!   `aws:sourceArn` conditions, so they are kept (and reported) only for `Serverless` grants, and a
+//!   serverless grant without regions allows functions in any region. Replicating grants to replica
+//!   repositories in other regions is not implemented.
+//! * **Reads.** `get_manifest` uses `BatchGetImage` with the accepted media types (the SDK's signed API,
+//!   so no second registry-token flow is needed), `head_blob` `BatchCheckLayerAvailability`, and
+//!   `generate_blob_download_url` `GetDownloadUrlForLayer`.
+
+mod builder;
+mod client;
+mod credential;
+mod policy;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability, LayerAvailability};
+use chrono::Utc;
+use regbridge::error::OciErrorCode;
+use regbridge::oci::media_types::MANIFEST_TYPES;
+use regbridge::oci::{Digest, Reference, RepositoryName};
+use regbridge::{
+    ArtifactRegistry, AuthMethod, Credentials, CrossAccountAccess, CrossAccountPermissions, Error, Manifest,
+    Permissions, Repository, Resource, Result,
+};
+use url::Url;
+
+pub use builder::EcrRegistryBuilder;
+use client::{EcrClient, map_ecr_error, map_sts_error};
+use policy::Policy;
+
+/// The longest repository name ECR accepts.
+pub const MAX_ECR_NAME_LEN: usize = 256;
+
+/// An ECR registry (one account and region) behind [`ArtifactRegistry`]. Build it with
+/// [`EcrRegistryBuilder`].
+#[derive(Debug)]
+pub struct EcrRegistry {
+    region: String,
+    account: String,
+    prefix: String,
+    pull_role_arn: Option<String>,
+    push_role_arn: Option<String>,
+    registry_endpoint: String,
+    scan_on_push: bool,
+    immutable_tags: bool,
+    client: EcrClient,
+}
+
+impl fmt::Display for EcrRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ecr({}/{})", self.account, self.region)
+    }
+}
+
+impl EcrRegistry {
+    /// A builder with no settings; see also [`EcrRegistryBuilder::from_env`].
+    pub fn builder() -> EcrRegistryBuilder {
+        EcrRegistryBuilder::new()
+    }
+
+    /// The account id owning the registry.
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// The region of the registry.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The ARN of repository `name` (routable): `arn:aws:ecr:{region}:{account}:repository/{name}`.
+    pub fn repository_arn(&self, name: &str) -> String {
+        format!("arn:aws:ecr:{}:{}:repository/{name}", self.region, self.account)
+    }
+
+    fn host(&self) -> &str {
+        self.registry_endpoint.split_once("://").map_or(self.registry_endpoint.as_str(), |(_, h)| h)
+    }
+
+    fn repository(&self, name: &str, created: Option<&aws_sdk_ecr::primitives::DateTime>) -> Repository {
+        Repository {
+            name: name.to_owned(),
+            uri: format!("{}/{name}", self.host()),
+            created_at: created.and_then(credential::to_chrono),
+        }
+    }
+
+    /// Checks a routable name: a valid OCI name ECR accepts.
+    fn routable(&self, id: &str) -> Result<String> {
+        let name = RepositoryName::parse(id)?;
+        if name.as_str().len() > MAX_ECR_NAME_LEN {
+            return Err(Error::invalid(
+                OciErrorCode::NameInvalid,
+                format!("ECR repository names are at most {MAX_ECR_NAME_LEN} characters"),
+            ));
+        }
+        Ok(name.as_str().to_owned())
+    }
+
+    async fn describe(&self, name: &str) -> Result<Repository> {
+        let out = self
+            .client
+            .ecr
+            .describe_repositories()
+            .registry_id(&self.account)
+            .repository_names(name)
+            .send()
+            .await
+            .map_err(|e| map_ecr_error("DescribeRepositories", name, e))?;
+        let repo = out
+            .repositories()
+            .iter()
+            .find(|r| r.repository_name() == Some(name))
+            .ok_or_else(|| Error::not_found(Resource::Repository, name))?;
+        Ok(self.repository(name, repo.created_at()))
+    }
+
+    /// The current policy of `name`: `RepositoryPolicyNotFoundException` is "no policy", any other error
+    /// is returned (and the caller writes nothing).
+    async fn read_policy(&self, name: &str) -> Result<Policy> {
+        match self.client.ecr.get_repository_policy().registry_id(&self.account).repository_name(name).send().await {
+            Ok(out) => Policy::parse(out.policy_text()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_policy_not_found_exception()) => {
+                Policy::parse(None)
+            }
+            Err(e) => Err(map_ecr_error("GetRepositoryPolicy", name, e)),
+        }
+    }
+
+    async fn write_policy(&self, name: &str, before: &Policy, after: &Policy) -> Result<()> {
+        match after.render() {
+            Some(text) => {
+                self.client
+                    .ecr
+                    .set_repository_policy()
+                    .registry_id(&self.account)
+                    .repository_name(name)
+                    .policy_text(text)
+                    .send()
+                    .await
+                    .map_err(|e| map_ecr_error("SetRepositoryPolicy", name, e))?;
+            }
+            None if before.render().is_some() => {
+                self.client
+                    .ecr
+                    .delete_repository_policy()
+                    .registry_id(&self.account)
+                    .repository_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| map_ecr_error("DeleteRepositoryPolicy", name, e))?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    async fn change_access(&self, id: &str, grant: &CrossAccountPermissions, add: bool) -> Result<()> {
+        let name = self.routable(id)?;
+        let access = check_grant(grant)?;
+        let before = self.read_policy(&name).await?;
+        let merged = if add { before.granted.union(access) } else { before.granted.difference(access) }
+            .expect("both are Aws accesses");
+        let after = Policy { granted: merged, ..before.clone() };
+        self.write_policy(&name, &before, &after).await
+    }
+
+    fn role_for(&self, permissions: Permissions) -> Result<Option<&str>> {
+        Ok(match (permissions, &self.pull_role_arn, &self.push_role_arn) {
+            (_, None, None) => None,
+            (Permissions::Pull, Some(r), _) | (Permissions::Pull, None, Some(r)) => Some(r),
+            (Permissions::PushPull, _, Some(r)) => Some(r),
+            (Permissions::PushPull, Some(_), None) => {
+                return Err(Error::bad_input(
+                    "PushPull credentials need a push role: call with_push_role_arn (REGBRIDGE_ECR_PUSH_ROLE_ARN)",
+                ));
+            }
+        })
+    }
+}
+
+fn check_grant(grant: &CrossAccountPermissions) -> Result<&CrossAccountAccess> {
+    if grant.permissions != Permissions::Pull {
+        return Err(Error::bad_input("ECR cross-account grants written by regbridge are Pull only"));
+    }
+    match &grant.access {
+        a @ CrossAccountAccess::Aws { account_ids, role_arns, .. } => {
+            if let Some(bad) = account_ids.iter().find(|a| !builder::valid_account(a)) {
+                return Err(Error::bad_input(format!("{bad:?} is not a 12-digit AWS account id")));
+            }
+            if let Some(bad) = role_arns.iter().find(|r| !r.starts_with("arn:aws") || !r.contains(":iam::")) {
+                return Err(Error::bad_input(format!("{bad:?} is not an IAM role ARN")));
+            }
+            Ok(a)
+        }
+        other => Err(Error::bad_input(format!("ECR accepts aws cross-account access, not {}", other.platform()))),
+    }
+}
+
+fn image_id(reference: &Reference) -> ImageIdentifier {
+    match reference {
+        Reference::Tag(t) => ImageIdentifier::builder().image_tag(t.as_str()).build(),
+        Reference::Digest(d) => ImageIdentifier::builder().image_digest(d.to_string()).build(),
+    }
+}
+
+#[async_trait]
+impl ArtifactRegistry for EcrRegistry {
+    fn registry_endpoint(&self) -> String {
+        self.registry_endpoint.clone()
+    }
+
+    fn upstream_repository_prefix(&self) -> String {
+        self.prefix.clone()
+    }
+
+    async fn create_repository(&self, name: &str) -> Result<Repository> {
+        let logical = RepositoryName::parse(name)?;
+        let name = self.routable(logical.with_prefix(&self.prefix)?.as_str())?;
+        let mutability = if self.immutable_tags { ImageTagMutability::Immutable } else { ImageTagMutability::Mutable };
+        let created = self
+            .client
+            .ecr
+            .create_repository()
+            .registry_id(&self.account)
+            .repository_name(&name)
+            .image_tag_mutability(mutability)
+            .image_scanning_configuration(ImageScanningConfiguration::builder().scan_on_push(self.scan_on_push).build())
+            .send()
+            .await;
+        match created {
+            Ok(out) => Ok(self.repository(&name, out.repository().and_then(|r| r.created_at()))),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_already_exists_exception()) => {
+                self.describe(&name).await
+            }
+            Err(e) => Err(map_ecr_error("CreateRepository", &name, e)),
+        }
+    }
+
+    async fn get_repository(&self, id: &str) -> Result<Repository> {
+        let name = self.routable(id)?;
+        self.describe(&name).await
+    }
+
+    async fn delete_repository(&self, id: &str) -> Result<()> {
+        let name = self.routable(id)?;
+        self.client
+            .ecr
+            .delete_repository()
+            .registry_id(&self.account)
+            .repository_name(&name)
+            .force(true)
+            .send()
+            .await
+            .map_err(|e| map_ecr_error("DeleteRepository", &name, e))?;
+        Ok(())
+    }
+
+    async fn generate_credentials(&self, id: &str, permissions: Permissions, ttl: Duration) -> Result<Credentials> {
+        let name = self.routable(id)?;
+        let role = self.role_for(permissions)?;
+        // The repository must exist: minting for a missing one is NotFound, as for every other method.
+        self.describe(&name).await?;
+        let (ecr, session_expiry) = match role {
+            None => (self.client.ecr.clone(), None),
+            Some(role) => {
+                let out = self
+                    .client
+                    .sts
+                    .assume_role()
+                    .role_arn(role)
+                    .role_session_name(credential::session_name(&name))
+                    .duration_seconds(credential::session_seconds(ttl))
+                    .policy(credential::session_policy(&self.repository_arn(&name), permissions))
+                    .send()
+                    .await
+                    .map_err(|e| map_sts_error("AssumeRole", e))?;
+                let c = out.credentials().ok_or_else(|| Error::Upstream {
+                    provider: client::PROVIDER.into(),
+                    status: None,
+                    message: "AssumeRole returned no credentials".into(),
+                    source: None,
+                })?;
+                let expiry = credential::to_chrono(c.expiration());
+                let creds = aws_sdk_ecr::config::Credentials::new(
+                    c.access_key_id(),
+                    c.secret_access_key(),
+                    Some(c.session_token().to_owned()),
+                    c.expiration().to_owned().try_into().ok(),
+                    "regbridge-assume-role",
+                );
+                (self.client.ecr_with(creds), expiry)
+            }
+        };
+        let issued = Utc::now();
+        let out =
+            ecr.get_authorization_token().send().await.map_err(|e| map_ecr_error("GetAuthorizationToken", &name, e))?;
+        let data = out.authorization_data().first().ok_or_else(|| Error::Upstream {
+            provider: client::PROVIDER.into(),
+            status: None,
+            message: "GetAuthorizationToken returned no authorization data".into(),
+            source: None,
+        })?;
+        let (username, password) = credential::decode_token(data.authorization_token().unwrap_or_default())?;
+        let token_expiry = credential::token_expiry(data.expires_at().and_then(credential::to_chrono), issued);
+        let expires_at = session_expiry.map_or(token_expiry, |s| s.min(token_expiry));
+        Ok(Credentials { auth_method: AuthMethod::Basic, username, password, expires_at })
+    }
+
+    async fn get_manifest(&self, id: &str, reference: &Reference) -> Result<Manifest> {
+        let name = self.routable(id)?;
+        let out = self
+            .client
+            .ecr
+            .batch_get_image()
+            .registry_id(&self.account)
+            .repository_name(&name)
+            .image_ids(image_id(reference))
+            .set_accepted_media_types(Some(MANIFEST_TYPES.iter().map(|s| s.to_string()).collect()))
+            .send()
+            .await
+            .map_err(|e| map_ecr_error("BatchGetImage", &name, e))?;
+        let image =
+            out.images().first().ok_or_else(|| Error::not_found(Resource::Manifest, format!("{name}:{reference}")))?;
+        let bytes = image.image_manifest().unwrap_or_default().as_bytes().to_vec();
+        let media_type = image
+            .image_manifest_media_type()
+            .map(str::to_owned)
+            .or_else(|| {
+                serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_owned))
+            })
+            .unwrap_or_else(|| MANIFEST_TYPES[0].to_owned());
+        let digest = match reference {
+            Reference::Digest(d) => Digest::of(d.algorithm(), &bytes),
+            Reference::Tag(_) => Digest::sha256(&bytes),
+        };
+        Ok(Manifest { media_type, digest, bytes })
+    }
+
+    async fn add_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
+        self.change_access(id, grant, true).await
+    }
+
+    async fn remove_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
+        self.change_access(id, grant, false).await
+    }
+
+    async fn get_cross_account_access(&self, id: &str) -> Result<Vec<CrossAccountPermissions>> {
+        let name = self.routable(id)?;
+        let policy = self.read_policy(&name).await?;
+        Ok(if policy.granted.is_empty() {
+            Vec::new()
+        } else {
+            vec![CrossAccountPermissions { access: policy.granted, permissions: Permissions::Pull }]
+        })
+    }
+
+    async fn generate_blob_download_url(&self, id: &str, digest: &Digest, ttl: Duration) -> Result<Option<Url>> {
+        // ECR decides the URL's validity itself; the TTL cannot be passed on.
+        let _ = ttl;
+        let name = self.routable(id)?;
+        let out = self
+            .client
+            .ecr
+            .get_download_url_for_layer()
+            .registry_id(&self.account)
+            .repository_name(&name)
+            .layer_digest(digest.to_string())
+            .send()
+            .await
+            .map_err(|e| map_ecr_error("GetDownloadUrlForLayer", &name, e))?;
+        out.download_url()
+            .map(|u| {
+                Url::parse(u).map_err(|e| Error::Upstream {
+                    provider: client::PROVIDER.into(),
+                    status: None,
+                    message: "GetDownloadUrlForLayer returned an invalid URL".into(),
+                    source: Some(Box::new(e)),
+                })
+            })
+            .transpose()
+    }
+
+    async fn head_blob(&self, id: &str, digest: &Digest) -> Result<Option<u64>> {
+        let name = self.routable(id)?;
+        let out = self
+            .client
+            .ecr
+            .batch_check_layer_availability()
+            .registry_id(&self.account)
+            .repository_name(&name)
+            .layer_digests(digest.to_string())
+            .send()
+            .await
+            .map_err(|e| map_ecr_error("BatchCheckLayerAvailability", &name, e))?;
+        Ok(out
+            .layers()
+            .iter()
+            .find(|l| l.layer_availability() == Some(&LayerAvailability::Available))
+            .and_then(|l| l.layer_size())
+            .map(|s| s as u64))
+    }
+}

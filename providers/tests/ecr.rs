@@ -1,0 +1,435 @@
+//! The ECR provider against moto's server (started per test on a free 127.0.0.1 port) and, for what moto
+//! lacks or cannot show (GetDownloadUrlForLayer, the AssumeRole request, failing reads), wiremock.
+#![cfg(feature = "ecr")]
+
+use std::collections::BTreeSet;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecr::config::{BehaviorVersion, Credentials as AwsCredentials, Region};
+use regbridge::conformance::{self, Capabilities};
+use regbridge::oci::{Digest, Reference};
+use regbridge::{
+    ArtifactRegistry, AuthMethod, ComputeServiceType, CrossAccountAccess, CrossAccountPermissions, Error, Permissions,
+    Resource,
+};
+use regbridge_providers::ecr::{EcrRegistry, EcrRegistryBuilder};
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+const PULL_ROLE: &str = "arn:aws:iam::123456789012:role/regbridge-pull";
+const PUSH_ROLE: &str = "arn:aws:iam::123456789012:role/regbridge-push";
+const TARGET: &str = "AmazonEC2ContainerRegistry_V20150921";
+
+/// moto's server on a free port, killed when dropped.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Moto {
+    fn start() -> Self {
+        let venv = std::env::var("REGBRIDGE_TEST_VENV").unwrap_or_else(|_| "/tmp/regbridge-test-venv".into());
+        let bin = PathBuf::from(venv).join("bin/moto_server");
+        assert!(bin.exists(), "{} is missing: run scripts/install-test-deps.sh (as root) first", bin.display());
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}; run scripts/install-test-deps.sh", bin.display()));
+        let moto = Moto { child, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on {port} within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn base(endpoint: &str) -> EcrRegistryBuilder {
+    EcrRegistry::builder()
+        .with_region(REGION)
+        .with_credentials("testing", "testing")
+        .with_endpoint(endpoint)
+        .with_prefix("team")
+}
+
+fn with_roles(b: EcrRegistryBuilder) -> EcrRegistryBuilder {
+    b.with_pull_role_arn(PULL_ROLE).with_push_role_arn(PUSH_ROLE)
+}
+
+/// A raw SDK client on moto, to set up and inspect state behind the provider's back.
+fn sdk(endpoint: &str) -> aws_sdk_ecr::Client {
+    let conf = aws_sdk_ecr::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(AwsCredentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_ecr::Client::from_conf(conf)
+}
+
+fn fixture(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/aws").join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn pull_grant(accounts: &[&str], roles: &[&str], serverless: bool) -> CrossAccountPermissions {
+    CrossAccountPermissions {
+        access: CrossAccountAccess::Aws {
+            account_ids: set(accounts),
+            regions: if serverless { set(&["us-east-1"]) } else { BTreeSet::new() },
+            allowed_service_types: if serverless { [ComputeServiceType::Serverless].into() } else { BTreeSet::new() },
+            role_arns: set(roles),
+        },
+        permissions: Permissions::Pull,
+    }
+}
+
+/// Puts an OCI image manifest with tag `tag` into `repo` through the SDK; returns its bytes.
+async fn put_manifest(client: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> String {
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
+                   "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},
+        "layers": []
+    })
+    .to_string();
+    client
+        .put_image()
+        .repository_name(repo)
+        .image_manifest(&manifest)
+        .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
+        .image_tag(tag)
+        .send()
+        .await
+        .expect("PutImage on moto");
+    manifest
+}
+
+#[tokio::test]
+async fn conformance_against_moto() {
+    let moto = Moto::start();
+    // The account is discovered with STS GetCallerIdentity (moto answers 123456789012).
+    let reg = with_roles(base(&moto.url)).build().await.unwrap();
+    assert_eq!(reg.account(), ACCOUNT);
+    let repo = reg.create_repository("conf-image").await.unwrap();
+    put_manifest(&sdk(&moto.url), &repo.name, "v1").await;
+
+    let mut caps = Capabilities::new("conf-");
+    caps.ttl_bounds = (Duration::from_secs(900), Duration::from_secs(43_200));
+    caps.grants = Some((
+        pull_grant(&["111122223333"], &[], true),
+        pull_grant(&["444455556666"], &["arn:aws:iam::777788889999:role/puller"], true),
+    ));
+    caps.existing_manifest = Some((repo.name.clone(), Reference::parse("v1").unwrap()));
+    conformance::run_all(&reg, &caps).await.unwrap();
+}
+
+#[tokio::test]
+async fn repositories_create_get_delete() {
+    let moto = Moto::start();
+    let reg = base(&moto.url).with_account(ACCOUNT).build().await.unwrap();
+    assert_eq!(reg.to_string(), "Ecr(123456789012/us-east-1)");
+    assert_eq!(reg.registry_endpoint(), "https://123456789012.dkr.ecr.us-east-1.amazonaws.com");
+    assert_eq!(reg.upstream_repository_prefix(), "team");
+
+    let first = reg.create_repository("app").await.unwrap();
+    assert_eq!(first.name, "team/app");
+    assert_eq!(first.uri, "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app");
+    assert!(first.created_at.is_some());
+    let again = reg.create_repository("app").await.unwrap();
+    assert_eq!(again.name, first.name);
+    assert_eq!(again.uri, first.uri);
+    assert_eq!(reg.get_repository("team/app").await.unwrap().name, "team/app");
+
+    // Delete is forced: a repository with images goes too.
+    put_manifest(&sdk(&moto.url), "team/app", "v1").await;
+    reg.delete_repository("team/app").await.unwrap();
+    assert!(matches!(
+        reg.get_repository("team/app").await,
+        Err(Error::NotFound { resource: Resource::Repository, .. })
+    ));
+    assert!(matches!(reg.delete_repository("team/app").await, Err(Error::NotFound { .. })));
+    assert!(matches!(reg.create_repository("Bad Name").await, Err(Error::InvalidInput { .. })));
+
+    // Creation settings reach ECR.
+    let strict = base(&moto.url).with_account(ACCOUNT).with_immutable_tags(true).with_scan_on_push(true);
+    strict.build().await.unwrap().create_repository("strict").await.unwrap();
+    let described = sdk(&moto.url).describe_repositories().repository_names("team/strict").send().await.unwrap();
+    let repo = &described.repositories()[0];
+    assert_eq!(repo.image_tag_mutability(), Some(&aws_sdk_ecr::types::ImageTagMutability::Immutable));
+    assert_eq!(repo.image_scanning_configuration().map(|c| c.scan_on_push()), Some(true));
+}
+
+#[tokio::test]
+async fn manifests_and_blobs_read_through_the_api() {
+    let moto = Moto::start();
+    let reg = base(&moto.url).with_account(ACCOUNT).build().await.unwrap();
+    let client = sdk(&moto.url);
+    reg.create_repository("reads").await.unwrap();
+    let bytes = put_manifest(&client, "team/reads", "v1").await;
+
+    let got = reg.get_manifest("team/reads", &Reference::parse("v1").unwrap()).await.unwrap();
+    assert_eq!(got.bytes, bytes.as_bytes());
+    assert_eq!(got.media_type, "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(got.digest, Digest::sha256(bytes.as_bytes()));
+    let head = reg.head_manifest("team/reads", &Reference::parse("v1").unwrap()).await.unwrap().unwrap();
+    assert_eq!((head.digest, head.size), (got.digest.clone(), bytes.len() as u64));
+    assert!(matches!(
+        reg.get_manifest("team/reads", &Reference::parse("nope").unwrap()).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // A layer uploaded through ECR's layer API is seen by head_blob with its size.
+    let layer = b"layer bytes".to_vec();
+    let upload = client.initiate_layer_upload().repository_name("team/reads").send().await.unwrap();
+    let id = upload.upload_id().unwrap().to_owned();
+    client
+        .upload_layer_part()
+        .repository_name("team/reads")
+        .upload_id(&id)
+        .part_first_byte(0)
+        .part_last_byte(layer.len() as i64 - 1)
+        .layer_part_blob(aws_sdk_ecr::primitives::Blob::new(layer.clone()))
+        .send()
+        .await
+        .unwrap();
+    let digest = Digest::sha256(&layer);
+    client
+        .complete_layer_upload()
+        .repository_name("team/reads")
+        .upload_id(&id)
+        .layer_digests(digest.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reg.head_blob("team/reads", &digest).await.unwrap(), Some(layer.len() as u64));
+    assert_eq!(reg.head_blob("team/reads", &Digest::sha256(b"other")).await.unwrap(), None);
+}
+
+fn statements(policy: &str) -> Vec<Value> {
+    serde_json::from_str::<Value>(policy).unwrap()["Statement"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn policy_merge_keeps_foreign_statements() {
+    let moto = Moto::start();
+    let reg = base(&moto.url).with_account(ACCOUNT).build().await.unwrap();
+    let client = sdk(&moto.url);
+    reg.create_repository("shared").await.unwrap();
+    let foreign = json!({
+        "Sid": "OpsTeamPull",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+        "Action": ["ecr:BatchGetImage"]
+    });
+    client
+        .set_repository_policy()
+        .repository_name("team/shared")
+        .policy_text(json!({"Version": "2012-10-17", "Statement": [foreign]}).to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let grant = pull_grant(&["111122223333"], &[], true);
+    reg.add_cross_account_access("team/shared", &grant).await.unwrap();
+    let text = client.get_repository_policy().repository_name("team/shared").send().await.unwrap();
+    let stmts = statements(text.policy_text().unwrap());
+    assert_eq!(stmts[0], foreign, "the foreign statement is kept as it was");
+    let ours = stmts.iter().find(|s| s["Sid"] == "RegbridgeCrossAccountPull").unwrap();
+    assert_eq!(ours["Principal"]["AWS"], json!(["arn:aws:iam::111122223333:root"]));
+    let lambda = stmts.iter().find(|s| s["Sid"] == "RegbridgeCrossAccountPullLambda").unwrap();
+    assert_eq!(lambda["Principal"]["Service"], "lambda.amazonaws.com");
+    assert_eq!(
+        lambda["Condition"]["StringLike"]["aws:sourceArn"],
+        json!(["arn:aws:lambda:us-east-1:111122223333:function:*"])
+    );
+    assert_eq!(reg.get_cross_account_access("team/shared").await.unwrap(), vec![grant.clone()]);
+
+    // Removing the last grant deletes only our statements.
+    reg.remove_cross_account_access("team/shared", &grant).await.unwrap();
+    let text = client.get_repository_policy().repository_name("team/shared").send().await.unwrap();
+    assert_eq!(statements(text.policy_text().unwrap()), vec![foreign]);
+    assert!(reg.get_cross_account_access("team/shared").await.unwrap().is_empty());
+
+    // With only our statements, removing the last grant removes the policy.
+    reg.create_repository("solo").await.unwrap();
+    reg.add_cross_account_access("team/solo", &grant).await.unwrap();
+    reg.remove_cross_account_access("team/solo", &grant).await.unwrap();
+    let gone = client.get_repository_policy().repository_name("team/solo").send().await.unwrap_err();
+    assert!(gone.into_service_error().is_repository_policy_not_found_exception());
+
+    let push = CrossAccountPermissions { permissions: Permissions::PushPull, ..grant };
+    assert!(matches!(reg.add_cross_account_access("team/solo", &push).await, Err(Error::InvalidInput { .. })));
+}
+
+#[tokio::test]
+async fn credentials_without_roles_decode_the_token() {
+    let moto = Moto::start();
+    let reg = base(&moto.url).with_account(ACCOUNT).build().await.unwrap();
+    reg.create_repository("plain").await.unwrap();
+    let creds = reg.generate_credentials("team/plain", Permissions::Pull, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(creds.auth_method, AuthMethod::Basic);
+    assert_eq!(creds.username, "AWS");
+    assert_eq!(creds.password.expose(), "123456789012-auth-token");
+    assert!(!format!("{creds:?}").contains("auth-token"));
+    // Base credentials: the token's 12 h, whatever the TTL (moto reports a 2015 expiry, taken as unknown).
+    let left = creds.remaining().as_secs();
+    assert!((12 * 3600 - 60..=12 * 3600).contains(&left), "{left}");
+    assert!(matches!(
+        reg.generate_credentials("team/missing", Permissions::Pull, Duration::from_secs(900)).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+fn form(req: &Request) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(&req.body).into_owned().collect()
+}
+
+fn field<'a>(form: &'a [(String, String)], key: &str) -> &'a str {
+    form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("no {key} in {form:?}"))
+}
+
+#[tokio::test]
+async fn assume_role_sends_the_scoped_session_policy_and_clamped_duration() {
+    let moto = Moto::start();
+    let sts = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(fixture("sts-assume-role.xml"), "text/xml"))
+        .mount(&sts)
+        .await;
+    let reg = with_roles(base(&moto.url)).with_account(ACCOUNT).with_sts_endpoint(sts.uri()).build().await.unwrap();
+    reg.create_repository("scoped").await.unwrap();
+
+    let pull = reg.generate_credentials("team/scoped", Permissions::Pull, Duration::from_secs(1)).await.unwrap();
+    assert_eq!((pull.username.as_str(), pull.password.expose()), ("AWS", "123456789012-auth-token"));
+    reg.generate_credentials("team/scoped", Permissions::PushPull, Duration::from_secs(100_000)).await.unwrap();
+
+    let sent: Vec<_> = sts.received_requests().await.unwrap().iter().map(form).collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let arn = "arn:aws:ecr:us-east-1:123456789012:repository/team/scoped";
+    for (req, role, seconds, can_push) in [(&sent[0], PULL_ROLE, "900", false), (&sent[1], PUSH_ROLE, "43200", true)] {
+        assert_eq!(field(req, "Action"), "AssumeRole");
+        assert_eq!(field(req, "RoleArn"), role);
+        assert_eq!(field(req, "DurationSeconds"), seconds);
+        assert_eq!(field(req, "RoleSessionName"), "regbridge-team-scoped");
+        let policy: Value = serde_json::from_str(field(req, "Policy")).unwrap();
+        let stmts = policy["Statement"].as_array().unwrap();
+        let repo_stmt = stmts.iter().find(|s| s["Resource"] == arn).expect("a statement on the repository ARN");
+        let actions: Vec<&str> = repo_stmt["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        assert!(actions.contains(&"ecr:BatchGetImage") && actions.contains(&"ecr:GetDownloadUrlForLayer"));
+        assert_eq!(actions.contains(&"ecr:PutImage"), can_push, "{actions:?}");
+        let token_stmt = stmts.iter().find(|s| s["Action"] == "ecr:GetAuthorizationToken").unwrap();
+        assert_eq!(token_stmt["Resource"], "*");
+        assert_eq!(stmts.len(), 2, "nothing else is allowed: {policy}");
+    }
+}
+
+/// A wiremock ECR: `POST /` with `X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.{operation}`.
+async fn ecr_stub(operation: &str, response: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(header("x-amz-target", format!("{TARGET}.{operation}").as_str()))
+        .respond_with(response)
+        .mount(&server)
+        .await;
+    server
+}
+
+fn targets(requests: &[Request]) -> Vec<String> {
+    requests
+        .iter()
+        .filter_map(|r| r.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_owned))
+        .collect()
+}
+
+fn aws_error(status: u16, code: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .insert_header("x-amzn-RequestId", "req-0123")
+        .set_body_raw(json!({"__type": code, "message": "stubbed"}).to_string(), "application/x-amz-json-1.1")
+}
+
+#[tokio::test]
+async fn blob_download_url_comes_from_get_download_url_for_layer() {
+    let body = fixture("ecr-get-download-url-for-layer.json");
+    let server = ecr_stub(
+        "GetDownloadUrlForLayer",
+        ResponseTemplate::new(200).set_body_raw(body.clone(), "application/x-amz-json-1.1"),
+    )
+    .await;
+    let reg = base(&server.uri()).with_account(ACCOUNT).build().await.unwrap();
+    let digest = Digest::parse("sha256:4a5ae3bb7b49e4b5aa4b5fcd4f3d2b7fb4e1da5bfbc0ad3f4c0b4e7e6b8a8f01").unwrap();
+    let url = reg.generate_blob_download_url("team/app", &digest, Duration::from_secs(600)).await.unwrap().unwrap();
+    let expected: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(url.as_str(), expected["downloadUrl"].as_str().unwrap());
+    let requests = server.received_requests().await.unwrap();
+    let sent: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(sent["repositoryName"], "team/app");
+    assert_eq!(sent["layerDigest"], digest.to_string());
+    assert_eq!(sent["registryId"], ACCOUNT);
+}
+
+#[tokio::test]
+async fn a_failed_policy_read_writes_nothing() {
+    let server = ecr_stub("GetRepositoryPolicy", aws_error(400, "AccessDeniedException")).await;
+    let reg = base(&server.uri()).with_account(ACCOUNT).build().await.unwrap();
+    let err = reg.add_cross_account_access("team/app", &pull_grant(&["111122223333"], &[], false)).await.unwrap_err();
+    assert!(matches!(err, Error::Denied { .. }), "{err:?}");
+    assert!(err.to_string().contains("req-0123"), "the AWS request id is kept: {err}");
+    let sent = targets(&server.received_requests().await.unwrap());
+    assert_eq!(sent, vec![format!("{TARGET}.GetRepositoryPolicy")], "nothing but the read was sent");
+}
+
+#[tokio::test]
+async fn ecr_errors_map_to_regbridge_errors() {
+    for (code, check) in [
+        ("RepositoryNotFoundException", (|e: &Error| matches!(e, Error::NotFound { .. })) as fn(&Error) -> bool),
+        ("KmsException", |e: &Error| matches!(e, Error::Upstream { .. }) && e.to_string().contains("req-0123")),
+        ("UnrecognizedClientException", |e: &Error| matches!(e, Error::Unauthenticated { .. })),
+    ] {
+        let server = ecr_stub("DescribeRepositories", aws_error(400, code)).await;
+        let reg = base(&server.uri()).with_account(ACCOUNT).build().await.unwrap();
+        let err = reg.get_repository("team/app").await.unwrap_err();
+        assert!(check(&err), "{code} gave {err:?}");
+        assert!(!err.to_string().contains("testing"), "no secret in {err}");
+    }
+    // Invalid names are refused before any call.
+    let server = MockServer::start().await;
+    let reg = base(&server.uri()).with_account(ACCOUNT).build().await.unwrap();
+    assert!(matches!(reg.create_repository("../x").await, Err(Error::InvalidInput { .. })));
+    assert!(matches!(reg.get_repository("UPPER").await, Err(Error::InvalidInput { .. })));
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn throttling_is_too_many_requests() {
+    let server = ecr_stub("DescribeRepositories", aws_error(400, "ThrottlingException")).await;
+    let reg = base(&server.uri()).with_account(ACCOUNT).build().await.unwrap();
+    let started = Instant::now();
+    let err = reg.get_repository("team/app").await.unwrap_err();
+    assert!(matches!(err, Error::TooManyRequests { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
