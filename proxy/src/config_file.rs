@@ -72,19 +72,30 @@ pub struct RouteConfig {
     /// Client-visible prefix (`""`, the default, serves every name no other route serves).
     #[serde(default)]
     pub prefix: String,
-    /// `local` or `generic`.
+    /// `local`, `generic` or `ecr`.
     pub provider: String,
-    /// generic: the registry, as `host[:port]` or `scheme://host[:port]`.
+    /// generic: the registry, as `host[:port]` or `scheme://host[:port]`; ecr: an override of the data-plane
+    /// URL (tests).
     pub registry: Option<String>,
-    /// generic: user name for the upstream.
+    /// generic: user name for the upstream; ecr: an AWS access key id (else the standard AWS chain).
     pub username: Option<String>,
-    /// generic: password or token for the upstream.
+    /// generic: password or token for the upstream; ecr: the AWS secret access key.
     pub password: Option<Secret>,
-    /// generic: environment variable holding the password.
+    /// Environment variable holding the password (or the AWS secret access key).
     pub password_env: Option<String>,
-    /// generic: repository path prefix upstream.
+    /// Repository path prefix upstream (generic, ecr).
     #[serde(default)]
     pub upstream_prefix: String,
+    /// ecr: the AWS region.
+    pub region: Option<String>,
+    /// ecr: the account id (looked up with STS when not given).
+    pub account: Option<String>,
+    /// ecr: the role assumed for pull credentials.
+    pub pull_role_arn: Option<String>,
+    /// ecr: the role assumed for push credentials.
+    pub push_role_arn: Option<String>,
+    /// ecr: the ECR and STS API endpoint (moto in tests).
+    pub endpoint: Option<String>,
     /// Pass upstream blob redirects to clients (default true), or follow them and stream the bytes.
     pub redirect_blobs: Option<bool>,
     /// Seconds to wait for the upstream between two reads (its response headers, or the next bytes of a
@@ -103,6 +114,11 @@ impl RouteConfig {
             password: None,
             password_env: None,
             upstream_prefix: String::new(),
+            region: None,
+            account: None,
+            pull_role_arn: None,
+            push_role_arn: None,
+            endpoint: None,
             redirect_blobs: None,
             idle_timeout_secs: None,
         }

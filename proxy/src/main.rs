@@ -113,7 +113,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let initial = std::env::var("REGBRIDGE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = runtime.block_on(async {
-        let server = Server::bind(config, initial)?;
+        let server = Server::bind_async(config, initial).await?;
         server.run().await
     });
     match result {

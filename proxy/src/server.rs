@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use regbridge::{Error, Result, Secret};
 use regbridge_providers::generic::GenericRegistryBuilder;
-use regbridge_providers::http::ClientOptions;
+use regbridge_providers::http::{ClientOptions, MintedCredentials, UpstreamClient};
 use regbridge_providers::local::{FsStorage, LocalRegistry, Storage, TokenSigner};
 
 use crate::api::{AppState, router};
@@ -25,7 +25,21 @@ impl Server {
     /// Opens the data directory (creating storage, signing key and, on first start, the admin user) and
     /// binds the listen address. `initial_password` is the admin's password on a first start; a random one
     /// is generated when it is `None`, and printed once on stderr.
+    ///
+    /// Cloud routes (`ecr`) load credentials asynchronously and need [`Server::bind_async`].
     pub fn bind(config: ServeConfig, initial_password: Option<Secret>) -> Result<Self> {
+        let routes = build_routes_sync(&config.routes)?;
+        Self::bind_with_routes(config, initial_password, routes)
+    }
+
+    /// [`Server::bind`] for every kind of route, cloud providers included (they load credentials and may
+    /// look up their account before the server starts).
+    pub async fn bind_async(config: ServeConfig, initial_password: Option<Secret>) -> Result<Self> {
+        let routes = build_routes(&config.routes).await?;
+        Self::bind_with_routes(config, initial_password, routes)
+    }
+
+    fn bind_with_routes(config: ServeConfig, initial_password: Option<Secret>, routes: RoutingTable) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::internal(format!("create data directory {}", config.data_dir.display()), e))?;
         let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(config.data_dir.join("storage"))?);
@@ -47,7 +61,6 @@ impl Server {
         let listener = std::net::TcpListener::bind(config.listen)
             .map_err(|e| Error::bad_input(format!("cannot listen on {}: {e}", config.listen)))?;
         listener.set_nonblocking(true).map_err(|e| Error::internal("listener", e))?;
-        let routes = build_routes(&config.routes)?;
         let locations = LocationSigner::new(signer.derive_key("upload-location"));
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
@@ -97,46 +110,133 @@ impl Server {
     }
 }
 
-/// The routing table for `routes` (the local registry alone when there are none).
-pub fn build_routes(routes: &[RouteConfig]) -> Result<RoutingTable> {
+fn route_label(index: usize, r: &RouteConfig) -> String {
+    format!("route {} ({} {:?})", index + 1, r.provider, r.prefix)
+}
+
+fn client_options(r: &RouteConfig) -> ClientOptions {
+    let mut options = ClientOptions::default();
+    if let Some(secs) = r.idle_timeout_secs {
+        options.idle_timeout = std::time::Duration::from_secs(secs.max(1));
+    }
+    options
+}
+
+fn upstream(provider: regbridge::DynArtifactRegistry, client: UpstreamClient, r: &RouteConfig) -> Target {
+    Target::Upstream(Arc::new(Upstream {
+        provider,
+        client,
+        redirect_blobs: r.redirect_blobs.unwrap_or(true),
+        download_urls: Default::default(),
+    }))
+}
+
+/// The target of a route whose provider is built without I/O (`local`, `generic`); `None` for cloud
+/// providers.
+fn sync_target(r: &RouteConfig, label: &str) -> Result<Option<Target>> {
+    let named = |e: Error| Error::bad_input(format!("{label}: {e}"));
+    Ok(Some(match r.provider.as_str() {
+        "local" => Target::Local,
+        "generic" => {
+            let registry = r.registry.as_deref().ok_or_else(|| {
+                Error::bad_input(format!("{label}: a generic route needs registry = \"host[:port]\""))
+            })?;
+            let mut builder =
+                GenericRegistryBuilder::new(registry).with_prefix(&r.upstream_prefix).with_options(client_options(r));
+            match (&r.username, r.upstream_password().map_err(named)?) {
+                (Some(user), Some(password)) => builder = builder.with_credentials(user, password),
+                (None, None) => {}
+                _ => return Err(Error::bad_input(format!("{label}: give both username and password, or neither"))),
+            }
+            let generic = builder.build().map_err(named)?;
+            let client = generic.client().clone();
+            upstream(Arc::new(generic), client, r)
+        }
+        "ecr" => return Ok(None),
+        other => {
+            return Err(Error::bad_input(format!("{label}: unknown provider {other:?}; use local, generic or ecr")));
+        }
+    }))
+}
+
+/// The routing table for `routes` whose providers need no I/O to build; cloud routes are an error.
+pub fn build_routes_sync(routes: &[RouteConfig]) -> Result<RoutingTable> {
     if routes.is_empty() {
         return Ok(RoutingTable::local_only());
     }
     let mut out = Vec::new();
     for (i, r) in routes.iter().enumerate() {
-        let label = format!("route {} ({} {:?})", i + 1, r.provider, r.prefix);
-        let named = |e: Error| Error::bad_input(format!("{label}: {e}"));
-        let target = match r.provider.as_str() {
-            "local" => Target::Local,
-            "generic" => {
-                let registry = r.registry.as_deref().ok_or_else(|| {
-                    Error::bad_input(format!("{label}: a generic route needs registry = \"host[:port]\""))
-                })?;
-                let mut options = ClientOptions::default();
-                if let Some(secs) = r.idle_timeout_secs {
-                    options.idle_timeout = std::time::Duration::from_secs(secs.max(1));
-                }
-                let mut builder =
-                    GenericRegistryBuilder::new(registry).with_prefix(&r.upstream_prefix).with_options(options);
-                match (&r.username, r.upstream_password().map_err(named)?) {
-                    (Some(user), Some(password)) => builder = builder.with_credentials(user, password),
-                    (None, None) => {}
-                    _ => return Err(Error::bad_input(format!("{label}: give both username and password, or neither"))),
-                }
-                let generic = builder.build().map_err(named)?;
-                let client = generic.client().clone();
-                Target::Upstream(Arc::new(Upstream {
-                    provider: Arc::new(generic),
-                    client,
-                    redirect_blobs: r.redirect_blobs.unwrap_or(true),
-                    download_urls: Default::default(),
-                }))
-            }
-            other => {
-                return Err(Error::bad_input(format!("{label}: unknown provider {other:?}; use local or generic")));
-            }
+        let label = route_label(i, r);
+        let target = sync_target(r, &label)?
+            .ok_or_else(|| Error::bad_input(format!("{label}: cloud routes need Server::bind_async")))?;
+        out.push(Route { prefix: r.prefix.clone(), target, label });
+    }
+    RoutingTable::new(out)
+}
+
+/// The routing table for `routes` (the local registry alone when there are none).
+pub async fn build_routes(routes: &[RouteConfig]) -> Result<RoutingTable> {
+    if routes.is_empty() {
+        return Ok(RoutingTable::local_only());
+    }
+    let mut out = Vec::new();
+    for (i, r) in routes.iter().enumerate() {
+        let label = route_label(i, r);
+        let target = match sync_target(r, &label)? {
+            Some(t) => t,
+            None => cloud_target(r, &label).await?,
         };
         out.push(Route { prefix: r.prefix.clone(), target, label });
     }
     RoutingTable::new(out)
+}
+
+/// How long credentials minted for the proxy's own requests to a cloud registry live.
+const MINTED_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// A cloud route: the provider, and a `/v2/` client whose credentials it mints per repository.
+async fn cloud_target(r: &RouteConfig, label: &str) -> Result<Target> {
+    let named = |e: Error| Error::bad_input(format!("{label}: {e}"));
+    let provider: regbridge::DynArtifactRegistry = match r.provider.as_str() {
+        #[cfg(feature = "ecr")]
+        "ecr" => Arc::new(ecr_provider(r).await.map_err(named)?),
+        other => {
+            return Err(Error::bad_input(format!("{label}: provider {other:?} is not built into this binary")));
+        }
+    };
+    let endpoint = url::Url::parse(&provider.registry_endpoint())
+        .map_err(|e| named(Error::bad_input(format!("the registry endpoint is not a URL: {e}"))))?;
+    let credentials = Arc::new(MintedCredentials::new(provider.clone(), MINTED_TTL));
+    let client = UpstreamClient::new(endpoint, provider.to_string(), credentials, client_options(r)).map_err(named)?;
+    Ok(upstream(provider, client, r))
+}
+
+/// An ECR provider from a route's settings; unset ones come from the standard AWS configuration.
+#[cfg(feature = "ecr")]
+async fn ecr_provider(r: &RouteConfig) -> Result<regbridge_providers::ecr::EcrRegistry> {
+    let mut b = regbridge_providers::ecr::EcrRegistryBuilder::from_env().with_prefix(&r.upstream_prefix);
+    if let Some(v) = &r.region {
+        b = b.with_region(v);
+    }
+    if let Some(v) = &r.account {
+        b = b.with_account(v);
+    }
+    if let Some(v) = &r.pull_role_arn {
+        b = b.with_pull_role_arn(v);
+    }
+    if let Some(v) = &r.push_role_arn {
+        b = b.with_push_role_arn(v);
+    }
+    if let Some(v) = &r.endpoint {
+        b = b.with_endpoint(v);
+    }
+    if let Some(v) = &r.registry {
+        b = b.with_registry_endpoint(v);
+    }
+    match (&r.username, r.upstream_password()?) {
+        (Some(key_id), Some(secret)) => b = b.with_credentials(key_id, secret.expose()),
+        (None, None) => {}
+        _ => return Err(Error::bad_input("give both username (access key id) and password (secret key), or neither")),
+    }
+    b.build().await
 }

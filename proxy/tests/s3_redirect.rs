@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::moto::start_moto;
 use common::sha256;
 use common::upstream::ReferenceRegistry;
 use regbridge::Secret;
@@ -20,47 +19,21 @@ const UPSTREAM_USER: &str = "robot";
 const UPSTREAM_PASSWORD: &str = "s3-upstream-pw";
 const BUCKET: &str = "regbridge-test";
 
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// moto's S3 server on a free port, with the bucket created.
-async fn start_moto() -> (Moto, String) {
-    let venv = std::env::var("REGBRIDGE_TEST_VENV").unwrap_or_else(|_| "/tmp/regbridge-test-venv".into());
-    let bin = format!("{venv}/bin/moto_server");
-    assert!(std::path::Path::new(&bin).exists(), "{bin} is missing: run scripts/install-test-deps.sh (as root)");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let moto = Moto(child);
-    let endpoint = format!("http://127.0.0.1:{port}");
+#[tokio::test]
+async fn blob_redirects_pass_through_or_are_followed() {
+    let (_moto, s3) = start_moto().await;
     let client = common::client();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        // moto accepts unsigned requests; creating the bucket doubles as the readiness probe.
-        if let Ok(r) = client.put(format!("{endpoint}/{BUCKET}")).send().await
+        // moto accepts unsigned requests; create the bucket docker-registry stores in.
+        if let Ok(r) = client.put(format!("{s3}/{BUCKET}")).send().await
             && r.status().is_success()
         {
             break;
         }
-        assert!(Instant::now() < deadline, "moto_server did not come up at {endpoint}");
+        assert!(Instant::now() < deadline, "could not create the bucket at {s3}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    (moto, endpoint)
-}
-
-#[tokio::test]
-async fn blob_redirects_pass_through_or_are_followed() {
-    let (_moto, s3) = start_moto().await;
     let storage = format!(
         "  s3:\n    accesskey: test\n    secretkey: test\n    region: us-east-1\n    regionendpoint: {s3}\n    \
          bucket: {BUCKET}\n    forcepathstyle: true\n    secure: false\n    v4auth: true\n  redirect:\n    disable: false\n"

@@ -28,7 +28,14 @@ async fn download_url(upstream: &Upstream, repo: &str, digest: &regbridge::oci::
     if let Some(url) = upstream.download_urls.get(repo, &key) {
         return Ok(Some(url));
     }
-    let url = upstream.provider.generate_blob_download_url(repo, digest, DOWNLOAD_URL_TTL).await?;
+    let url = match upstream.provider.generate_blob_download_url(repo, digest, DOWNLOAD_URL_TTL).await {
+        Ok(url) => url,
+        // The blob can still be served through the registry API; a failed presign only costs the shortcut.
+        Err(err) => {
+            tracing::warn!(provider = %upstream.provider, error = %err, "no presigned blob URL; forwarding instead");
+            None
+        }
+    };
     if let Some(url) = &url {
         upstream.download_urls.put(repo, &key, url.clone(), DOWNLOAD_URL_TTL / 2);
     }

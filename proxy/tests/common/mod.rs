@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod moto;
 pub mod upstream;
 
 use std::path::PathBuf;

@@ -1,0 +1,114 @@
+//! An ECR route end to end: ECR's control plane is moto, its data plane a Debian docker-registry whose
+//! htpasswd user is `AWS` with the password moto's GetAuthorizationToken returns. Clients push and pull
+//! through regbridge with regbridge credentials; the proxy mints ECR credentials per repository.
+#![cfg(feature = "ecr")]
+
+mod common;
+
+use common::moto::start_moto;
+use common::sha256;
+use common::upstream::ReferenceRegistry;
+use regbridge::{ArtifactRegistry, Permissions, Secret};
+use regbridge_providers::ecr::EcrRegistryBuilder;
+use regbridge_proxy::config_file::RouteConfig;
+use regbridge_proxy::{ServeConfig, Server};
+
+const ADMIN_PASSWORD: &str = "ecr-proxy-admin";
+const ACCOUNT: &str = "123456789012";
+
+#[tokio::test]
+async fn push_and_pull_through_an_ecr_route() {
+    let (_moto, moto) = start_moto().await;
+    let provider = EcrRegistryBuilder::new()
+        .with_region("us-east-1")
+        .with_account(ACCOUNT)
+        .with_prefix("team")
+        .with_endpoint(&moto)
+        .with_credentials("test", "test")
+        .build()
+        .await
+        .unwrap();
+    let repo = provider.create_repository("app").await.unwrap();
+    assert_eq!(repo.name, "team/app");
+    // The data plane accepts exactly what ECR's token decodes to.
+    let login = provider
+        .generate_credentials(&repo.name, Permissions::PushPull, std::time::Duration::from_secs(900))
+        .await
+        .unwrap();
+    let registry = ReferenceRegistry::start(&login.username, login.password.expose());
+
+    let dir = tempfile::tempdir().unwrap();
+    let route = RouteConfig {
+        prefix: "ecr".into(),
+        provider: "ecr".into(),
+        region: Some("us-east-1".into()),
+        account: Some(ACCOUNT.into()),
+        endpoint: Some(moto.clone()),
+        registry: Some(format!("http://{}", registry.addr)),
+        username: Some("test".into()),
+        password: Some(Secret::new("test")),
+        upstream_prefix: "team".into(),
+        ..RouteConfig::local()
+    };
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        routes: vec![RouteConfig::local(), route],
+        ..ServeConfig::new()
+    };
+    let server = Server::bind_async(config, Some(Secret::new(ADMIN_PASSWORD))).await.unwrap();
+    let base = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run());
+    let client = common::client();
+    let admin = |req: reqwest::RequestBuilder| req.basic_auth("admin", Some(ADMIN_PASSWORD));
+
+    // Push a blob and a manifest to ecr/app; they land in team/app upstream.
+    let layer = b"pushed through an ECR route".repeat(100);
+    let digest = sha256(&layer);
+    let r = admin(client.post(format!("{base}/v2/ecr/app/blobs/uploads/"))).send().await.unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap_or_default());
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let r = admin(client.put(format!("{location}&digest={digest}"))).body(layer.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let config_blob = b"{}";
+    let r = admin(client.post(format!("{base}/v2/ecr/app/blobs/uploads/"))).send().await.unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let r = admin(client.put(format!("{location}&digest={}", sha256(config_blob))))
+        .body(config_blob.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(config_blob), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": layer.len()}]
+    }))
+    .unwrap();
+    let r = admin(client.put(format!("{base}/v2/ecr/app/manifests/v1")))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+
+    // Pull back through the proxy. moto has no GetDownloadUrlForLayer, so the blob is forwarded.
+    let r = admin(client.get(format!("{base}/v2/ecr/app/manifests/v1"))).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), manifest.as_slice());
+    let r = admin(client.get(format!("{base}/v2/ecr/app/blobs/{digest}"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), layer.as_slice());
+    let direct = client
+        .head(format!("http://{}/v2/team/app/blobs/{digest}", registry.addr))
+        .basic_auth(&login.username, Some(login.password.expose()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 200, "the blob is upstream as team/app");
+
+    // A name with no ECR repository: minting fails, and the client gets an OCI error, not a hang.
+    let r = admin(client.get(format!("{base}/v2/ecr/missing/manifests/v1"))).send().await.unwrap();
+    assert_eq!(r.status(), 404, "{}", r.text().await.unwrap_or_default());
+}
