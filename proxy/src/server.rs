@@ -197,18 +197,21 @@ const MINTED_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 /// A cloud route: the provider, and a `/v2/` client whose credentials it mints per repository.
 async fn cloud_target(r: &RouteConfig, label: &str) -> Result<Target> {
     let named = |e: Error| Error::bad_input(format!("{label}: {e}"));
-    let provider: regbridge::DynArtifactRegistry = match r.provider.as_str() {
-        #[cfg(feature = "ecr")]
-        "ecr" => Arc::new(ecr_provider(r).await.map_err(named)?),
-        other => {
-            return Err(Error::bad_input(format!("{label}: provider {other:?} is not built into this binary")));
-        }
-    };
+    let provider = cloud_provider(r).await.map_err(named)?;
     let endpoint = url::Url::parse(&provider.registry_endpoint())
         .map_err(|e| named(Error::bad_input(format!("the registry endpoint is not a URL: {e}"))))?;
     let credentials = Arc::new(MintedCredentials::new(provider.clone(), MINTED_TTL));
     let client = UpstreamClient::new(endpoint, provider.to_string(), credentials, client_options(r)).map_err(named)?;
     Ok(upstream(provider, client, r))
+}
+
+/// The provider of a cloud route, when this binary has it.
+async fn cloud_provider(r: &RouteConfig) -> Result<regbridge::DynArtifactRegistry> {
+    match r.provider.as_str() {
+        #[cfg(feature = "ecr")]
+        "ecr" => Ok(Arc::new(ecr_provider(r).await?)),
+        other => Err(Error::bad_input(format!("provider {other:?} is not built into this binary"))),
+    }
 }
 
 /// An ECR provider from a route's settings; unset ones come from the standard AWS configuration.
