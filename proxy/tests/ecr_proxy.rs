@@ -1,9 +1,14 @@
 //! An ECR route end to end: ECR's control plane is moto, its data plane a Debian docker-registry whose
 //! htpasswd user is `AWS` with the password moto's GetAuthorizationToken returns. Clients push and pull
-//! through regbridge with regbridge credentials; the proxy mints ECR credentials per repository.
+//! through regbridge with regbridge credentials; the proxy mints ECR credentials per repository, and blob
+//! GETs are sent to ECR's presigned layer URL (GetDownloadUrlForLayer, which moto lacks, is answered by a
+//! small stand-in in front of moto).
 #![cfg(feature = "ecr")]
 
 mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::moto::start_moto;
 use common::sha256;
@@ -14,11 +19,58 @@ use regbridge_proxy::config_file::RouteConfig;
 use regbridge_proxy::{ServeConfig, Server};
 
 const ADMIN_PASSWORD: &str = "ecr-proxy-admin";
+/// The presigned URL the stubbed GetDownloadUrlForLayer hands out (never fetched by the test).
+const PRESIGNED: &str = "http://127.0.0.1:9/presigned/layer?X-Amz-Signature=stub";
 const ACCOUNT: &str = "123456789012";
+
+/// moto with GetDownloadUrlForLayer added: that one ECR call (which moto lacks) is answered here, every
+/// other request is passed to moto. Returns the endpoint and a counter of presign calls.
+async fn moto_with_presign(moto: String) -> (String, Arc<AtomicUsize>) {
+    use axum::body::Body;
+    use axum::http::Request;
+    let presigns = Arc::new(AtomicUsize::new(0));
+    let counter = presigns.clone();
+    let client = common::client();
+    let app = axum::Router::new().fallback(move |request: Request<Body>| {
+        let (client, moto, counter) = (client.clone(), moto.clone(), counter.clone());
+        async move {
+            let (parts, body) = request.into_parts();
+            let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if target.ends_with("GetDownloadUrlForLayer") {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let body = serde_json::json!({"downloadUrl": PRESIGNED, "layerDigest": "sha256:stub"}).to_string();
+                return axum::http::Response::builder()
+                    .header("content-type", "application/x-amz-json-1.1")
+                    .body(Body::from(body))
+                    .unwrap();
+            }
+            let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap();
+            let mut forward = client.request(parts.method.clone(), format!("{moto}{}", parts.uri));
+            for (name, value) in &parts.headers {
+                if name != "host" && name != "content-length" {
+                    forward = forward.header(name, value);
+                }
+            }
+            let answer = forward.body(bytes).send().await.unwrap();
+            let mut out = axum::http::Response::builder().status(answer.status().as_u16());
+            for (name, value) in answer.headers() {
+                if name != "content-length" && name != "transfer-encoding" {
+                    out = out.header(name, value);
+                }
+            }
+            out.body(Body::from(answer.bytes().await.unwrap())).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (endpoint, presigns)
+}
 
 #[tokio::test]
 async fn push_and_pull_through_an_ecr_route() {
     let (_moto, moto) = start_moto().await;
+    let (moto, presigns) = moto_with_presign(moto).await;
     let provider = EcrRegistryBuilder::new()
         .with_region("us-east-1")
         .with_account(ACCOUNT)
@@ -94,12 +146,22 @@ async fn push_and_pull_through_an_ecr_route() {
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
 
-    // Pull back through the proxy. moto has no GetDownloadUrlForLayer, so the blob is forwarded.
+    // Pull back through the proxy: the manifest is forwarded; blob GETs answer 307 to the presigned URL,
+    // asked of ECR once and then reused; HEAD still goes to the registry.
     let r = admin(client.get(format!("{base}/v2/ecr/app/manifests/v1"))).send().await.unwrap();
     assert_eq!(r.bytes().await.unwrap().as_ref(), manifest.as_slice());
-    let r = admin(client.get(format!("{base}/v2/ecr/app/blobs/{digest}"))).send().await.unwrap();
+    let no_redirects =
+        reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for _ in 0..3 {
+        let r = admin(no_redirects.get(format!("{base}/v2/ecr/app/blobs/{digest}"))).send().await.unwrap();
+        assert_eq!(r.status(), 307);
+        assert_eq!(r.headers()["location"], PRESIGNED);
+        assert_eq!(r.headers()["docker-content-digest"].to_str().unwrap(), digest);
+    }
+    assert_eq!(presigns.load(Ordering::SeqCst), 1, "the presigned URL is cached");
+    let r = admin(client.head(format!("{base}/v2/ecr/app/blobs/{digest}"))).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(r.bytes().await.unwrap().as_ref(), layer.as_slice());
+    assert_eq!(r.headers()["content-length"].to_str().unwrap(), layer.len().to_string());
     let direct = client
         .head(format!("http://{}/v2/team/app/blobs/{digest}", registry.addr))
         .basic_auth(&login.username, Some(login.password.expose()))
