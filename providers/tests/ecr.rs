@@ -75,9 +75,14 @@ fn with_roles(b: EcrRegistryBuilder) -> EcrRegistryBuilder {
 
 /// A raw SDK client on moto, to set up and inspect state behind the provider's back.
 fn sdk(endpoint: &str) -> aws_sdk_ecr::Client {
+    sdk_in(endpoint, REGION)
+}
+
+/// A raw SDK client on moto for `region` (moto keeps separate state per region).
+fn sdk_in(endpoint: &str, region: &str) -> aws_sdk_ecr::Client {
     let conf = aws_sdk_ecr::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
+        .region(Region::new(region.to_owned()))
         .credentials_provider(AwsCredentials::new("testing", "testing", None, None, "test"))
         .endpoint_url(endpoint)
         .build();
@@ -282,6 +287,112 @@ async fn policy_merge_keeps_foreign_statements() {
 
     let push = CrossAccountPermissions { permissions: Permissions::PushPull, ..grant };
     assert!(matches!(reg.add_cross_account_access("team/solo", &push).await, Err(Error::InvalidInput { .. })));
+}
+
+async fn policy_text(client: &aws_sdk_ecr::Client, repo: &str) -> Option<String> {
+    match client.get_repository_policy().repository_name(repo).send().await {
+        Ok(out) => out.policy_text().map(str::to_owned),
+        Err(e) => {
+            assert!(e.into_service_error().is_repository_policy_not_found_exception(), "unexpected error");
+            None
+        }
+    }
+}
+
+fn has_our_statement(policy: Option<&str>) -> bool {
+    policy.is_some_and(|p| statements(p).iter().any(|s| s["Sid"] == "RegbridgeCrossAccountPull"))
+}
+
+#[tokio::test]
+async fn grants_are_applied_to_replicas_in_the_listed_regions() {
+    let moto = Moto::start();
+    let reg = base(&moto.url).with_account(ACCOUNT).build().await.unwrap();
+    let home = sdk(&moto.url);
+    let replica = sdk_in(&moto.url, "eu-west-1");
+    reg.create_repository("replicated").await.unwrap();
+    // The replica through the provider built for its region; moto keeps the regions apart.
+    let eu = base(&moto.url).with_region("eu-west-1").with_account(ACCOUNT).build().await.unwrap();
+    eu.create_repository("replicated").await.unwrap();
+    assert!(sdk_in(&moto.url, "ap-south-1").describe_repositories().send().await.unwrap().repositories().is_empty());
+    let foreign = json!({
+        "Sid": "EuOpsPull",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+        "Action": ["ecr:BatchGetImage"]
+    });
+    replica
+        .set_repository_policy()
+        .repository_name("team/replicated")
+        .policy_text(json!({"Version": "2012-10-17", "Statement": [foreign]}).to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let grant = CrossAccountPermissions {
+        access: CrossAccountAccess::Aws {
+            account_ids: set(&["111122223333"]),
+            regions: set(&["eu-west-1"]),
+            allowed_service_types: BTreeSet::new(),
+            role_arns: BTreeSet::new(),
+        },
+        permissions: Permissions::Pull,
+    };
+    reg.add_cross_account_access("team/replicated", &grant).await.unwrap();
+    for (client, region) in [(&home, REGION), (&replica, "eu-west-1")] {
+        let text = policy_text(client, "team/replicated").await.unwrap_or_else(|| panic!("no policy in {region}"));
+        let stmts = statements(&text);
+        let ours = stmts.iter().find(|s| s["Sid"] == "RegbridgeCrossAccountPull").expect(region);
+        assert_eq!(ours["Principal"]["AWS"], json!(["arn:aws:iam::111122223333:root"]), "{region}");
+    }
+    assert_eq!(statements(&policy_text(&replica, "team/replicated").await.unwrap())[0], foreign);
+    // The home region's grants are what is reported.
+    let reported = reg.get_cross_account_access("team/replicated").await.unwrap();
+    assert!(
+        matches!(&reported[..], [CrossAccountPermissions { access: CrossAccountAccess::Aws { account_ids, .. }, .. }]
+        if *account_ids == set(&["111122223333"])),
+        "{reported:?}"
+    );
+
+    reg.remove_cross_account_access("team/replicated", &grant).await.unwrap();
+    assert_eq!(policy_text(&home, "team/replicated").await, None, "only our statement was there: policy deleted");
+    let left = policy_text(&replica, "team/replicated").await.expect("the foreign statement stays");
+    assert_eq!(statements(&left), vec![foreign.clone()]);
+
+    // A listed region without the repository: an error naming it, and nothing written anywhere.
+    reg.add_cross_account_access("team/replicated", &pull_grant(&["444455556666"], &[], false)).await.unwrap();
+    let home_before = policy_text(&home, "team/replicated").await;
+    let replica_before = policy_text(&replica, "team/replicated").await;
+    let missing = CrossAccountPermissions {
+        access: CrossAccountAccess::Aws {
+            account_ids: set(&["111122223333"]),
+            regions: set(&["eu-west-1", "ap-south-1"]),
+            allowed_service_types: BTreeSet::new(),
+            role_arns: BTreeSet::new(),
+        },
+        permissions: Permissions::Pull,
+    };
+    let err = reg.add_cross_account_access("team/replicated", &missing).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { resource: Resource::Repository, .. }), "{err:?}");
+    assert!(err.to_string().contains("ap-south-1"), "the region is named: {err}");
+    assert_eq!(policy_text(&home, "team/replicated").await, home_before, "home policy unchanged");
+    assert_eq!(policy_text(&replica, "team/replicated").await, replica_before, "replica policy unchanged");
+    assert!(has_our_statement(home_before.as_deref()) && !has_our_statement(replica_before.as_deref()));
+    let err = reg.remove_cross_account_access("team/replicated", &missing).await.unwrap_err();
+    assert!(err.to_string().contains("ap-south-1"), "{err}");
+    assert_eq!(policy_text(&home, "team/replicated").await, home_before, "home policy unchanged");
+
+    // A malformed region is refused before any call.
+    let bad = CrossAccountPermissions {
+        access: CrossAccountAccess::Aws {
+            account_ids: set(&["111122223333"]),
+            regions: set(&["Mars"]),
+            allowed_service_types: BTreeSet::new(),
+            role_arns: BTreeSet::new(),
+        },
+        permissions: Permissions::Pull,
+    };
+    let err = reg.add_cross_account_access("team/replicated", &bad).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }) && err.to_string().contains("Mars"), "{err:?}");
 }
 
 #[tokio::test]

@@ -242,7 +242,7 @@ pub(crate) fn valid_account(a: &str) -> bool {
     a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn valid_region(r: &str) -> bool {
+pub(crate) fn valid_region(r: &str) -> bool {
     // `us-east-1`, `ap-southeast-2`, `us-gov-west-1`, `eu-central-2`.
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3

@@ -41,6 +41,14 @@ impl EcrClient {
         b
     }
 
+    /// An ECR client for `region` with the same credentials, settings and endpoint override (replica
+    /// repositories in other regions).
+    pub(crate) fn ecr_in(&self, region: &str) -> aws_sdk_ecr::Client {
+        let conf = Self::ecr_config(&self.sdk, self.ecr_endpoint.as_deref())
+            .region(aws_sdk_ecr::config::Region::new(region.to_owned()));
+        aws_sdk_ecr::Client::from_conf(conf.build())
+    }
+
     /// An ECR client that signs with `credentials` (an assumed role's session) instead of the base chain.
     pub(crate) fn ecr_with(&self, credentials: aws_sdk_ecr::config::Credentials) -> aws_sdk_ecr::Client {
         let conf = Self::ecr_config(&self.sdk, self.ecr_endpoint.as_deref()).credentials_provider(credentials);

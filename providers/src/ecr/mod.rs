@@ -19,8 +19,14 @@
 //!   may lose one update. `VirtualMachine` and `Kubernetes` need no statement of their own and are not
 //!   reported back by `get_cross_account_access`; regions live only in the Lambda statement's
 //!   `aws:sourceArn` conditions, so they are kept (and reported) only for `Serverless` grants, and a
-//!   serverless grant without regions allows functions in any region. Replicating grants to replica
-//!   repositories in other regions is not implemented.
+//!   serverless grant without regions allows functions in any region.
+//! * **Regions.** `add_cross_account_access` and `remove_cross_account_access` apply the same merge to the
+//!   repository of the same name in every other region listed in the access (its replicas), with an ECR
+//!   client for that region sharing the credentials and endpoint override. All policies (this region's
+//!   and the replicas') are read before any is written: a listed region without the repository is
+//!   `NotFound` naming the region, and any failed read writes nothing anywhere. A write failing part way
+//!   leaves the regions written before it changed (ECR has no transaction across regions); the error names
+//!   the region. `get_cross_account_access` reports the grants of this region's repository only.
 //! * **Reads.** `get_manifest` uses `BatchGetImage` with the accepted media types (the SDK's signed API,
 //!   so no second registry-token flow is needed), `head_blob` `BatchCheckLayerAvailability`, and
 //!   `generate_blob_download_url` `GetDownloadUrlForLayer`.
@@ -136,10 +142,10 @@ impl EcrRegistry {
         Ok(self.repository(name, repo.created_at()))
     }
 
-    /// The current policy of `name`: `RepositoryPolicyNotFoundException` is "no policy", any other error
-    /// is returned (and the caller writes nothing).
-    async fn read_policy(&self, name: &str) -> Result<Policy> {
-        match self.client.ecr.get_repository_policy().registry_id(&self.account).repository_name(name).send().await {
+    /// The current policy of `name` through `ecr`: `RepositoryPolicyNotFoundException` is "no policy", any
+    /// other error is returned (and the caller writes nothing).
+    async fn read_policy(&self, ecr: &aws_sdk_ecr::Client, name: &str) -> Result<Policy> {
+        match ecr.get_repository_policy().registry_id(&self.account).repository_name(name).send().await {
             Ok(out) => Policy::parse(out.policy_text()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_policy_not_found_exception()) => {
                 Policy::parse(None)
@@ -148,12 +154,10 @@ impl EcrRegistry {
         }
     }
 
-    async fn write_policy(&self, name: &str, before: &Policy, after: &Policy) -> Result<()> {
+    async fn write_policy(&self, ecr: &aws_sdk_ecr::Client, name: &str, before: &Policy, after: &Policy) -> Result<()> {
         match after.render() {
             Some(text) => {
-                self.client
-                    .ecr
-                    .set_repository_policy()
+                ecr.set_repository_policy()
                     .registry_id(&self.account)
                     .repository_name(name)
                     .policy_text(text)
@@ -162,9 +166,7 @@ impl EcrRegistry {
                     .map_err(|e| map_ecr_error("SetRepositoryPolicy", name, e))?;
             }
             None if before.render().is_some() => {
-                self.client
-                    .ecr
-                    .delete_repository_policy()
+                ecr.delete_repository_policy()
                     .registry_id(&self.account)
                     .repository_name(name)
                     .send()
@@ -176,14 +178,42 @@ impl EcrRegistry {
         Ok(())
     }
 
+    /// The regions a grant is applied in, each with its ECR client: this registry's region first, then
+    /// every other region listed in the access (its replica repositories), in order.
+    fn target_regions(&self, access: &CrossAccountAccess) -> Result<Vec<(String, aws_sdk_ecr::Client)>> {
+        let mut targets = vec![(self.region.clone(), self.client.ecr.clone())];
+        if let CrossAccountAccess::Aws { regions, .. } = access {
+            for region in regions.iter().filter(|r| **r != self.region) {
+                if !builder::valid_region(region) {
+                    return Err(Error::bad_input(format!("{region:?} is not an AWS region name like eu-west-1")));
+                }
+                targets.push((region.clone(), self.client.ecr_in(region)));
+            }
+        }
+        Ok(targets)
+    }
+
+    /// Adds or removes `grant` in the policy of `id` in this region and in each region the grant lists.
+    /// Every policy is read before anything is written, so a failed read (a replica region without the
+    /// repository, a refused call) writes nothing anywhere.
     async fn change_access(&self, id: &str, grant: &CrossAccountPermissions, add: bool) -> Result<()> {
         let name = self.routable(id)?;
         let access = check_grant(grant)?;
-        let before = self.read_policy(&name).await?;
-        let merged = if add { before.granted.union(access) } else { before.granted.difference(access) }
-            .expect("both are Aws accesses");
-        let after = Policy { granted: merged, ..before.clone() };
-        self.write_policy(&name, &before, &after).await
+        let targets = self.target_regions(access)?;
+        // With replicas involved, errors say which region failed.
+        let context = |e: Error, region: &str| if targets.len() > 1 { in_region(e, region) } else { e };
+        let mut planned = Vec::new();
+        for (region, ecr) in &targets {
+            let before = self.read_policy(ecr, &name).await.map_err(|e| context(e, region))?;
+            let merged = if add { before.granted.union(access) } else { before.granted.difference(access) }
+                .expect("both are Aws accesses");
+            let after = Policy { granted: merged, ..before.clone() };
+            planned.push((region, ecr, before, after));
+        }
+        for (region, ecr, before, after) in &planned {
+            self.write_policy(ecr, &name, before, after).await.map_err(|e| context(e, region))?;
+        }
+        Ok(())
     }
 
     fn role_for(&self, permissions: Permissions) -> Result<Option<&str>> {
@@ -215,6 +245,26 @@ fn check_grant(grant: &CrossAccountPermissions) -> Result<&CrossAccountAccess> {
             Ok(a)
         }
         other => Err(Error::bad_input(format!("ECR accepts aws cross-account access, not {}", other.platform()))),
+    }
+}
+
+/// `err` with the region it happened in added to its name or message.
+fn in_region(err: Error, region: &str) -> Error {
+    match err {
+        Error::NotFound { resource, name, source } => {
+            Error::NotFound { resource, name: format!("{name} in region {region}"), source }
+        }
+        Error::InvalidInput { code, message } => Error::InvalidInput { code, message: format!("{region}: {message}") },
+        Error::Unauthenticated { message } => Error::Unauthenticated { message: format!("{region}: {message}") },
+        Error::Denied { message } => Error::Denied { message: format!("{region}: {message}") },
+        Error::TooManyRequests { message, retry_after } => {
+            Error::TooManyRequests { message: format!("{region}: {message}"), retry_after }
+        }
+        Error::Upstream { provider, status, message, source } => {
+            Error::Upstream { provider, status, message: format!("{region}: {message}"), source }
+        }
+        Error::Internal { message, source } => Error::Internal { message: format!("{region}: {message}"), source },
+        other => other,
     }
 }
 
@@ -368,9 +418,11 @@ impl ArtifactRegistry for EcrRegistry {
         self.change_access(id, grant, false).await
     }
 
+    /// Reports the grants in the policy of the repository in this registry's region only; replica
+    /// repositories in other regions are written by `add`/`remove` but not read back here.
     async fn get_cross_account_access(&self, id: &str) -> Result<Vec<CrossAccountPermissions>> {
         let name = self.routable(id)?;
-        let policy = self.read_policy(&name).await?;
+        let policy = self.read_policy(&self.client.ecr, &name).await?;
         Ok(if policy.granted.is_empty() {
             Vec::new()
         } else {
