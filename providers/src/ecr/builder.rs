@@ -276,6 +276,41 @@ mod tests {
         assert!(!valid_role_arn("arn:aws:s3:::bucket"));
     }
 
+    #[test]
+    fn from_env_reads_the_documented_variables() {
+        let vars = [
+            ("REGBRIDGE_ECR_REGION", "eu-central-1"),
+            ("REGBRIDGE_ECR_ACCOUNT", "210987654321"),
+            ("REGBRIDGE_ECR_PREFIX", "envteam"),
+            ("REGBRIDGE_ECR_PULL_ROLE_ARN", "arn:aws:iam::210987654321:role/pull"),
+            ("REGBRIDGE_ECR_PUSH_ROLE_ARN", "arn:aws:iam::210987654321:role/push"),
+            ("REGBRIDGE_ECR_ENDPOINT", "http://127.0.0.1:1"),
+            ("REGBRIDGE_ECR_REGISTRY_ENDPOINT", "http://127.0.0.1:2"),
+            ("REGBRIDGE_ECR_SCAN_ON_PUSH", "true"),
+            ("REGBRIDGE_ECR_IMMUTABLE_TAGS", "0"),
+        ];
+        // SAFETY: no other test of this binary reads or writes these REGBRIDGE_ECR_* variables.
+        unsafe {
+            for (k, v) in vars {
+                std::env::set_var(k, v);
+            }
+        }
+        let b = EcrRegistryBuilder::from_env();
+        unsafe {
+            for (k, _) in vars {
+                std::env::remove_var(k);
+            }
+        }
+        assert_eq!(b.region.as_deref(), Some("eu-central-1"));
+        assert_eq!(b.account.as_deref(), Some("210987654321"));
+        assert_eq!(b.prefix.as_deref(), Some("envteam"));
+        assert_eq!(b.pull_role_arn.as_deref(), Some("arn:aws:iam::210987654321:role/pull"));
+        assert_eq!(b.push_role_arn.as_deref(), Some("arn:aws:iam::210987654321:role/push"));
+        assert_eq!(b.endpoint.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(b.registry_endpoint.as_deref(), Some("http://127.0.0.1:2"));
+        assert!(b.scan_on_push && !b.immutable_tags);
+    }
+
     #[tokio::test]
     async fn build_names_the_bad_setting() {
         let err = |b: EcrRegistryBuilder| async move { b.build().await.unwrap_err().to_string() };
