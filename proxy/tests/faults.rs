@@ -1,5 +1,6 @@
-//! The proxy in front of a misbehaving upstream: transient failures of GET/HEAD are retried, persistent ones
-//! reach the client as OCI errors (502) quickly, and nothing hangs.
+//! The proxy in front of a misbehaving upstream: transient failures of GET/HEAD are retried, bodies that
+//! break off are fetched again (manifests) or resumed with a range (blobs), persistent failures reach the
+//! client as OCI errors (502) quickly, and nothing hangs.
 
 mod common;
 
@@ -13,6 +14,9 @@ use regbridge_proxy::{ServeConfig, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "faults-pw";
+/// A blob large enough to arrive in several chunks.
+static BLOB: std::sync::LazyLock<Vec<u8>> =
+    std::sync::LazyLock::new(|| (0..1_000_003u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect());
 const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
 
 /// What the scripted upstream does with its n-th connection.
@@ -22,8 +26,12 @@ enum Act {
     Unavailable,
     /// Close the connection without answering.
     Reset,
-    /// Answer 200 with the manifest.
+    /// Answer 200 with the manifest or the blob (206 and the rest, for a `Range: bytes=N-` request).
     Serve,
+    /// Like `Serve`, but ignore `Range`.
+    ServeWhole,
+    /// Announce the whole manifest or blob, send part of it and close the connection.
+    Truncate,
     /// Read the request, then say nothing for 30 s.
     Silent,
 }
@@ -51,8 +59,13 @@ async fn scripted_upstream_logged(script: Vec<Act>) -> (String, Arc<AtomicUsize>
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
                 let n = socket.read(&mut buf).await.unwrap_or(0);
-                let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_owned();
-                log.lock().unwrap().push(line);
+                let request = String::from_utf8_lossy(&buf[..n]).into_owned();
+                log.lock().unwrap().push(request.clone());
+                let body: &[u8] = if request.contains("/manifests/") { MANIFEST.as_bytes() } else { &BLOB };
+                let range = request
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("range: bytes=")?.strip_suffix('-')?.parse().ok())
+                    .filter(|_| matches!(act, Act::Serve));
                 let response = match act {
                     Act::Reset => return,
                     Act::Silent => {
@@ -62,12 +75,23 @@ async fn scripted_upstream_logged(script: Vec<Act>) -> (String, Arc<AtomicUsize>
                     Act::Unavailable => {
                         "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
                     }
-                    Act::Serve => format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\n\
-                         Docker-Content-Digest: {}\r\nConnection: close\r\n\r\n{MANIFEST}",
-                        MANIFEST.len(),
-                        common::sha256(MANIFEST.as_bytes())
-                    ),
+                    Act::Serve | Act::ServeWhole | Act::Truncate => {
+                        let start: usize = range.unwrap_or(0);
+                        let status = if range.is_some() { "206 Partial Content" } else { "200 OK" };
+                        let head = format!(
+                            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{}/{}\r\n\
+                             Docker-Content-Digest: {}\r\nConnection: close\r\n\r\n",
+                            body.len() - start,
+                            body.len() - 1,
+                            body.len(),
+                            common::sha256(body)
+                        );
+                        let end = if matches!(act, Act::Truncate) { body.len() / 3 } else { body.len() };
+                        let _ = socket.write_all(head.as_bytes()).await;
+                        let _ = socket.write_all(&body[start..end]).await;
+                        let _ = socket.shutdown().await;
+                        return;
+                    }
                 };
                 let _ = socket.write_all(response.as_bytes()).await;
                 let _ = socket.shutdown().await;
@@ -149,4 +173,51 @@ async fn a_failed_push_is_not_retried() {
     assert!(r.status().is_server_error(), "{}", r.status());
     let puts = lines.lock().unwrap().iter().filter(|l| l.starts_with("PUT ")).count();
     assert_eq!(puts, 1, "a PUT with a body goes upstream once: {:?}", lines.lock().unwrap());
+}
+
+#[tokio::test]
+async fn a_manifest_whose_body_breaks_off_is_fetched_again() {
+    let (upstream, count) = scripted_upstream(vec![Act::Truncate, Act::Serve]).await;
+    let (base, _dir) = proxy_to(&upstream).await;
+    let r = get_manifest(&base).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), MANIFEST, "the whole manifest, not the broken first answer");
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+}
+
+async fn get_blob(base: &str) -> reqwest::Result<bytes::Bytes> {
+    let digest = common::sha256(&BLOB);
+    let r = common::client()
+        .get(format!("{base}/v2/up/app/blobs/{digest}"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.content_length(), Some(BLOB.len() as u64));
+    r.bytes().await
+}
+
+#[tokio::test]
+async fn a_blob_whose_body_breaks_off_is_resumed_with_a_range() {
+    let (upstream, _, requests) = scripted_upstream_logged(vec![Act::Truncate, Act::Serve]).await;
+    let (base, _dir) = proxy_to(&upstream).await;
+    let body = get_blob(&base).await.unwrap();
+    assert!(body[..] == BLOB[..], "{} bytes arrived, digest {}", body.len(), common::sha256(&body));
+    let requests = requests.lock().unwrap();
+    assert_eq!(requests.len(), 2);
+    let resumed = requests[1].to_ascii_lowercase();
+    assert!(resumed.contains(&format!("range: bytes={}-", BLOB.len() / 3)), "{resumed}");
+}
+
+#[tokio::test]
+async fn a_blob_resume_answered_with_the_whole_blob_fails_rather_than_splicing() {
+    let (upstream, count) = scripted_upstream(vec![Act::Truncate, Act::ServeWhole]).await;
+    let (base, _dir) = proxy_to(&upstream).await;
+    let started = Instant::now();
+    match get_blob(&base).await {
+        Ok(body) => panic!("{} bytes arrived as if complete", body.len()),
+        Err(err) => assert!(err.is_body() || err.is_decode() || err.is_request(), "{err:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(count.load(Ordering::SeqCst), 2, "one resume attempt, refused for its missing range");
 }

@@ -3,6 +3,7 @@
 //! upstream hosts and upstream authentication taken out.
 
 pub mod location;
+mod recover;
 
 use std::time::Duration;
 
@@ -200,8 +201,56 @@ pub(crate) async fn forward(
         // A mount reads the source too: ask for both at once rather than learn it from a refusal.
         scope.push_str(&format!(" repository:{from}:pull"));
     }
-    let response = upstream.client.send(method.clone(), &path, headers, body, &scope).await?;
+    let response = upstream.client.send(method.clone(), &path, headers.clone(), body, &scope).await?;
+    let provider = upstream.provider.to_string();
+    let response = match route {
+        OciRoute::Manifest(..) if method == Method::GET => {
+            recover::buffered_manifest(&provider, method, response, refetch_upstream(upstream, path, headers, scope))
+                .await?
+        }
+        OciRoute::Blob(..) if method == Method::GET => {
+            recover::resuming_blob(&provider, method, response, refetch_upstream(upstream, path, headers, scope))
+        }
+        _ => response,
+    };
     respond(ctx, upstream, repo, upstream_name, route, method, response).await
+}
+
+/// `Range: bytes=OFFSET-`, to resume a body after `offset` bytes.
+fn range_from(offset: u64) -> axum::http::HeaderValue {
+    hv(&format!("bytes={offset}-"))
+}
+
+/// Sends the same GET upstream again (from an offset, to resume a broken body).
+fn refetch_upstream(upstream: &Upstream, path: String, headers: HeaderMap, scope: String) -> recover::Refetch {
+    let client = upstream.client.clone();
+    std::sync::Arc::new(move |offset| {
+        let (client, path, mut headers, scope) = (client.clone(), path.clone(), headers.clone(), scope.clone());
+        if let Some(offset) = offset {
+            headers.insert(header::RANGE, range_from(offset));
+        }
+        Box::pin(async move { client.send(Method::GET, &path, headers, None, &scope).await })
+    })
+}
+
+/// Fetches a redirect's target again, without credentials (from an offset, to resume a broken body).
+fn refetch_redirect(http: &reqwest::Client, provider: &str, target: url::Url) -> recover::Refetch {
+    let (http, provider) = (http.clone(), provider.to_owned());
+    std::sync::Arc::new(move |offset| {
+        let mut request = http.get(target.clone());
+        if let Some(offset) = offset {
+            request = request.header(header::RANGE, range_from(offset));
+        }
+        let provider = provider.clone();
+        Box::pin(async move {
+            request.send().await.map_err(|e| Error::Upstream {
+                provider,
+                status: None,
+                message: format!("following the blob redirect failed: {e}"),
+                source: None,
+            })
+        })
+    })
 }
 
 /// Turns the upstream's answer into ours.
@@ -272,13 +321,10 @@ async fn respond(
     }
     if let Some(target) = follow {
         // Fetched without the upstream's credentials: a presigned URL carries its own authorization.
-        let fetched = ctx.state.http.get(target).send().await.map_err(|e| Error::Upstream {
-            provider: upstream.provider.to_string(),
-            status: None,
-            message: format!("following the blob redirect failed: {e}"),
-            source: None,
-        })?;
-        return Ok(stream_response(fetched, method));
+        let provider = upstream.provider.to_string();
+        let refetch = refetch_redirect(&ctx.state.http, &provider, target);
+        let fetched = refetch(None).await?;
+        return Ok(stream_response(recover::resuming_blob(&provider, method, fetched, refetch), method));
     }
     if matches!(route, OciRoute::Tags(_)) && status.is_success() && method == Method::GET {
         return tags_with_client_name(out, response, repo, upstream).await;
