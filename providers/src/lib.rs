@@ -3,8 +3,12 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "acr")]
+pub mod acr;
 #[cfg(feature = "ecr")]
 pub mod ecr;
+#[cfg(feature = "gar")]
+pub mod gar;
 #[cfg(feature = "generic")]
 pub mod generic;
 pub mod http;

@@ -72,7 +72,7 @@ pub struct RouteConfig {
     /// Client-visible prefix (`""`, the default, serves every name no other route serves).
     #[serde(default)]
     pub prefix: String,
-    /// `local`, `generic` or `ecr`.
+    /// `local`, `generic`, `ecr`, `gar` or `acr`.
     pub provider: String,
     /// generic: the registry, as `host[:port]` or `scheme://host[:port]`; ecr: an override of the data-plane
     /// URL (tests).
@@ -101,6 +101,12 @@ pub struct RouteConfig {
     /// Seconds to wait for the upstream between two reads (its response headers, or the next bytes of a
     /// body) before the request fails with 502; default 60.
     pub idle_timeout_secs: Option<u64>,
+    /// gar: the `[routes.gar]` settings.
+    #[cfg(feature = "gar")]
+    pub gar: Option<crate::cloud::gar::Settings>,
+    /// acr: the `[routes.acr]` settings.
+    #[cfg(feature = "acr")]
+    pub acr: Option<crate::cloud::acr::Settings>,
 }
 
 impl RouteConfig {
@@ -121,6 +127,10 @@ impl RouteConfig {
             endpoint: None,
             redirect_blobs: None,
             idle_timeout_secs: None,
+            #[cfg(feature = "gar")]
+            gar: None,
+            #[cfg(feature = "acr")]
+            acr: None,
         }
     }
 

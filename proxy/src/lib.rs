@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod cloud;
 pub mod config;
 pub mod config_file;
 pub mod forward;

@@ -152,9 +152,11 @@ fn sync_target(r: &RouteConfig, label: &str) -> Result<Option<Target>> {
             let client = generic.client().clone();
             upstream(Arc::new(generic), client, r)
         }
-        "ecr" => return Ok(None),
+        "ecr" | "gar" | "acr" => return Ok(None),
         other => {
-            return Err(Error::bad_input(format!("{label}: unknown provider {other:?}; use local, generic or ecr")));
+            return Err(Error::bad_input(format!(
+                "{label}: unknown provider {other:?}; use local, generic, ecr, gar or acr"
+            )));
         }
     }))
 }
@@ -197,49 +199,10 @@ const MINTED_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 /// A cloud route: the provider, and a `/v2/` client whose credentials it mints per repository.
 async fn cloud_target(r: &RouteConfig, label: &str) -> Result<Target> {
     let named = |e: Error| Error::bad_input(format!("{label}: {e}"));
-    let provider = cloud_provider(r).await.map_err(named)?;
+    let provider = crate::cloud::provider(r).await.map_err(named)?;
     let endpoint = url::Url::parse(&provider.registry_endpoint())
         .map_err(|e| named(Error::bad_input(format!("the registry endpoint is not a URL: {e}"))))?;
     let credentials = Arc::new(MintedCredentials::new(provider.clone(), MINTED_TTL));
     let client = UpstreamClient::new(endpoint, provider.to_string(), credentials, client_options(r)).map_err(named)?;
     Ok(upstream(provider, client, r))
-}
-
-/// The provider of a cloud route, when this binary has it.
-async fn cloud_provider(r: &RouteConfig) -> Result<regbridge::DynArtifactRegistry> {
-    match r.provider.as_str() {
-        #[cfg(feature = "ecr")]
-        "ecr" => Ok(Arc::new(ecr_provider(r).await?)),
-        other => Err(Error::bad_input(format!("provider {other:?} is not built into this binary"))),
-    }
-}
-
-/// An ECR provider from a route's settings; unset ones come from the standard AWS configuration.
-#[cfg(feature = "ecr")]
-async fn ecr_provider(r: &RouteConfig) -> Result<regbridge_providers::ecr::EcrRegistry> {
-    let mut b = regbridge_providers::ecr::EcrRegistryBuilder::from_env().with_prefix(&r.upstream_prefix);
-    if let Some(v) = &r.region {
-        b = b.with_region(v);
-    }
-    if let Some(v) = &r.account {
-        b = b.with_account(v);
-    }
-    if let Some(v) = &r.pull_role_arn {
-        b = b.with_pull_role_arn(v);
-    }
-    if let Some(v) = &r.push_role_arn {
-        b = b.with_push_role_arn(v);
-    }
-    if let Some(v) = &r.endpoint {
-        b = b.with_endpoint(v);
-    }
-    if let Some(v) = &r.registry {
-        b = b.with_registry_endpoint(v);
-    }
-    match (&r.username, r.upstream_password()?) {
-        (Some(key_id), Some(secret)) => b = b.with_credentials(key_id, secret.expose()),
-        (None, None) => {}
-        _ => return Err(Error::bad_input("give both username (access key id) and password (secret key), or neither")),
-    }
-    b.build().await
 }

@@ -1,0 +1,3 @@
+//! Azure Container Registry.
+use azure_core as _;
+use azure_identity as _;

@@ -1,0 +1,2 @@
+//! Google Artifact Registry.
+use google_cloud_auth as _;
