@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod token_registry;
 pub mod upstream;
 
 use std::path::PathBuf;

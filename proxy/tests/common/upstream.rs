@@ -1,5 +1,6 @@
 //! Debian's `docker-registry` (CNCF distribution 2.8) as an upstream for proxy tests: started on a free
-//! loopback port with filesystem storage in a temporary directory and htpasswd (bcrypt) auth, killed on drop.
+//! loopback port with filesystem storage in a temporary directory and htpasswd (bcrypt) auth (or the auth
+//! section a caller gives, as [`super::token_registry`] does), killed on drop.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -21,7 +22,7 @@ impl Drop for ReferenceRegistry {
     }
 }
 
-fn require(tool: &str) {
+pub fn require(tool: &str) {
     let found =
         Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success());
     assert!(found, "{tool} is missing: run scripts/install-test-deps.sh (as root)");
@@ -36,15 +37,21 @@ impl ReferenceRegistry {
     /// Starts one with `storage` as its `storage:` section (YAML indented by two spaces), or filesystem
     /// storage in its temporary directory when `None`.
     pub fn start_with_storage(user: &str, password: &str, storage: Option<&str>) -> Self {
-        require("docker-registry");
         require("htpasswd");
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr = format!("127.0.0.1:{port}");
         let htpasswd = Command::new("htpasswd").args(["-Bbn", user, password]).output().unwrap();
         assert!(htpasswd.status.success());
         std::fs::write(dir.path().join("htpasswd"), &htpasswd.stdout).unwrap();
-        let config = config_yaml(dir.path(), &addr, storage);
+        let auth = format!("  htpasswd:\n    realm: upstream\n    path: {}\n", dir.path().join("htpasswd").display());
+        Self::launch(dir, &auth, storage)
+    }
+
+    /// Starts one in `dir` with `auth` as its `auth:` section (YAML indented by two spaces).
+    pub fn launch(dir: tempfile::TempDir, auth: &str, storage: Option<&str>) -> Self {
+        require("docker-registry");
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = config_yaml(dir.path(), &addr, auth, storage);
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let mut command = Command::new("docker-registry");
         command.arg("serve").arg(dir.path().join("config.yml")).stdout(Stdio::null()).stderr(Stdio::null());
@@ -65,15 +72,13 @@ impl ReferenceRegistry {
     }
 }
 
-fn config_yaml(dir: &Path, addr: &str, storage: Option<&str>) -> String {
+fn config_yaml(dir: &Path, addr: &str, auth: &str, storage: Option<&str>) -> String {
     let storage = match storage {
         Some(s) => s.to_owned(),
         None => format!("  filesystem:\n    rootdirectory: {}\n", dir.join("storage").display()),
     };
     format!(
         "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n{storage}  delete:\n    \
-         enabled: true\nhttp:\n  addr: {addr}\n  secret: regbridge-test-secret\nauth:\n  htpasswd:\n    \
-         realm: upstream\n    path: {}\n",
-        dir.join("htpasswd").display()
+         enabled: true\nhttp:\n  addr: {addr}\n  secret: regbridge-test-secret\nauth:\n{auth}"
     )
 }
