@@ -27,6 +27,9 @@ pub struct ServeConfig {
     pub users: BTreeMap<String, String>,
     /// The routing table; empty means the local registry serves every name.
     pub routes: Vec<RouteConfig>,
+    /// The key encrypting registry connections' secrets (`[connections] key`); when `None`, the key in
+    /// `DATA_DIR/connections.key`, generated on first use.
+    pub connections_key: Option<regbridge::Secret>,
 }
 
 impl ServeConfig {
@@ -41,6 +44,7 @@ impl ServeConfig {
             service: "regbridge".into(),
             users: BTreeMap::new(),
             routes: Vec::new(),
+            connections_key: None,
         }
     }
 }

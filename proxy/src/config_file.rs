@@ -22,6 +22,14 @@
 //! upstream_prefix = "library"   # hub/alpine -> library/alpine upstream
 //! redirect_blobs = true         # pass upstream blob redirects to clients (default) or stream the bytes
 //! idle_timeout_secs = 60        # give up on an upstream silent for this long (502)
+//!
+//! [[routes]]
+//! prefix = "ghcr"
+//! provider = "generic"
+//! connection = "ghcr"           # a registry connection (`regbridge registry add`), used once it exists
+//!
+//! [connections]
+//! key = "..."                   # 32 bytes, hex or base64; else generated into DATA_DIR/connections.key
 //! ```
 //!
 //! Values given as flags or `REGBRIDGE_*` environment variables override the file.
@@ -53,6 +61,18 @@ pub struct FileConfig {
     /// The routing table.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Registry connections: `[connections]`.
+    #[serde(default)]
+    pub connections: ConnectionsConfig,
+}
+
+/// `[connections]`: where the key encrypting registry connections' secrets comes from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// 32 bytes as 64 hex digits or base64 (`openssl rand -base64 32`); when absent, the key is generated
+    /// into `DATA_DIR/connections.key`.
+    pub key: Option<Secret>,
 }
 
 /// PEM files for HTTPS.
@@ -77,6 +97,9 @@ pub struct RouteConfig {
     /// generic: the registry, as `host[:port]` or `scheme://host[:port]`; ecr: an override of the data-plane
     /// URL (tests).
     pub registry: Option<String>,
+    /// generic: the name of a registry connection (`regbridge registry add`) giving registry and
+    /// credentials, looked up when requests arrive; instead of `registry`, `username` and `password`.
+    pub connection: Option<String>,
     /// generic: user name for the upstream; ecr: an AWS access key id (else the standard AWS chain).
     pub username: Option<String>,
     /// generic: password or token for the upstream; ecr: the AWS secret access key.
@@ -116,6 +139,7 @@ impl RouteConfig {
             prefix: String::new(),
             provider: "local".into(),
             registry: None,
+            connection: None,
             username: None,
             password: None,
             password_env: None,

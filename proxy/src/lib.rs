@@ -4,10 +4,13 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod config_file;
+pub mod connections;
 pub mod forward;
+pub mod observe;
 pub mod route;
 pub mod routing;
 pub mod server;

@@ -58,6 +58,20 @@ pub enum Target {
     Local,
     /// A registry reached through the proxy.
     Upstream(Arc<Upstream>),
+    /// A registry reached through the proxy with a stored registry connection, looked up per request.
+    Connection(Arc<crate::connections::ConnectionRoute>),
+}
+
+impl Target {
+    /// The repository path prefix at the provider, without surrounding slashes; `None` for the local
+    /// registry.
+    fn upstream_prefix(&self) -> Option<String> {
+        match self {
+            Target::Local => None,
+            Target::Upstream(u) => Some(u.provider.upstream_repository_prefix().trim_matches('/').to_owned()),
+            Target::Connection(c) => Some(c.upstream_prefix().to_owned()),
+        }
+    }
 }
 
 /// One route.
@@ -137,13 +151,10 @@ impl RoutingTable {
                 name.strip_prefix(route.prefix.as_str()).and_then(|r| r.strip_prefix('/'))
             };
             let Some(rest) = rest else { continue };
-            let upstream_name = match &route.target {
-                Target::Local => name.to_owned(),
-                Target::Upstream(u) => {
-                    let prefix = u.provider.upstream_repository_prefix();
-                    let prefix = prefix.trim_matches('/');
-                    if prefix.is_empty() { rest.to_owned() } else { format!("{prefix}/{rest}") }
-                }
+            let upstream_name = match route.target.upstream_prefix() {
+                None => name.to_owned(),
+                Some(prefix) if prefix.is_empty() => rest.to_owned(),
+                Some(prefix) => format!("{prefix}/{rest}"),
             };
             return Ok(Resolved { route, upstream_name });
         }
@@ -153,13 +164,10 @@ impl RoutingTable {
     /// The client-visible name of `upstream_name` of `route` (the inverse of [`resolve`](Self::resolve)), or
     /// `None` when the upstream name is outside the provider's prefix.
     pub fn client_name(route: &Route, upstream_name: &str) -> Option<String> {
-        let rest = match &route.target {
-            Target::Local => return Some(upstream_name.to_owned()),
-            Target::Upstream(u) => {
-                let prefix = u.provider.upstream_repository_prefix();
-                let prefix = prefix.trim_matches('/');
-                if prefix.is_empty() { upstream_name } else { upstream_name.strip_prefix(prefix)?.strip_prefix('/')? }
-            }
+        let rest = match route.target.upstream_prefix() {
+            None => return Some(upstream_name.to_owned()),
+            Some(prefix) if prefix.is_empty() => upstream_name,
+            Some(prefix) => upstream_name.strip_prefix(prefix.as_str())?.strip_prefix('/')?,
         };
         Some(if route.prefix.is_empty() { rest.to_owned() } else { format!("{}/{rest}", route.prefix) })
     }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use regbridge::{Error, Result, Secret};
 use regbridge_providers::generic::GenericRegistryBuilder;
@@ -11,6 +12,7 @@ use regbridge_providers::local::{FsStorage, LocalRegistry, Storage, TokenSigner}
 use crate::api::{AppState, router};
 use crate::config::ServeConfig;
 use crate::config_file::RouteConfig;
+use crate::connections::{ConnectionRoute, ConnectionStore};
 use crate::forward::location::LocationSigner;
 use crate::routing::{Route, RoutingTable, Target, Upstream};
 use crate::users::{ADMIN_USER, Users};
@@ -40,6 +42,8 @@ impl Server {
     }
 
     fn bind_with_routes(config: ServeConfig, initial_password: Option<Secret>, routes: RoutingTable) -> Result<Self> {
+        // Metrics recorded before the recorder exists would be lost.
+        crate::observe::prometheus();
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::internal(format!("create data directory {}", config.data_dir.display()), e))?;
         let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(config.data_dir.join("storage"))?);
@@ -66,7 +70,8 @@ impl Server {
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .map_err(|e| Error::internal("HTTP client", e))?;
-        let state = AppState { config, storage, signer, users, routes, locations, http };
+        let connections = ConnectionStore::open(&config.data_dir, config.connections_key.as_ref())?;
+        let state = AppState { config, storage, signer, users, routes, locations, http, connections };
         Ok(Self { state: Arc::new(state), listener })
     }
 
@@ -80,17 +85,37 @@ impl Server {
         LocalRegistry::new(self.state.storage.clone(), self.state.signer.clone(), endpoint)
     }
 
-    /// Serves until the process ends.
+    /// Serves until the process ends (tests abort the task).
     pub async fn run(self) -> Result<()> {
-        let app = router(self.state.clone());
+        self.run_until(std::future::pending(), Duration::ZERO).await
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting connections and gives requests in flight
+    /// (a blob still streaming) up to `grace` to finish before their connections are closed.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        grace: Duration,
+    ) -> Result<()> {
+        let app = router(self.state.clone()).into_make_service();
         let addr = self.local_addr();
         let scheme = if self.state.config.tls.is_some() { "https" } else { "http" };
         tracing::info!(%addr, "regbridge listening on {scheme}://{addr}");
-        match &self.state.config.tls {
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "shutting down: no new connections; finishing requests in flight"
+            );
+            stopper.graceful_shutdown(Some(grace));
+        });
+        let served = match &self.state.config.tls {
             None => {
-                let listener =
-                    tokio::net::TcpListener::from_std(self.listener).map_err(|e| Error::internal("listener", e))?;
-                axum::serve(listener, app).await.map_err(|e| Error::internal("server", e))
+                let mut server = axum_server::from_tcp(self.listener).handle(handle);
+                limits(server.http_builder());
+                server.serve(app).await
             }
             Some((cert, key)) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
@@ -101,13 +126,30 @@ impl Server {
                         key.display()
                     ))
                 })?;
-                axum_server::from_tcp_rustls(self.listener, tls)
-                    .serve(app.into_make_service())
-                    .await
-                    .map_err(|e| Error::internal("server", e))
+                let mut server = axum_server::from_tcp_rustls(self.listener, tls).handle(handle);
+                limits(server.http_builder());
+                server.serve(app).await
             }
-        }
+        };
+        served.map_err(|e| Error::internal("server", e))
     }
+}
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most header fields one request may carry (HTTP/1.1), and the largest header list (HTTP/2).
+const MAX_HEADERS: usize = 100;
+const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+
+/// Connection-level limits: a slow or oversized request head is refused before any handler runs. Bodies
+/// are limited where they are buffered (manifests, token forms); blob bodies stream to disk.
+fn limits(builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_headers(MAX_HEADERS);
+    builder.http2().timer(hyper_util::rt::TokioTimer::new()).max_header_list_size(MAX_HEADER_LIST_BYTES);
 }
 
 fn route_label(index: usize, r: &RouteConfig) -> String {
@@ -135,11 +177,17 @@ fn upstream(provider: regbridge::DynArtifactRegistry, client: UpstreamClient, r:
 /// providers.
 fn sync_target(r: &RouteConfig, label: &str) -> Result<Option<Target>> {
     let named = |e: Error| Error::bad_input(format!("{label}: {e}"));
+    if r.connection.is_some() && r.provider != "generic" {
+        return Err(Error::bad_input(format!("{label}: connection = \"NAME\" is for generic routes only")));
+    }
     Ok(Some(match r.provider.as_str() {
         "local" => Target::Local,
+        "generic" if r.connection.is_some() => connection_target(r).map_err(named)?,
         "generic" => {
             let registry = r.registry.as_deref().ok_or_else(|| {
-                Error::bad_input(format!("{label}: a generic route needs registry = \"host[:port]\""))
+                Error::bad_input(format!(
+                    "{label}: a generic route needs registry = \"host[:port]\" or connection = \"NAME\""
+                ))
             })?;
             let mut builder =
                 GenericRegistryBuilder::new(registry).with_prefix(&r.upstream_prefix).with_options(client_options(r));
@@ -159,6 +207,20 @@ fn sync_target(r: &RouteConfig, label: &str) -> Result<Option<Target>> {
             )));
         }
     }))
+}
+
+/// A generic route to a registry connection, looked up per request. The connection gives registry and
+/// credentials, so the route may not give them as well (which would win would be a guess).
+fn connection_target(r: &RouteConfig) -> Result<Target> {
+    let name = r.connection.as_deref().unwrap_or_default();
+    if r.registry.is_some() || r.username.is_some() || r.password.is_some() || r.password_env.is_some() {
+        return Err(Error::bad_input(format!(
+            "connection = {name:?} gives the registry and its credentials: remove registry, username, password \
+             and password_env from this route"
+        )));
+    }
+    let route = ConnectionRoute::new(name, &r.upstream_prefix, r.redirect_blobs.unwrap_or(true), client_options(r))?;
+    Ok(Target::Connection(Arc::new(route)))
 }
 
 /// The routing table for `routes` whose providers need no I/O to build; cloud routes are an error.

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use regbridge::Secret;
 use regbridge_proxy::config_file::RouteConfig;
-use regbridge_proxy::{ServeConfig, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "faults-pw";
@@ -102,7 +100,6 @@ async fn scripted_upstream_logged(script: Vec<Act>) -> (String, Arc<AtomicUsize>
 }
 
 async fn proxy_to(upstream: &str) -> (String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
     let route = RouteConfig {
         prefix: "up".into(),
         provider: "generic".into(),
@@ -110,16 +107,7 @@ async fn proxy_to(upstream: &str) -> (String, tempfile::TempDir) {
         idle_timeout_secs: Some(1),
         ..RouteConfig::local()
     };
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        routes: vec![route],
-        ..ServeConfig::new()
-    };
-    let server = Server::bind(config, Some(Secret::new(PASSWORD))).unwrap();
-    let base = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run());
-    (base, dir)
+    common::start_proxy(vec![route], PASSWORD).await
 }
 
 async fn get_manifest(base: &str) -> reqwest::Response {

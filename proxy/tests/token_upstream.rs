@@ -9,12 +9,10 @@ use common::sha256;
 use common::token_registry::TokenRegistry;
 use regbridge::Secret;
 use regbridge_proxy::config_file::RouteConfig;
-use regbridge_proxy::{ServeConfig, Server};
 
 const ADMIN_PASSWORD: &str = "token-upstream-admin";
 
 async fn proxy_to(upstream: &TokenRegistry, password: &str) -> (String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
     let route = RouteConfig {
         prefix: "tok".into(),
         provider: "generic".into(),
@@ -23,16 +21,7 @@ async fn proxy_to(upstream: &TokenRegistry, password: &str) -> (String, tempfile
         password: Some(Secret::new(password)),
         ..RouteConfig::local()
     };
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        routes: vec![route],
-        ..ServeConfig::new()
-    };
-    let server = Server::bind(config, Some(Secret::new(ADMIN_PASSWORD))).unwrap();
-    let base = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run());
-    (base, dir)
+    common::start_proxy(vec![route], ADMIN_PASSWORD).await
 }
 
 #[tokio::test]

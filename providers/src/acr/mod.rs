@@ -1,3 +1,314 @@
-//! Azure Container Registry.
-use azure_core as _;
-use azure_identity as _;
+//! Azure Container Registry (cargo feature `acr`): Azure Resource Manager and the registry's data plane
+//! through reqwest ([`RestClient`](crate::http::RestClient), [`UpstreamClient`]), the caller's Entra ID token
+//! from `azure_identity` ([`AzureIdentity`]).
+//!
+//! * **Names.** Routable names are `{prefix}/{logical}` (just `{logical}` without a prefix) in the
+//!   registry `https://{registry}.azurecr.io`.
+//! * **Repositories.** ACR creates a repository when the first image is pushed to it and has no call to
+//!   create an empty one. `create_repository` therefore validates the name and returns the routable name
+//!   and URI (with the creation time when the repository already exists); until something is pushed,
+//!   `get_repository`, `delete_repository` and the access methods answer `NotFound` for it. Reads and
+//!   deletes use the data plane's metadata API (`/acr/v1/{name}`) with an access token obtained by the
+//!   documented exchange of the caller's Entra ID token (see `data_plane`).
+//! * **Credentials.** `generate_credentials` ensures a scope map allowing
+//!   `repositories/{name}/content/read` and `metadata/read` (plus `content/write` and `metadata/write` for
+//!   `PushPull`) and a token bound to it, both named `regbridge-{pull|push}-{hash of the repository}` (read
+//!   first, and written with ARM `PUT` only when missing or different: ARM throttles writes much harder than
+//!   reads), then calls `generateCredentials` for one of the token's two passwords with `expiry` = now +
+//!   TTL. The TTL is clamped to 1 minute..=365 days ([`MIN_TTL`], [`MAX_TTL`]; ACR itself sets no maximum).
+//!   The credentials are Basic: the token name and the password. Minting again for the same repository and
+//!   level regenerates the token's *older* password, so the two most recent credentials stay valid and a
+//!   third mint revokes the oldest. Credentials can be minted for a repository nothing was pushed to yet
+//!   (that is how it gets created). `cleanup_credentials` deletes the two tokens and two scope maps of that
+//!   repository, and nothing else.
+//! * **Cross-account access** is ARM role assignments at the *registry* scope (`AcrPull` for `Pull`,
+//!   `AcrPush` for `PushPull`): Azure grants them per registry, not per repository, so a principal granted
+//!   for one repository can use every repository of the registry (see [`roles`]). `tenant_id` and
+//!   `allowed_service_types` are not stored by ARM: principals must be object ids in the registry's tenant,
+//!   and `get_cross_account_access` reports neither.
+//! * **Reads.** `get_manifest`, `head_manifest` and `head_blob` go through the shared `/v2/` client, which
+//!   answers ACR's Bearer challenge at `/oauth2/token` with the caller's refresh token (Basic
+//!   `00000000-0000-0000-0000-000000000000`). `generate_blob_download_url` is `None`: ACR redirects blob
+//!   GETs to storage itself, and the proxy passes that redirect on.
+//! * **Long-running ARM operations** (`Azure-AsyncOperation`) are polled until `Succeeded`, `Failed` or
+//!   `Canceled`, at most two minutes by default ([`AcrRegistryBuilder::with_polling`]).
+//! * **Errors.** A repository ACR does not know is `NotFound`; a refused identity `Unauthenticated` or
+//!   `Denied` naming the role it needs; ARM throttling (429) is retried after `Retry-After` and then
+//!   `TooManyRequests`; a failed operation `Upstream` with ARM's code and message. Passwords and tokens
+//!   are [`regbridge::Secret`]s and appear in no `Debug` output, log or error.
+
+mod arm;
+mod builder;
+mod data_plane;
+pub mod roles;
+mod scope_map;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use regbridge::oci::{Digest, Reference, RepositoryName};
+use regbridge::{
+    ArtifactRegistry, AuthMethod, Credentials, CrossAccountPermissions, Error, Manifest, ManifestDescriptor,
+    Permissions, Repository, Resource, Result,
+};
+use serde_json::Value;
+
+pub use arm::{ACR_API_VERSION, ARM_SCOPE, AUTHZ_API_VERSION, DEFAULT_ARM_URL};
+pub use builder::{AcrRegistryBuilder, AzureIdentity};
+pub use data_plane::NULL_GUID_USER;
+pub use scope_map::{MAX_TTL, MIN_TTL, NAME_PREFIX, actions, resource_name};
+
+use arm::{Arm, Deleted, upstream};
+use data_plane::DataPlane;
+use scope_map::Generated;
+
+use crate::http::UpstreamClient;
+
+/// An Azure container registry behind [`ArtifactRegistry`]. Build it with [`AcrRegistryBuilder`].
+pub struct AcrRegistry {
+    registry: String,
+    subscription: String,
+    /// `/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.ContainerRegistry/registries/{r}`.
+    registry_id: String,
+    prefix: String,
+    endpoint: String,
+    arm: Arc<Arm>,
+    data: Arc<DataPlane>,
+    v2: UpstreamClient,
+}
+
+impl fmt::Display for AcrRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Acr({})", self.registry)
+    }
+}
+
+impl fmt::Debug for AcrRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcrRegistry")
+            .field("registry_id", &self.registry_id)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("arm", &self.arm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AcrRegistry {
+    /// A builder with no settings; see also [`AcrRegistryBuilder::from_env`].
+    pub fn builder() -> AcrRegistryBuilder {
+        AcrRegistryBuilder::new()
+    }
+
+    /// The registry's ARM resource id, the scope of its role assignments.
+    pub fn registry_id(&self) -> &str {
+        &self.registry_id
+    }
+
+    /// The `/v2/` client, authenticated as the caller's identity.
+    pub fn client(&self) -> &UpstreamClient {
+        &self.v2
+    }
+
+    fn host(&self) -> &str {
+        self.endpoint.split_once("://").map_or(self.endpoint.as_str(), |(_, h)| h)
+    }
+
+    fn routable(&self, id: &str) -> Result<String> {
+        Ok(RepositoryName::parse(id)?.as_str().to_owned())
+    }
+
+    fn repository(&self, name: &str, created_at: Option<chrono::DateTime<Utc>>) -> Repository {
+        Repository { name: name.to_owned(), uri: format!("{}/{name}", self.host()), created_at }
+    }
+
+    /// The repository `name` as ACR knows it, or `NotFound`.
+    async fn existing(&self, name: &str) -> Result<Repository> {
+        match self.data.repository_created(name).await? {
+            Some(created) => Ok(self.repository(name, created)),
+            None => Err(Error::NotFound {
+                resource: Resource::Repository,
+                name: format!("{name} in {self} (ACR creates a repository when the first image is pushed to it)"),
+                source: None,
+            }),
+        }
+    }
+
+    fn acr_url(&self, sub_path: &str) -> Result<url::Url> {
+        self.arm.url(&format!("{}{sub_path}", self.registry_id), ACR_API_VERSION, &[])
+    }
+
+    fn assignment_url(&self, name: &str) -> Result<url::Url> {
+        let path = format!("{}/providers/Microsoft.Authorization/roleAssignments/{name}", self.registry_id);
+        self.arm.url(&path, AUTHZ_API_VERSION, &[])
+    }
+
+    async fn change_access(&self, id: &str, grant: &CrossAccountPermissions, add: bool) -> Result<()> {
+        let name = self.routable(id)?;
+        let principals = roles::principals(grant)?;
+        self.existing(&name).await?;
+        let role = roles::role_for(grant.permissions);
+        for principal in principals {
+            let url = self.assignment_url(&roles::assignment_name(&self.registry_id, role, principal))?;
+            if add {
+                let body = roles::assignment_body(&self.subscription, role, principal);
+                let what = format!("assign {role} on {} to {principal}", self.registry);
+                self.arm.put_tolerating(&url, &body, "RoleAssignmentExists", &what).await?;
+            } else {
+                self.arm.delete(&url, &format!("remove role assignment of {principal} on {}", self.registry)).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ArtifactRegistry for AcrRegistry {
+    fn registry_endpoint(&self) -> String {
+        self.endpoint.clone()
+    }
+
+    fn upstream_repository_prefix(&self) -> String {
+        self.prefix.clone()
+    }
+
+    /// Validates the name; returns the repository with its creation time when it exists, else as it will
+    /// be once the first image is pushed (`created_at` unset). ACR has no call to create a repository.
+    async fn create_repository(&self, name: &str) -> Result<Repository> {
+        let logical = RepositoryName::parse(name)?;
+        let name = self.routable(logical.with_prefix(&self.prefix)?.as_str())?;
+        let created = self.data.repository_created(&name).await?;
+        Ok(self.repository(&name, created.flatten()))
+    }
+
+    async fn get_repository(&self, id: &str) -> Result<Repository> {
+        let name = self.routable(id)?;
+        self.existing(&name).await
+    }
+
+    async fn delete_repository(&self, id: &str) -> Result<()> {
+        let name = self.routable(id)?;
+        self.data.delete_repository(&name).await
+    }
+
+    async fn generate_credentials(&self, id: &str, permissions: Permissions, ttl: Duration) -> Result<Credentials> {
+        let name = self.routable(id)?;
+        let resource = scope_map::resource_name(&name, permissions);
+        let scope_map_id = format!("{}/scopeMaps/{resource}", self.registry_id);
+        let token_id = format!("{}/tokens/{resource}", self.registry_id);
+        let actions = scope_map::actions(&name, permissions);
+        self.arm
+            .ensure(
+                &self.acr_url(&format!("/scopeMaps/{resource}"))?,
+                &scope_map::scope_map_body(&name, permissions),
+                |existing| scope_map::scope_map_is(existing, &actions),
+                &format!("create scope map {resource}"),
+            )
+            .await?;
+        let token = self
+            .arm
+            .ensure(
+                &self.acr_url(&format!("/tokens/{resource}"))?,
+                &scope_map::token_body(&scope_map_id),
+                |existing| scope_map::token_is(existing, &scope_map_id),
+                &format!("create token {resource}"),
+            )
+            .await?;
+        let slot = scope_map::password_slot(&token);
+        let lifetime = ttl.clamp(MIN_TTL, MAX_TTL);
+        let expiry = Utc::now() + chrono::Duration::seconds(lifetime.as_secs() as i64);
+        let generated = self
+            .arm
+            .post(
+                &self.acr_url("/generateCredentials")?,
+                &scope_map::generate_body(&token_id, slot, expiry),
+                &format!("generate credentials for token {resource}"),
+            )
+            .await?;
+        let generated: Generated = serde_json::from_value(generated)
+            .map_err(|e| upstream(format!("generateCredentials answered unexpected JSON: {e}")))?;
+        let mut passwords = generated.passwords;
+        let index = passwords.iter().position(|p| p.name == slot).unwrap_or(0);
+        if passwords.is_empty() {
+            return Err(upstream(format!("generateCredentials returned no password for token {resource}")));
+        }
+        let password = passwords.swap_remove(index);
+        // The expiry sent, second-truncated as sent, unless ACR answered an earlier one.
+        let sent = chrono::DateTime::from_timestamp(expiry.timestamp(), 0).unwrap_or(expiry);
+        let expires_at = password.expiry.map_or(sent, |e| e.min(sent));
+        Ok(Credentials {
+            auth_method: AuthMethod::Basic,
+            username: generated.username.filter(|u| !u.is_empty()).unwrap_or(resource),
+            password: password.value,
+            expires_at,
+        })
+    }
+
+    /// Deletes the tokens, then the scope maps (a scope map in use cannot be deleted), that
+    /// `generate_credentials` made for repository `id`; those already gone are skipped.
+    async fn cleanup_credentials(&self, id: &str) -> Result<()> {
+        let name = self.routable(id)?;
+        for permissions in [Permissions::Pull, Permissions::PushPull] {
+            let resource = scope_map::resource_name(&name, permissions);
+            for kind in ["tokens", "scopeMaps"] {
+                let url = self.acr_url(&format!("/{kind}/{resource}"))?;
+                let deleted: Deleted = self.arm.delete(&url, &format!("delete {kind} {resource}")).await?;
+                tracing::debug!(registry = %self.registry, kind, resource, ?deleted, "cleaned up credentials");
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_manifest(&self, id: &str, reference: &Reference) -> Result<Manifest> {
+        let name = self.routable(id)?;
+        self.v2
+            .get_manifest(&name, reference)
+            .await?
+            .ok_or_else(|| Error::not_found(Resource::Manifest, format!("{name}:{reference} in {self}")))
+    }
+
+    async fn head_manifest(&self, id: &str, reference: &Reference) -> Result<Option<ManifestDescriptor>> {
+        let name = self.routable(id)?;
+        self.v2.head_manifest(&name, reference).await
+    }
+
+    async fn head_blob(&self, id: &str, digest: &Digest) -> Result<Option<u64>> {
+        let name = self.routable(id)?;
+        self.v2.head_blob(&name, digest).await
+    }
+
+    /// Assigns `AcrPull` (or `AcrPush`) on the registry to each principal. Per registry: see [`roles`].
+    async fn add_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
+        self.change_access(id, grant, true).await
+    }
+
+    /// Deletes the role assignments `add_cross_account_access` made for these principals; assignments made
+    /// otherwise (other names, other roles, inherited) are left alone.
+    async fn remove_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
+        self.change_access(id, grant, false).await
+    }
+
+    /// The `AcrPull` and `AcrPush` assignments made at the registry's scope (by anyone), which apply to
+    /// every repository of the registry.
+    async fn get_cross_account_access(&self, id: &str) -> Result<Vec<CrossAccountPermissions>> {
+        let name = self.routable(id)?;
+        self.existing(&name).await?;
+        let path = format!("{}/providers/Microsoft.Authorization/roleAssignments", self.registry_id);
+        let mut url = self.arm.url(&path, AUTHZ_API_VERSION, &[("$filter", "atScope()")])?;
+        let mut assignments = Vec::new();
+        loop {
+            let page = self.arm.get(&url, &format!("list role assignments of {}", self.registry)).await?;
+            assignments.extend(page.get("value").and_then(Value::as_array).cloned().unwrap_or_default());
+            match page.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) {
+                Some(next) => {
+                    url = url::Url::parse(next).map_err(|_| upstream("ARM answered an invalid nextLink".into()))?;
+                }
+                None => break,
+            }
+        }
+        Ok(roles::grants_at(&self.registry_id, &assignments))
+    }
+}

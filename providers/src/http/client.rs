@@ -103,13 +103,7 @@ impl UpstreamClient {
         if base_url.query().is_some() || base_url.fragment().is_some() || base_url.path() != "/" {
             return Err(bad("registries serve /v2/ at the root, so the URL has no path or query"));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.idle_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("regbridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::internal("could not build the HTTP client", e))?;
+        let http = options.http_client()?;
         let origin = base_url.origin().ascii_serialization();
         Ok(Self {
             inner: Arc::new(Inner {

@@ -76,8 +76,10 @@ impl CredentialSource for MintedCredentials {
         // Holding the slot's lock while minting makes concurrent requests for the same key wait for one mint.
         let mut cached = slot.lock().await;
         if let Some(c) = cached.as_ref().filter(|c| still_fresh(c)) {
+            metrics::counter!("regbridge_credential_cache_total", "cache" => "minted", "result" => "hit").increment(1);
             return Ok(Some((c.username.clone(), c.password.clone())));
         }
+        metrics::counter!("regbridge_credential_cache_total", "cache" => "minted", "result" => "miss").increment(1);
         let minted = self.provider.generate_credentials(&key.0, key.1, self.ttl).await?;
         let login = (minted.username.clone(), minted.password.clone());
         *cached = Some(minted);

@@ -102,3 +102,17 @@ impl Default for ClientOptions {
         Self { connect_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(60), max_attempts: 3 }
     }
 }
+
+impl ClientOptions {
+    /// An HTTP client with these timeouts that never follows redirects (a redirect is an answer to pass on
+    /// or to act on, and must not carry credentials to another host).
+    pub fn http_client(&self) -> regbridge::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.idle_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("regbridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| regbridge::Error::internal("could not build the HTTP client", e))
+    }
+}

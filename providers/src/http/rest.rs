@@ -64,13 +64,7 @@ pub struct RestClient {
 impl RestClient {
     /// A client whose errors name `provider`, with `options`' timeouts and attempts.
     pub fn new(provider: impl Into<String>, options: &ClientOptions) -> regbridge::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.idle_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("regbridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::internal("could not build the HTTP client", e))?;
+        let http = options.http_client()?;
         Ok(Self {
             http,
             provider: provider.into(),

@@ -91,8 +91,12 @@ impl<K: Eq + Hash + Clone> TokenCache<K> {
         let slot = self.slot(key);
         let mut cached = slot.lock().await;
         if let Some(c) = cached.as_ref().filter(|c| Instant::now() < c.refresh_at) {
+            metrics::counter!("regbridge_credential_cache_total", "cache" => "registry_token", "result" => "hit")
+                .increment(1);
             return Ok(c.token.clone());
         }
+        metrics::counter!("regbridge_credential_cache_total", "cache" => "registry_token", "result" => "miss")
+            .increment(1);
         let fetched = fetch().await?;
         let refresh_at = Instant::now() + refresh_after(fetched.expires_in.unwrap_or(DEFAULT_TOKEN_LIFETIME));
         *cached = Some(Cached { token: fetched.token.clone(), refresh_at });

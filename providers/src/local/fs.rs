@@ -154,6 +154,9 @@ impl FsStorage {
     }
 
     async fn link_blob(&self, repo: &RepositoryName, d: &Digest) -> Result<()> {
+        // A garbage collection running now must spare a blob a push is using, even an old one.
+        let blob = self.blob_path(d);
+        let _ = tokio::task::spawn_blocking(move || super::gc::touch(&blob)).await;
         let link = self.layer_link(repo, d);
         if !Self::exists(&link).await? {
             self.write_atomic(&link, b"").await?;

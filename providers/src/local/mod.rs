@@ -6,6 +6,7 @@
 //! cross-account grant on it, checked on every request, so removing a grant takes effect at once.
 
 pub mod fs;
+pub mod gc;
 pub mod manifest;
 pub mod storage;
 pub mod token;

@@ -32,11 +32,22 @@ impl Access {
         Self { kind: "repository".into(), name: name.into(), actions: actions.iter().map(|a| a.to_string()).collect() }
     }
 
+    /// Access to every repository (registry-wide credentials, as the credential helper mints). The token
+    /// endpoint never grants it: clients name repositories, and `*` is not a repository name.
+    pub fn every_repository(actions: &[&str]) -> Self {
+        Self::repository(EVERY_REPOSITORY, actions)
+    }
+
     /// True when this entry allows `action` on repository `name`.
     pub fn allows(&self, name: &str, action: &str) -> bool {
-        self.kind == "repository" && self.name == name && self.actions.iter().any(|a| a == action || a == "*")
+        self.kind == "repository"
+            && (self.name == name || self.name == EVERY_REPOSITORY)
+            && self.actions.iter().any(|a| a == action || a == "*")
     }
 }
+
+/// The repository name of an [`Access`] that covers every repository.
+const EVERY_REPOSITORY: &str = "*";
 
 /// What kind of token this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! The OCI distribution API over local storage: one router, one dispatcher that parses the path into an
 //! [`OciRoute`], authenticates, authorizes and calls the endpoint's handler.
 
+mod admin;
 mod auth;
 mod blobs;
 mod listing;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub locations: LocationSigner,
     /// A plain HTTP client (no credentials) for following presigned blob redirects.
     pub http: reqwest::Client,
+    /// Registry connections (`/admin/v1/registries`, and routes with `connection = "NAME"`).
+    pub connections: crate::connections::ConnectionStore,
 }
 
 /// One request's context: the shared state, the URL clients reach us at, and who is asking.
@@ -54,15 +57,19 @@ pub(crate) struct Ctx {
     pub identity: Identity,
 }
 
-/// The router: `/v2/`, `/v2/{*rest}` and `/token`.
+/// The router: `/v2/`, `/v2/{*rest}`, `/token`, and `/metrics`, `/healthz`, `/readyz`.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v2/", get(ping))
         .route("/v2", get(ping))
         .route("/v2/{*rest}", any(dispatch))
         .route("/token", get(token::get_token).post(token::post_token))
+        .route("/metrics", get(crate::observe::metrics_endpoint))
+        .route("/healthz", get(crate::observe::healthz))
+        .route("/readyz", get(crate::observe::readyz))
+        .merge(admin::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::observe::observe))
         .with_state(state)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// The URL clients use to reach this server: the configured public URL, or scheme and `Host` of the request.
@@ -161,6 +168,10 @@ async fn dispatch(State(state): State<Arc<AppState>>, Path(rest): Path<String>, 
             Ok(resolved) => match &resolved.route.target {
                 Target::Local => None,
                 Target::Upstream(upstream) => Some((upstream.clone(), resolved.upstream_name)),
+                Target::Connection(route) => match route.upstream(&state.connections).await {
+                    Ok(upstream) => Some((upstream, resolved.upstream_name)),
+                    Err(err) => return error_response(&err, &state, &base, Some(&scope)),
+                },
             },
         };
         if let Some((upstream, upstream_name)) = upstream {

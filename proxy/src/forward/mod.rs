@@ -90,6 +90,7 @@ fn rewrite_mount_query(query: &str, table: &RoutingTable, upstream: &Upstream) -
         let resolved = table.resolve(&name).ok()?;
         match &resolved.route.target {
             Target::Upstream(u) if std::ptr::eq(u.as_ref(), upstream) => Some(resolved.upstream_name),
+            Target::Connection(c) if c.is_current(upstream) => Some(resolved.upstream_name),
             _ => None,
         }
     });
@@ -201,8 +202,11 @@ pub(crate) async fn forward(
         // A mount reads the source too: ask for both at once rather than learn it from a refusal.
         scope.push_str(&format!(" repository:{from}:pull"));
     }
-    let response = upstream.client.send(method.clone(), &path, headers.clone(), body, &scope).await?;
+    let started = std::time::Instant::now();
+    let sent = upstream.client.send(method.clone(), &path, headers.clone(), body, &scope).await;
     let provider = upstream.provider.to_string();
+    crate::observe::upstream_latency(&provider, method.as_str(), started.elapsed());
+    let response = sent?;
     let response = match route {
         OciRoute::Manifest(..) if method == Method::GET => {
             recover::buffered_manifest(&provider, method, response, refetch_upstream(upstream, path, headers, scope))
@@ -298,7 +302,11 @@ async fn respond(
             let Ok(target) = upstream.client.base_url().join(text) else { continue };
             let same_origin = target.origin() == upstream.client.base_url().origin();
             let path_query = &target[url::Position::BeforePath..];
-            if same_origin && path_query.starts_with(&format!("{upstream_prefix}blobs/uploads/")) {
+            // A 202 to an upload request names the session's URL wherever on the upstream's host it lives
+            // (Artifact Registry keeps them under /artifacts-uploads/): it is signed like any other.
+            let session = path_query.starts_with(&format!("{upstream_prefix}blobs/uploads/"))
+                || matches!(route, OciRoute::UploadStart(_) | OciRoute::Upload(..)) && status == StatusCode::ACCEPTED;
+            if same_origin && session {
                 out = out.header(header::LOCATION, hv(&ctx.state.locations.sign(base, repo.as_str(), path_query)));
             } else if same_origin && let Some(rest) = path_query.strip_prefix(&upstream_prefix) {
                 out = out.header(header::LOCATION, hv(&format!("{base}{client_prefix}{rest}")));

@@ -418,3 +418,19 @@ pub fn with_platform(mut descriptor: Value, arch: &str) -> Value {
     descriptor["platform"] = json!({ "architecture": arch, "os": "linux" });
     descriptor
 }
+
+/// A server with `routes` and the admin password `password`, in a new temporary directory, running on the
+/// calling test's runtime. Returns its base URL and the directory (removed when dropped).
+pub async fn start_proxy(routes: Vec<regbridge_proxy::config_file::RouteConfig>, password: &str) -> (String, TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        routes,
+        ..ServeConfig::new()
+    };
+    let server = Server::bind_async(config, Some(Secret::new(password))).await.expect("server binds");
+    let base = format!("http://{}", server.local_addr());
+    tokio::spawn(server.run());
+    (base, dir)
+}

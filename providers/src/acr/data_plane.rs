@@ -1,0 +1,232 @@
+//! ACR's data plane as the caller's identity: the documented token exchange
+//! (<https://github.com/Azure/acr/blob/main/docs/AAD-OAuth.md>) and the repository metadata API.
+//!
+//! 1. `POST /oauth2/exchange` (form `grant_type=access_token`, `service`, `access_token` = the Entra ID
+//!    token) answers an ACR *refresh token*;
+//! 2. `POST /oauth2/token` (form `grant_type=refresh_token`, `service`, `scope`, `refresh_token`) answers an
+//!    *access token* for one scope, e.g. `repository:team/app:metadata_read`, used as `Bearer` on
+//!    `/acr/v1/{name}`.
+//!
+//! The refresh token also logs in to the `/v2/` API as Basic `00000000-0000-0000-0000-000000000000` /
+//! refresh token, which is how [`AadLogin`] lets the shared [`UpstreamClient`](crate::http::UpstreamClient)
+//! read manifests without minting scope-map tokens.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, Method, StatusCode};
+use regbridge::{Error, Resource, Result, Secret};
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use super::arm::{Arm, upstream};
+use crate::http::{Backoff, ClientOptions, CredentialSource, FetchedToken, RestClient, TokenCache, retry_after};
+
+/// The user name ACR expects with a refresh token as password.
+pub const NULL_GUID_USER: &str = "00000000-0000-0000-0000-000000000000";
+
+/// How long a refresh token is reused at most (ACR's live about three hours, but never beyond the Entra ID
+/// token they came from).
+const REFRESH_TOKEN_REUSE: Duration = Duration::from_secs(3600);
+
+#[derive(Deserialize)]
+struct RefreshAnswer {
+    refresh_token: Secret,
+}
+
+#[derive(Deserialize)]
+struct AccessAnswer {
+    access_token: Secret,
+}
+
+/// The registry's data plane, authenticated as the caller.
+pub(crate) struct DataPlane {
+    http: reqwest::Client,
+    rest: RestClient,
+    arm: Arc<Arm>,
+    endpoint: String,
+    service: String,
+    backoff: Backoff,
+    max_attempts: u32,
+    refresh: TokenCache<()>,
+}
+
+impl fmt::Debug for DataPlane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataPlane").field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+impl DataPlane {
+    pub(crate) fn new(
+        endpoint: &Url,
+        rest: RestClient,
+        arm: Arc<Arm>,
+        options: &ClientOptions,
+        backoff: Backoff,
+    ) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.idle_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("regbridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::internal("could not build the HTTP client", e))?;
+        let host = endpoint.host_str().unwrap_or_default();
+        let service = match endpoint.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        Ok(Self {
+            http,
+            rest,
+            arm,
+            endpoint: endpoint.as_str().trim_end_matches('/').to_owned(),
+            service,
+            backoff,
+            max_attempts: options.max_attempts.max(1),
+            refresh: TokenCache::new(),
+        })
+    }
+
+    /// The caller's ACR refresh token, exchanged for its Entra ID token and reused for a while.
+    pub(crate) async fn refresh_token(&self) -> Result<Secret> {
+        self.refresh
+            .get_or_fetch(&(), || async {
+                let (aad, expires) = self.arm.token().await?;
+                let form = [
+                    ("grant_type", "access_token"),
+                    ("service", self.service.as_str()),
+                    ("access_token", aad.expose()),
+                ];
+                let answer: RefreshAnswer = self.post_form("/oauth2/exchange", &form, "token exchange").await?;
+                Ok(FetchedToken { token: answer.refresh_token, expires_in: Some(reuse_for(expires)) })
+            })
+            .await
+    }
+
+    /// An access token for `scope` (`repository:{name}:metadata_read`, `repository:{name}:delete`).
+    async fn access_token(&self, scope: &str) -> Result<Secret> {
+        let refresh = self.refresh_token().await?;
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("service", self.service.as_str()),
+            ("scope", scope),
+            ("refresh_token", refresh.expose()),
+        ];
+        let answer: AccessAnswer = self.post_form("/oauth2/token", &form, &format!("token for {scope}")).await?;
+        Ok(answer.access_token)
+    }
+
+    /// `GET /acr/v1/{name}`: the repository's creation time, or `None` when ACR does not know it (no image
+    /// was ever pushed to it).
+    pub(crate) async fn repository_created(&self, name: &str) -> Result<Option<Option<DateTime<Utc>>>> {
+        let token = self.access_token(&format!("repository:{name}:metadata_read")).await?;
+        let url = self.url(&format!("/acr/v1/{name}"))?;
+        let what = format!("read repository {name}");
+        match self.rest.json::<Value>(Method::GET, &url, &token, HeaderMap::new(), None, &what).await {
+            Ok(v) => Ok(Some(v.get("createdTime").and_then(Value::as_str).and_then(|t| t.parse().ok()))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(data_plane_error(e.error, name)),
+        }
+    }
+
+    /// `DELETE /acr/v1/{name}`: the repository and every image in it; `NotFound` when it does not exist.
+    pub(crate) async fn delete_repository(&self, name: &str) -> Result<()> {
+        let token = self.access_token(&format!("repository:{name}:delete")).await?;
+        let url = self.url(&format!("/acr/v1/{name}"))?;
+        let what = format!("delete repository {name}");
+        match self.rest.send(Method::DELETE, &url, &token, HeaderMap::new(), None, &what).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Err(missing(name)),
+            Err(e) => Err(data_plane_error(e.error, name)),
+        }
+    }
+
+    fn url(&self, path: &str) -> Result<Url> {
+        Url::parse(&format!("{}{path}", self.endpoint))
+            .map_err(|e| Error::bad_input(format!("{}{path} is not a URL: {e}", self.endpoint)))
+    }
+
+    /// A form `POST` to the token endpoints. They are not covered by `RestClient`, which sends JSON; a 429
+    /// is retried after its `Retry-After` like there (nothing was processed), other failures are not.
+    async fn post_form<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        what: &str,
+    ) -> Result<T> {
+        let url = self.url(path)?;
+        let mut attempt = 1;
+        loop {
+            let response = self.http.post(url.clone()).form(form).send().await.map_err(|e| {
+                let kind = if e.is_timeout() { "timed out" } else { "could not connect or the connection broke" };
+                upstream(format!("{what}: {kind}"))
+            })?;
+            let status = response.status();
+            if status == StatusCode::TOO_MANY_REQUESTS
+                && attempt < self.max_attempts
+                && let Some(wait) = self.backoff.delay(attempt, retry_after(response.headers()))
+            {
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
+            if !status.is_success() {
+                let e = self.rest.response_error(what, response).await;
+                return Err(match e.error {
+                    Error::Unauthenticated { message } | Error::Denied { message } => Error::Unauthenticated {
+                        message: format!(
+                            "{message}; ACR did not accept the caller's Entra ID token: the identity needs a role \
+                             on the registry (AcrPull to read, AcrDelete to delete repositories, or Contributor) \
+                             and the registry must allow Entra ID authentication"
+                        ),
+                    },
+                    other => other,
+                });
+            }
+            let bytes = response.bytes().await.map_err(|_| upstream(format!("{what}: the answer broke off")))?;
+            return serde_json::from_slice(&bytes).map_err(|_| upstream(format!("{what}: the answer has no token")));
+        }
+    }
+}
+
+fn reuse_for(aad_expires: DateTime<Utc>) -> Duration {
+    (aad_expires - Utc::now()).to_std().unwrap_or_default().min(REFRESH_TOKEN_REUSE)
+}
+
+fn missing(name: &str) -> Error {
+    Error::NotFound {
+        resource: Resource::Repository,
+        name: format!("{name} (ACR creates a repository when the first image is pushed to it)"),
+        source: None,
+    }
+}
+
+/// Data-plane failures with what to fix.
+fn data_plane_error(e: Error, name: &str) -> Error {
+    match e {
+        Error::Unauthenticated { message } | Error::Denied { message } => Error::Denied {
+            message: format!(
+                "{message}; the caller's identity needs a data-plane role on the registry for repository {name} \
+                 (AcrPull to read metadata, AcrDelete to delete)"
+            ),
+        },
+        other => other,
+    }
+}
+
+/// Basic login to the `/v2/` API with the caller's refresh token, for [`UpstreamClient`](crate::http::UpstreamClient).
+#[derive(Debug)]
+pub(crate) struct AadLogin(pub(crate) Arc<DataPlane>);
+
+#[async_trait]
+impl CredentialSource for AadLogin {
+    async fn credentials(&self, _scope: &str) -> Result<Option<(String, Secret)>> {
+        Ok(Some((NULL_GUID_USER.to_owned(), self.0.refresh_token().await?)))
+    }
+}

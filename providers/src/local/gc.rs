@@ -1,0 +1,228 @@
+//! Garbage collection of the local storage: mark every blob a stored manifest references, sweep the others.
+//!
+//! **Safe while pushes run.** A push uploads blobs first and references them with a manifest last, so a
+//! blob no manifest names yet may be one a push is about to reference. Sweeping therefore spares every
+//! blob touched within a grace period: a finished upload writes the blob, and linking an existing blob into
+//! a repository (a repeated upload of the same content, or a mount) refreshes its modification time, so a
+//! push that takes less than the grace period never loses a blob it uploaded. Marking happens before the
+//! sweep reads modification times, and a manifest stored during the sweep references blobs that are
+//! either fresh (spared) or were already marked.
+//!
+//! Deleting a blob also removes the repositories' links to it, so no repository claims a blob that is gone.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use regbridge::oci::Digest;
+use regbridge::{Error, Result};
+use serde::Serialize;
+
+/// What a collection found and did.
+#[derive(Debug, Default, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcReport {
+    /// Manifests read in the mark phase.
+    pub manifests: usize,
+    /// Blobs referenced by them (manifests included).
+    pub referenced: usize,
+    /// Unreferenced blobs spared because they were touched within the grace period.
+    pub spared: usize,
+    /// Unreferenced blobs deleted (or, in a dry run, that would be).
+    pub deleted: Vec<String>,
+    /// Their total size in bytes.
+    pub deleted_bytes: u64,
+    /// Whether this was a dry run (nothing removed).
+    pub dry_run: bool,
+}
+
+/// Options of a collection.
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    /// Unreferenced blobs touched more recently than this are kept.
+    pub grace: Duration,
+    /// Report without deleting.
+    pub dry_run: bool,
+}
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::internal(format!("gc: {what} {}", path.display()), e)
+}
+
+/// Files directly inside `dir` (none when it does not exist).
+fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    match std::fs::read_dir(dir) {
+        Ok(read) => read.map(|e| e.map(|e| e.path()).map_err(|e| io("read", dir, e))).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io("read", dir, e)),
+    }
+}
+
+/// Every repository directory under `repositories/` (nested names included).
+fn repository_dirs(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.join("repositories")];
+    while let Some(dir) = stack.pop() {
+        for path in entries(&dir)? {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if path.is_dir() && !name.starts_with('_') {
+                if path.join("_meta.json").exists() || path.join("_manifests").exists() {
+                    out.push(path.clone());
+                }
+                stack.push(path);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `<alg>/<hex>` entries under `dir` as digests.
+fn digests_under(dir: &Path) -> Result<Vec<Digest>> {
+    let mut out = Vec::new();
+    for alg in entries(dir)? {
+        let Some(alg_name) = alg.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
+        for file in entries(&alg)? {
+            let Some(hex) = file.file_name().and_then(|n| n.to_str()) else { continue };
+            if let Ok(d) = Digest::parse(&format!("{alg_name}:{hex}")) {
+                out.push(d);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn blob_path(root: &Path, d: &Digest) -> PathBuf {
+    root.join("blobs").join(d.algorithm().as_str()).join(&d.hex()[..2]).join(d.hex())
+}
+
+/// The digests a manifest or index names: config, layers, blobs, child manifests and subject.
+fn references(manifest: &serde_json::Value) -> Vec<Digest> {
+    let digest_of =
+        |v: &serde_json::Value| v.get("digest").and_then(|d| d.as_str()).and_then(|d| Digest::parse(d).ok());
+    let mut out: Vec<Digest> =
+        ["config", "subject"].iter().filter_map(|k| manifest.get(*k)).filter_map(digest_of).collect();
+    for list in ["layers", "manifests", "blobs"] {
+        if let Some(items) = manifest.get(list).and_then(|v| v.as_array()) {
+            out.extend(items.iter().filter_map(digest_of));
+        }
+    }
+    out
+}
+
+/// Mark: every manifest of every repository, and what it references.
+fn mark(root: &Path, report: &mut GcReport) -> Result<HashSet<Digest>> {
+    let mut marked = HashSet::new();
+    for repo in repository_dirs(root)? {
+        for manifest in digests_under(&repo.join("_manifests"))? {
+            report.manifests += 1;
+            let path = blob_path(root, &manifest);
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    // A manifest that does not parse still keeps itself; it names nothing we can see.
+                    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                        marked.extend(references(&value));
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("read manifest", &path, e)),
+            }
+            marked.insert(manifest);
+        }
+    }
+    report.referenced = marked.len();
+    Ok(marked)
+}
+
+/// Runs a collection over the storage rooted at `root` (blocking: call it from a blocking thread).
+/// `progress` is called with (blobs examined, blobs in all) during the sweep.
+pub fn collect(root: &Path, options: &GcOptions, mut progress: impl FnMut(usize, usize)) -> Result<GcReport> {
+    let mut report = GcReport { dry_run: options.dry_run, ..GcReport::default() };
+    let marked = mark(root, &mut report)?;
+    let blobs_root = root.join("blobs");
+    let mut blobs = Vec::new();
+    for alg in entries(&blobs_root)? {
+        let Some(alg_name) = alg.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
+        for prefix in entries(&alg)? {
+            for file in entries(&prefix)? {
+                let hex = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+                if let Ok(d) = Digest::parse(&format!("{alg_name}:{hex}")) {
+                    blobs.push((d, file));
+                }
+            }
+        }
+    }
+    let now = SystemTime::now();
+    let total = blobs.len();
+    let mut deleted = HashSet::new();
+    for (i, (digest, path)) in blobs.into_iter().enumerate() {
+        progress(i + 1, total);
+        if marked.contains(&digest) {
+            continue;
+        }
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io("stat", &path, e)),
+        };
+        let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
+        if age < options.grace {
+            report.spared += 1;
+            continue;
+        }
+        if !options.dry_run {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("delete", &path, e)),
+            }
+        }
+        report.deleted_bytes += meta.len();
+        report.deleted.push(digest.to_string());
+        deleted.insert(digest);
+    }
+    if !options.dry_run && !deleted.is_empty() {
+        unlink(root, &deleted)?;
+    }
+    Ok(report)
+}
+
+/// Removes the repositories' links to deleted blobs.
+fn unlink(root: &Path, deleted: &HashSet<Digest>) -> Result<()> {
+    for repo in repository_dirs(root)? {
+        for digest in digests_under(&repo.join("_layers"))? {
+            if deleted.contains(&digest) {
+                let link = repo.join("_layers").join(digest.algorithm().as_str()).join(digest.hex());
+                if let Err(e) = std::fs::remove_file(&link)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    return Err(io("unlink", &link, e));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refreshes the modification time of the blob at `path`, so a collection running now spares it.
+pub(crate) fn touch(path: &Path) {
+    if let Ok(file) = std::fs::File::options().write(true).open(path) {
+        let _ = file.set_modified(SystemTime::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_cover_every_kind_of_descriptor() {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        let manifest = serde_json::json!({
+            "config": {"digest": d('a')}, "layers": [{"digest": d('b')}], "subject": {"digest": d('c')},
+            "manifests": [{"digest": d('d')}], "blobs": [{"digest": d('e')}],
+        });
+        let found: HashSet<String> = references(&manifest).iter().map(|d| d.to_string()).collect();
+        assert_eq!(found.len(), 5);
+        assert!(found.contains(&d('e')));
+    }
+}

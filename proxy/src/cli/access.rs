@@ -1,0 +1,144 @@
+//! `regbridge access add|remove|get REPO`: cross-account access.
+
+use std::collections::BTreeSet;
+
+use regbridge::{ComputeServiceType, CrossAccountAccess, CrossAccountPermissions, Error, Permissions, Result};
+
+use super::context::{ConfigArgs, open};
+use super::print_json;
+
+/// Cross-account access commands.
+#[derive(clap::Subcommand)]
+pub enum AccessCommand {
+    /// Grant the named principals access to REPO, keeping every grant already there.
+    Add(GrantArgs),
+    /// Revoke the named principals' access to REPO, keeping every other grant.
+    Remove(GrantArgs),
+    /// List the grants on REPO as JSON.
+    Get(RepoOnly),
+}
+
+/// A repository alone.
+#[derive(clap::Args)]
+pub struct RepoOnly {
+    /// The client-visible repository name.
+    repo: String,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// Who gets (or loses) access, on one platform.
+#[derive(clap::Args)]
+pub struct GrantArgs {
+    /// The client-visible repository name.
+    repo: String,
+    /// AWS account ids (12 digits), for ECR routes. Repeat or separate with commas.
+    #[arg(long = "aws-account", value_delimiter = ',')]
+    aws_accounts: Vec<String>,
+    /// AWS regions whose replica repositories get the same grant (ECR).
+    #[arg(long = "aws-region", value_delimiter = ',')]
+    aws_regions: Vec<String>,
+    /// IAM role ARNs granted directly (ECR).
+    #[arg(long = "aws-role-arn", value_delimiter = ',')]
+    aws_role_arns: Vec<String>,
+    /// Google Cloud project numbers, for GAR routes.
+    #[arg(long = "gcp-project", value_delimiter = ',')]
+    gcp_projects: Vec<String>,
+    /// Google service account e-mails granted directly (GAR).
+    #[arg(long = "gcp-service-account", value_delimiter = ',')]
+    gcp_service_accounts: Vec<String>,
+    /// Azure principal object ids, for ACR routes (ACR grants per registry, not per repository).
+    #[arg(long = "azure-principal", value_delimiter = ',')]
+    azure_principals: Vec<String>,
+    /// Accounts of the embedded local registry.
+    #[arg(long = "local-account", value_delimiter = ',')]
+    local_accounts: Vec<String>,
+    /// Compute that pulls: virtual-machine, kubernetes, serverless (adds the cloud's serverless principal).
+    #[arg(long = "service-type", value_delimiter = ',', value_parser = parse_service_type)]
+    service_types: Vec<ComputeServiceType>,
+    /// Grant push as well as pull (where the provider supports it).
+    #[arg(long)]
+    push: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+fn parse_service_type(s: &str) -> std::result::Result<ComputeServiceType, String> {
+    match s {
+        "virtual-machine" | "vm" => Ok(ComputeServiceType::VirtualMachine),
+        "kubernetes" | "k8s" => Ok(ComputeServiceType::Kubernetes),
+        "serverless" => Ok(ComputeServiceType::Serverless),
+        other => Err(format!("unknown service type {other:?}; use virtual-machine, kubernetes or serverless")),
+    }
+}
+
+fn set(values: &[String]) -> BTreeSet<String> {
+    values.iter().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect()
+}
+
+impl GrantArgs {
+    /// The grant these flags describe; exactly one platform's flags may be given.
+    fn grant(&self) -> Result<CrossAccountPermissions> {
+        let types: BTreeSet<ComputeServiceType> = self.service_types.iter().copied().collect();
+        let mut given = Vec::new();
+        if !self.aws_accounts.is_empty() || !self.aws_role_arns.is_empty() {
+            given.push(CrossAccountAccess::Aws {
+                account_ids: set(&self.aws_accounts),
+                regions: set(&self.aws_regions),
+                allowed_service_types: types.clone(),
+                role_arns: set(&self.aws_role_arns),
+            });
+        }
+        if !self.gcp_projects.is_empty() || !self.gcp_service_accounts.is_empty() {
+            given.push(CrossAccountAccess::Gcp {
+                project_numbers: set(&self.gcp_projects),
+                allowed_service_types: types.clone(),
+                service_account_emails: set(&self.gcp_service_accounts),
+            });
+        }
+        if !self.azure_principals.is_empty() {
+            given.push(CrossAccountAccess::Azure {
+                principal_ids: set(&self.azure_principals),
+                tenant_id: None,
+                allowed_service_types: types.clone(),
+            });
+        }
+        if !self.local_accounts.is_empty() {
+            given.push(CrossAccountAccess::Local { account_ids: set(&self.local_accounts) });
+        }
+        match given.len() {
+            1 => Ok(CrossAccountPermissions {
+                access: given.remove(0),
+                permissions: if self.push { Permissions::PushPull } else { Permissions::Pull },
+            }),
+            0 => Err(Error::bad_input(
+                "name who gets access: --aws-account, --gcp-project, --gcp-service-account, --azure-principal or \
+                 --local-account",
+            )),
+            _ => Err(Error::bad_input("give the principals of one platform at a time (the route's provider)")),
+        }
+    }
+}
+
+/// Runs an access command.
+pub async fn run(command: AccessCommand) -> Result<()> {
+    match command {
+        AccessCommand::Add(args) => {
+            let grant = args.grant()?;
+            let opened = open(&args.config.load()?, &args.repo).await?;
+            opened.registry.add_cross_account_access(&opened.id, &grant).await?;
+            print_json(&opened.registry.get_cross_account_access(&opened.id).await?);
+        }
+        AccessCommand::Remove(args) => {
+            let grant = args.grant()?;
+            let opened = open(&args.config.load()?, &args.repo).await?;
+            opened.registry.remove_cross_account_access(&opened.id, &grant).await?;
+            print_json(&opened.registry.get_cross_account_access(&opened.id).await?);
+        }
+        AccessCommand::Get(args) => {
+            let opened = open(&args.config.load()?, &args.repo).await?;
+            print_json(&opened.registry.get_cross_account_access(&opened.id).await?);
+        }
+    }
+    Ok(())
+}

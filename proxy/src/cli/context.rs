@@ -1,0 +1,118 @@
+//! What every command needs: the configuration (file, flags, environment) and the provider serving a
+//! repository name.
+
+use std::path::PathBuf;
+
+use regbridge::oci::RepositoryName;
+use regbridge::{DynArtifactRegistry, Error, Result};
+use regbridge_providers::local::{FsStorage, LocalRegistry, TokenSigner};
+
+use crate::config::ServeConfig;
+use crate::config_file::FileConfig;
+use crate::routing::Target;
+
+/// Where the configuration comes from.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// TOML configuration file: users, routes to upstream registries, listen address, data directory
+    /// (see fixtures/config/regbridge.toml). Flags and REGBRIDGE_* variables override it.
+    #[arg(long, short, env = "REGBRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address and port the server listens on [default: 127.0.0.1:5000].
+    #[arg(long, env = "REGBRIDGE_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Directory for blobs, manifests, keys and users [default: regbridge-data].
+    #[arg(long, env = "REGBRIDGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The URL clients use to reach the server, when it differs from the listen address
+    /// (behind a load balancer), e.g. https://registry.example.com.
+    #[arg(long, env = "REGBRIDGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+impl ConfigArgs {
+    /// The configuration: defaults, then the file, then these flags (the caller applies its own).
+    pub fn load(&self) -> Result<ServeConfig> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let defaults = ServeConfig::new();
+        let public_url = self.public_url.clone().or(file.public_url);
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::bad_input(format!("the public URL must start with http:// or https://, got {url:?}")));
+        }
+        Ok(ServeConfig {
+            listen: self.listen.or(file.listen).unwrap_or(defaults.listen),
+            public_url,
+            data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or(defaults.data_dir),
+            anonymous_pull: file.anonymous_pull.unwrap_or(false),
+            tls: file.tls.map(|t| (t.cert, t.key)),
+            users: file.users,
+            routes: file.routes,
+            ..defaults
+        })
+    }
+}
+
+/// The URL clients reach the server at: the public URL, or the listen address.
+pub fn server_url(config: &ServeConfig) -> String {
+    match &config.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let scheme = if config.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", config.listen)
+        }
+    }
+}
+
+/// A repository name resolved to the provider that serves it.
+pub struct Opened {
+    /// The provider.
+    pub registry: DynArtifactRegistry,
+    /// The repository's name at the provider (the route's prefix mapped).
+    pub id: String,
+    /// The registry URL clients use for it (`https://123.dkr.ecr...`, or this server's URL).
+    pub endpoint: String,
+    /// The route, for messages.
+    pub route: String,
+}
+
+/// The local provider over the server's data directory, reachable at the server's URL.
+pub fn local_registry(config: &ServeConfig) -> Result<LocalRegistry> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| Error::internal(format!("create data directory {}", config.data_dir.display()), e))?;
+    let storage = std::sync::Arc::new(FsStorage::open(config.data_dir.join("storage"))?);
+    let signer = TokenSigner::load_or_create(&config.data_dir.join("signing.key"))?;
+    Ok(LocalRegistry::new(storage, signer, server_url(config)))
+}
+
+/// The provider serving `name` under the configured routes.
+pub async fn open(config: &ServeConfig, name: &str) -> Result<Opened> {
+    let parsed = RepositoryName::parse(name)?;
+    let routes = crate::server::build_routes(&config.routes).await?;
+    let resolved = routes.resolve(&parsed)?;
+    let route = resolved.route.label.clone();
+    Ok(match &resolved.route.target {
+        Target::Local => Opened {
+            registry: std::sync::Arc::new(local_registry(config)?),
+            id: resolved.upstream_name.clone(),
+            endpoint: server_url(config),
+            route,
+        },
+        Target::Upstream(upstream) => Opened {
+            registry: upstream.provider.clone(),
+            id: resolved.upstream_name.clone(),
+            endpoint: upstream.provider.registry_endpoint(),
+            route,
+        },
+        Target::Connection(_) => {
+            return Err(Error::unsupported(
+                "repository management on a route to a registry connection (a generic registry)",
+                route,
+            ));
+        }
+    })
+}

@@ -1,0 +1,63 @@
+//! `regbridge gc`: mark and sweep the local storage's unreferenced blobs.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use regbridge_providers::local::gc::{GcOptions, collect};
+
+use super::context::ConfigArgs;
+
+/// The flags of `gc`.
+#[derive(clap::Args)]
+pub struct GcArgs {
+    /// Report what would be deleted, delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Spare unreferenced blobs written or used more recently than this (pushes in progress): `30m`, `2h`.
+    #[arg(long, default_value = "1h", value_parser = super::creds::parse_ttl)]
+    grace: Duration,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// Runs a collection and prints its report as JSON; progress on stderr when it is a terminal.
+pub fn run(args: GcArgs) -> ExitCode {
+    let config = match args.config.load() {
+        Ok(c) => c,
+        Err(e) => return super::fail(&e),
+    };
+    let root = config.data_dir.join("storage");
+    if !root.is_dir() {
+        let err = regbridge::Error::bad_input(format!(
+            "no local storage at {}; give the server's --data-dir or --config",
+            root.display()
+        ));
+        return super::fail(&err);
+    }
+    let terminal = std::io::stderr().is_terminal();
+    let options = GcOptions { grace: args.grace, dry_run: args.dry_run };
+    let progress = |done: usize, total: usize| {
+        if terminal && (done % 256 == 0 || done == total) {
+            eprint!("\rgc: examined {done}/{total} blobs");
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    match collect(&root, &options, progress) {
+        Ok(report) => {
+            let verb = if report.dry_run { "would delete" } else { "deleted" };
+            eprintln!(
+                "gc: {verb} {} blobs ({} bytes); {} referenced, {} spared by the grace period",
+                report.deleted.len(),
+                report.deleted_bytes,
+                report.referenced,
+                report.spared
+            );
+            super::print_json(&report);
+            ExitCode::SUCCESS
+        }
+        Err(e) => super::fail(&e),
+    }
+}

@@ -1,0 +1,139 @@
+//! The `regbridge` command line: `serve`, and the commands that act on the configured routes from a shell
+//! (`repo`, `access`, `creds`, `gc`, `check`) or for docker (`credential-helper`).
+//!
+//! Output for machines (JSON, or the format asked for) goes to stdout; messages go to stderr. Exit codes:
+//! 0 success, 1 other failures, 2 usage errors and bad input, 3 not found, 4 authentication or
+//! authorization failures (see [`exit_code`]).
+
+mod access;
+mod check;
+mod context;
+mod creds;
+mod gc;
+mod helper;
+mod repo;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use regbridge::Error;
+
+pub use context::ConfigArgs;
+
+/// One API over ECR, Artifact Registry, ACR and a local registry, and an OCI proxy in front of them.
+#[derive(Parser)]
+#[command(name = "regbridge", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr: `human` (the default on a terminal) or `json` (one object per line).
+    #[arg(long, global = true, value_enum, env = "REGBRIDGE_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry server: an authenticated OCI registry on local disk, and a proxy to the upstream
+    /// registries a --config file routes to.
+    ///
+    /// On the first start with an empty data directory, an `admin` user is created with a random password
+    /// (or REGBRIDGE_ADMIN_PASSWORD), printed once and stored in DATA_DIR/admin-password (mode 0600).
+    /// SIGTERM or Ctrl-C stops accepting connections and lets transfers in flight finish (--grace).
+    Serve(serve::ServeArgs),
+    /// Create, show or delete a repository at the provider of the route that serves its name.
+    #[command(subcommand)]
+    Repo(repo::RepoCommand),
+    /// Grant, revoke or list cross-account pull access to a repository (ECR repository policy, GAR IAM
+    /// binding, ACR role assignment, local grant).
+    #[command(subcommand)]
+    Access(access::AccessCommand),
+    /// Mint short-lived registry credentials for one repository.
+    #[command(subcommand)]
+    Creds(creds::CredsCommand),
+    /// Delete blobs of the local storage that no manifest references (safe while pushes run).
+    Gc(gc::GcArgs),
+    /// Load the configuration and reach every route's control plane and registry; one line per route.
+    Check(check::CheckArgs),
+    /// Docker credential helper: `get` prints fresh short-lived credentials for this regbridge server.
+    ///
+    /// Point docker, podman or skopeo at it with `{"credHelpers": {"HOST:PORT": "regbridge"}}` in
+    /// config.json and this binary on PATH as `docker-credential-regbridge`.
+    CredentialHelper(helper::HelperArgs),
+}
+
+/// Runs the command line (`args` as from `std::env::args_os`). Invoked as `docker-credential-regbridge`,
+/// the binary is the credential helper.
+pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
+    let invoked_as = args.first().and_then(|a| std::path::Path::new(a).file_name()).and_then(|n| n.to_str());
+    if invoked_as.is_some_and(|n| n.starts_with("docker-credential-")) {
+        init_logging(None);
+        return helper::main_as_docker_helper(args);
+    }
+    let cli = Cli::parse_from(args);
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Repo(command) => block_on(repo::run(command)),
+        Command::Access(command) => block_on(access::run(command)),
+        Command::Creds(command) => block_on(creds::run(command)),
+        Command::Gc(args) => gc::run(args),
+        Command::Check(args) => block_on(check::run(args)),
+        Command::CredentialHelper(args) => helper::run(args),
+    }
+}
+
+fn init_logging(format: Option<LogFormat>) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REGBRIDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let json = format == Some(LogFormat::Json);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).try_init()
+    };
+}
+
+fn block_on(future: impl std::future::Future<Output = Result<(), Error>>) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(future) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
+}
+
+/// Prints `err` to stderr and answers its exit code.
+fn fail(err: &Error) -> ExitCode {
+    eprintln!("error: {err}");
+    ExitCode::from(exit_code(err))
+}
+
+/// The exit code for an error: 2 bad input or unsupported, 3 not found, 4 authentication or
+/// authorization, 1 anything else.
+pub fn exit_code(err: &Error) -> u8 {
+    match err {
+        Error::InvalidInput { .. }
+        | Error::Unsupported { .. }
+        | Error::DigestInvalid { .. }
+        | Error::TooLarge { .. } => 2,
+        Error::NotFound { .. } => 3,
+        Error::Unauthenticated { .. } | Error::Denied { .. } => 4,
+        _ => 1,
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON serialises"));
+}

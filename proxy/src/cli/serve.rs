@@ -1,0 +1,79 @@
+//! `regbridge serve`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use regbridge::Secret;
+
+use super::context::ConfigArgs;
+use crate::{ServeConfig, Server};
+
+/// The flags of `serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Let clients without credentials pull (pushing always needs credentials).
+    #[arg(long, env = "REGBRIDGE_ANONYMOUS_PULL")]
+    anonymous_pull: bool,
+    /// PEM certificate to serve HTTPS with (needs --tls-key).
+    #[arg(long, env = "REGBRIDGE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "REGBRIDGE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds transfers in flight may take to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "REGBRIDGE_SHUTDOWN_GRACE", default_value_t = 30)]
+    grace: u64,
+}
+
+impl ServeArgs {
+    /// The configuration: defaults, then the file, then flags and environment variables.
+    fn into_config(self) -> Result<ServeConfig, regbridge::Error> {
+        let base = self.config.load()?;
+        Ok(ServeConfig {
+            anonymous_pull: self.anonymous_pull || base.anonymous_pull,
+            tls: self.tls_cert.zip(self.tls_key).or(base.tls),
+            ..base
+        })
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Runs the server until a stop signal.
+pub fn run(args: ServeArgs) -> ExitCode {
+    let grace = Duration::from_secs(args.grace);
+    let config = match args.into_config() {
+        Ok(c) => c,
+        Err(e) => return super::fail(&e),
+    };
+    let initial = std::env::var("REGBRIDGE_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        let server = Server::bind_async(config, initial).await?;
+        server.run_until(stop_signal(), grace).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => super::fail(&e),
+    }
+}

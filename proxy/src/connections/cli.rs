@@ -1,0 +1,278 @@
+//! `regbridge registry add|list|get|validate|rm`: registry connections managed in the data directory
+//! directly (a running server sees the changes on its next request).
+//!
+//! JSON goes to stdout, messages to stderr. Exit codes: 0 success, 2 usage or invalid input, 3 no such
+//! connection, 4 the registry refused the credentials (`validate`), 1 anything else (conflicts included).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use regbridge::Secret;
+
+use super::validate::validate;
+use super::{ConnectionError, ConnectionInput, ConnectionStore};
+use crate::ServeConfig;
+use crate::config_file::FileConfig;
+
+/// `regbridge registry`: the registry connections of a data directory.
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// TOML configuration file: its data_dir and its [connections] key are used.
+    #[arg(long, short, env = "REGBRIDGE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// The server's data directory [default: the configuration's, else regbridge-data].
+    #[arg(long, env = "REGBRIDGE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RegistryCommand,
+}
+
+/// The `regbridge registry` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum RegistryCommand {
+    /// Add a connection: a name, a registry (host[:port], such as ghcr.io), and a user name with a password
+    /// or token read from standard input.
+    Add(AddArgs),
+    /// List the connections as JSON (never their passwords or tokens).
+    List,
+    /// Show one connection as JSON (never its password or token).
+    Get {
+        /// The connection's name.
+        name: String,
+    },
+    /// Log in to the connection's registry with its stored credentials; exit code 4 when it refuses them.
+    Validate {
+        /// The connection's name.
+        name: String,
+    },
+    /// Remove a connection.
+    Rm {
+        /// The connection's name.
+        name: String,
+    },
+}
+
+/// `regbridge registry add`.
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// The connection's name, for routes (`connection = "NAME"`) and these commands.
+    #[arg(long)]
+    pub name: String,
+    /// The registry as host[:port]: ghcr.io, myregistry.azurecr.io, registry-1.docker.io.
+    #[arg(long)]
+    pub registry: String,
+    /// The user name to log in with (omit it, and the secret, for anonymous access).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long, conflicts_with = "token_stdin")]
+    pub password_stdin: bool,
+    /// Read an access token from standard input.
+    #[arg(long)]
+    pub token_stdin: bool,
+    /// Store the connection inactive: routes do not use it until it is activated.
+    #[arg(long)]
+    pub inactive: bool,
+}
+
+/// A failed command: its message and exit code.
+#[derive(Debug)]
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<ConnectionError> for Failure {
+    fn from(e: ConnectionError) -> Self {
+        let code = match &e {
+            ConnectionError::Invalid(_) => 2,
+            ConnectionError::NotFound(_) => 3,
+            ConnectionError::Other(inner) if inner.status() == 400 => 2,
+            ConnectionError::Conflict { .. } | ConnectionError::Other(_) => 1,
+        };
+        let message = match &e {
+            ConnectionError::Invalid(errors) => {
+                errors.iter().map(|f| format!("--{}: {}", f.field, f.message)).collect::<Vec<_>>().join("\n       ")
+            }
+            _ => e.to_string(),
+        };
+        Failure { code, message }
+    }
+}
+
+impl From<regbridge::Error> for Failure {
+    fn from(e: regbridge::Error) -> Self {
+        ConnectionError::Other(e).into()
+    }
+}
+
+/// Runs `regbridge registry ...`: the data directory and key from `--data-dir` and the `--config` file.
+pub fn run(args: RegistryArgs) -> ExitCode {
+    let file = match &args.config {
+        Some(path) => match FileConfig::load(path) {
+            Ok(file) => file,
+            Err(e) => return exit(Err(e.into())),
+        },
+        None => FileConfig::default(),
+    };
+    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| ServeConfig::new().data_dir);
+    run_in(args.command, &data_dir, file.connections.key.as_ref())
+}
+
+/// Runs `command` on the connections of `data_dir` (secrets under `key`, else `DATA_DIR/connections.key`)
+/// with the process's standard streams; for callers that load the configuration themselves.
+pub fn run_in(command: RegistryCommand, data_dir: &Path, key: Option<&Secret>) -> ExitCode {
+    exit(execute(command, data_dir, key, &mut std::io::stdin(), &mut std::io::stdout()))
+}
+
+fn exit(result: Result<u8, Failure>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn execute(
+    command: RegistryCommand,
+    data_dir: &Path,
+    key: Option<&Secret>,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+) -> Result<u8, Failure> {
+    if !matches!(command, RegistryCommand::Add(_)) && !data_dir.is_dir() {
+        return Err(Failure {
+            code: 2,
+            message: format!("there is no data directory {}: give the server's with --data-dir", data_dir.display()),
+        });
+    }
+    let store = ConnectionStore::open(data_dir, key)?;
+    match command {
+        RegistryCommand::Add(add) => {
+            let secret = if add.password_stdin || add.token_stdin { Some(read_secret(stdin)?) } else { None };
+            let input = ConnectionInput {
+                name: Some(add.name),
+                registry: Some(add.registry),
+                username: add.username,
+                password: secret.clone().filter(|_| add.password_stdin),
+                token: secret.filter(|_| add.token_stdin),
+                active: Some(!add.inactive),
+            };
+            let created = store.create(&input)?;
+            eprintln!("added registry connection {:?} ({})", created.name, created.registry);
+            print(stdout, &created)
+        }
+        RegistryCommand::List => print(stdout, &store.list()?),
+        RegistryCommand::Get { name } => print(stdout, &store.get_by_name(&name)?),
+        RegistryCommand::Validate { name } => {
+            let connection = store.get_by_name(&name)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Failure { code: 1, message: format!("tokio runtime: {e}") })?;
+            let outcome = runtime.block_on(validate(&store, &connection.id))?;
+            print(stdout, &outcome.to_json())?;
+            Ok(match &outcome.error {
+                None => 0,
+                Some(e) => {
+                    eprintln!("{} refused or failed the login: {e}", connection.registry);
+                    if outcome.is_auth_failure() { 4 } else { 1 }
+                }
+            })
+        }
+        RegistryCommand::Rm { name } => {
+            let connection = store.get_by_name(&name)?;
+            store.delete(&connection.id)?;
+            eprintln!("removed registry connection {name:?}");
+            Ok(0)
+        }
+    }
+}
+
+/// The secret on standard input, without the line end `echo` or a terminal adds.
+fn read_secret(stdin: &mut dyn Read) -> Result<Secret, Failure> {
+    let mut text = String::new();
+    stdin
+        .read_to_string(&mut text)
+        .map_err(|e| Failure { code: 2, message: format!("cannot read the secret from standard input: {e}") })?;
+    let secret = Secret::new(text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text));
+    text.clear();
+    Ok(secret)
+}
+
+/// Writes `value` as pretty JSON and a line end; exit code 0.
+fn print(stdout: &mut dyn Write, value: &impl serde::Serialize) -> Result<u8, Failure> {
+    let json = serde_json::to_string_pretty(value).expect("connections serialise");
+    writeln!(stdout, "{json}").map_err(|e| Failure { code: 1, message: format!("cannot write to stdout: {e}") })?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Top,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Top {
+        Registry(RegistryArgs),
+    }
+
+    fn run_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> (Result<u8, Failure>, String) {
+        let data_dir = dir.to_str().unwrap();
+        let argv = ["regbridge", "registry", "--data-dir", data_dir].into_iter().chain(args.iter().copied());
+        let Top::Registry(args) = Cli::try_parse_from(argv).unwrap().command;
+        assert_eq!(args.data_dir.as_deref(), Some(dir));
+        let mut out = Vec::new();
+        let result = execute(args.command, dir, None, &mut stdin.as_bytes(), &mut out);
+        (result, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let both =
+            ["regbridge", "registry", "add", "--name", "a", "--registry", "b", "--password-stdin", "--token-stdin"];
+        assert!(Cli::try_parse_from(both).is_err(), "password and token exclude each other");
+    }
+
+    #[test]
+    fn add_list_get_rm() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = "cli-Secret-Password";
+        let add = ["add", "--name", "hub", "--registry", "docker.io", "--username", "robot", "--password-stdin"];
+        let (result, out) = run_cli(dir.path(), &add, &format!("{password}\n"));
+        assert_eq!(result.unwrap(), 0);
+        assert!(out.contains("\"hasSecret\": true") && !out.contains(password), "{out}");
+        let store = ConnectionStore::open(dir.path(), None).unwrap();
+        let id = store.get_by_name("hub").unwrap().id;
+        assert_eq!(store.credentials(&id).unwrap().unwrap().1.expose(), password, "line end stripped");
+
+        let (result, _) = run_cli(dir.path(), &add, password);
+        assert_eq!(result.unwrap_err().code, 1, "conflict");
+        let bad = ["add", "--name", "x", "--registry", "https://ghcr.io/", "--username", "u", "--token-stdin"];
+        let err = run_cli(dir.path(), &bad, "t").0.unwrap_err();
+        assert_eq!(err.code, 2);
+        assert!(err.message.contains("--registry: write the registry as ghcr.io"), "{}", err.message);
+
+        let (result, out) = run_cli(dir.path(), &["list"], "");
+        assert_eq!(result.unwrap(), 0);
+        assert!(out.contains("\"name\": \"hub\"") && !out.contains(password), "{out}");
+        assert_eq!(run_cli(dir.path(), &["get", "nope"], "").0.unwrap_err().code, 3);
+        assert_eq!(run_cli(dir.path(), &["rm", "hub"], "").0.unwrap(), 0);
+        assert_eq!(run_cli(dir.path(), &["rm", "hub"], "").0.unwrap_err().code, 3);
+        let missing = dir.path().join("missing");
+        assert_eq!(run_cli(&missing, &["list"], "").0.unwrap_err().code, 2);
+    }
+}

@@ -1,0 +1,172 @@
+//! An ACR route end to end: ACR's control plane (ARM) is wiremock answering the recorded scope map, token
+//! and `generateCredentials` bodies with a fixed password; its data plane is a Debian docker-registry in
+//! token-auth mode behind the test token service, which accepts exactly the token name and that password.
+//! skopeo pushes and pulls through regbridge with regbridge credentials; the proxy mints ACR credentials
+//! per repository with the route's (static) Entra ID token.
+#![cfg(feature = "acr")]
+
+mod common;
+
+use std::process::Command;
+
+use common::token_registry::TokenRegistry;
+use regbridge::{Permissions, Secret};
+use regbridge_providers::acr::{ACR_API_VERSION, resource_name};
+use regbridge_proxy::cloud::acr::{Identity, Settings};
+use regbridge_proxy::config_file::RouteConfig;
+use regbridge_proxy::{ServeConfig, Server};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path_regex, query_param};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const ADMIN_PASSWORD: &str = "acr-proxy-admin";
+const SUB: &str = "00000000-0000-0000-0000-0000000000aa";
+const ARM_TOKEN: &str = "arm-access-token-for-the-proxy";
+/// What the stubbed generateCredentials hands out, and the token service accepts.
+const ACR_PASSWORD: &str = "acr-generated-password-1";
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../fixtures/acr/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// ARM for registry `regbridgetest`: scope maps and tokens are accepted as they are, generateCredentials
+/// answers the token's name and [`ACR_PASSWORD`] with the expiry asked for.
+async fn arm() -> MockServer {
+    let arm = MockServer::start().await;
+    let registry = "/providers/Microsoft.ContainerRegistry/registries/regbridgetest";
+    Mock::given(method("PUT"))
+        .and(path_regex(format!("{registry}/scopeMaps/regbridge-[a-z]+-[0-9a-f]+$")))
+        .and(query_param("api-version", ACR_API_VERSION))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("scope-map.json")))
+        .mount(&arm)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path_regex(format!("{registry}/tokens/regbridge-[a-z]+-[0-9a-f]+$")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("token.json")))
+        .mount(&arm)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(format!("{registry}/generateCredentials$")))
+        .respond_with(|request: &Request| {
+            let body: Value = serde_json::from_slice(&request.body).unwrap();
+            let token = body["tokenId"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+            ResponseTemplate::new(200).set_body_json(json!({
+                "username": token,
+                "passwords": [{"name": body["name"], "value": ACR_PASSWORD, "expiry": body["expiry"]}]
+            }))
+        })
+        .mount(&arm)
+        .await;
+    arm
+}
+
+fn skopeo(args: &[&str], tmp: &std::path::Path) {
+    let out = Command::new("skopeo").args(args).env("TMPDIR", tmp).output().expect("skopeo runs");
+    assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn push_and_pull_through_an_acr_route() {
+    common::upstream::require("skopeo");
+    let registry = TokenRegistry::start().await;
+    for permissions in [Permissions::Pull, Permissions::PushPull] {
+        registry.allow(&resource_name("team/app", permissions), ACR_PASSWORD);
+    }
+    let arm = arm().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let route = RouteConfig {
+        prefix: "azure".into(),
+        provider: "acr".into(),
+        upstream_prefix: "team".into(),
+        acr: Some(Settings {
+            subscription_id: Some(SUB.into()),
+            resource_group: Some("regbridge-rg".into()),
+            registry_name: Some("regbridgetest".into()),
+            arm_url: Some(arm.uri()),
+            registry_endpoint: Some(format!("http://{}", registry.addr)),
+            identity: Identity::AccessToken,
+            access_token: Some(Secret::new(ARM_TOKEN)),
+            ..Settings::default()
+        }),
+        ..RouteConfig::local()
+    };
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        routes: vec![RouteConfig::local(), route],
+        ..ServeConfig::new()
+    };
+    let server = Server::bind_async(config, Some(Secret::new(ADMIN_PASSWORD))).await.unwrap();
+    let host = server.local_addr().to_string();
+    tokio::spawn(server.run());
+
+    // A small OCI image layout, pushed and pulled back with skopeo through the route.
+    let image = dir.path().join("image");
+    let made = Command::new("python3")
+        .arg(format!("{}/../tests/clients/make-image.py", env!("CARGO_MANIFEST_DIR")))
+        .arg(&image)
+        .args(["--layers", "2", "--layer-kib", "64", "--seed", "7"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "make-image.py: {}", String::from_utf8_lossy(&made.stderr));
+    let expected: Value = serde_json::from_str(&std::fs::read_to_string(image.join("expected.json")).unwrap()).unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let creds = format!("admin:{ADMIN_PASSWORD}");
+    let target = format!("docker://{host}/azure/app:v1");
+    let (src, pulled) =
+        (format!("oci:{}:v1", image.display()), format!("oci:{}:v1", dir.path().join("pulled").display()));
+    let tasks = {
+        let tmp = tmp.clone();
+        let (creds, target, src, pulled) = (creds.clone(), target.clone(), src.clone(), pulled.clone());
+        tokio::task::spawn_blocking(move || {
+            skopeo(
+                &["copy", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds", &creds, &src, &target],
+                &tmp,
+            );
+            skopeo(&["copy", "--src-tls-verify=false", "--src-creds", &creds, &target, &pulled], &tmp);
+        })
+    };
+    tasks.await.unwrap();
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("pulled/index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], expected["manifest"], "the pulled manifest is the pushed one");
+
+    // Upstream it is team/app, readable with the minted ACR credentials (the token service's login).
+    let client = common::client();
+    let token: Value = client
+        .get(&registry.realm)
+        .query(&[("service", "x"), ("scope", "repository:team/app:pull")])
+        .basic_auth(resource_name("team/app", Permissions::Pull), Some(ACR_PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let manifest = client
+        .head(format!("http://{}/v2/team/app/manifests/v1", registry.addr))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(manifest.status(), 200);
+    assert_eq!(manifest.headers()["docker-content-digest"].to_str().unwrap(), expected["manifest"]);
+
+    // ARM saw the documented calls, with the route's token: a push scope map with write actions, a token
+    // bound to it, and generateCredentials for it.
+    let requests = arm.received_requests().await.unwrap();
+    assert!(requests.iter().all(|r| r.headers["authorization"] == format!("Bearer {ARM_TOKEN}").as_str()));
+    let push = resource_name("team/app", Permissions::PushPull);
+    let map = requests
+        .iter()
+        .find(|r| r.method.as_str() == "PUT" && r.url.path().ends_with(&format!("/scopeMaps/{push}")))
+        .expect("a push scope map was made");
+    let actions: Value = serde_json::from_slice::<Value>(&map.body).unwrap()["properties"]["actions"].clone();
+    assert!(actions.as_array().unwrap().contains(&json!("repositories/team/app/content/write")), "{actions}");
+    assert!(requests.iter().any(|r| r.url.path().ends_with("/generateCredentials")));
+    assert!(registry.issued.load(std::sync::atomic::Ordering::SeqCst) > 0);
+}

@@ -1,0 +1,306 @@
+//! The `regbridge` command line end to end, against a running server on the same data directory: every
+//! command and output format, bad input and its exit codes, and the credential helper with real clients
+//! (skopeo through `REGISTRY_AUTH_FILE`, the docker CLI's daemonless `docker manifest inspect`).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::TestServer;
+use regbridge::auth::XRegistryAuth;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_regbridge");
+
+/// Runs the CLI with the server's data directory and address, `stdin` on its standard input.
+fn cli(server: &TestServer, args: &[&str], stdin: &str) -> Output {
+    let listen = server.base.trim_start_matches("http://");
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("REGBRIDGE_DATA_DIR", &server.data_dir)
+        .env("REGBRIDGE_LISTEN", listen)
+        .env_remove("REGBRIDGE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run regbridge");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok_json(out: &Output) -> Value {
+    assert!(out.status.success(), "exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn installed(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repo_and_access_commands() {
+    let server = TestServer::start().await;
+    let created = ok_json(&cli(&server, &["repo", "create", "team/app"], ""));
+    assert_eq!(created["name"], "team/app", "{created}");
+    let again = ok_json(&cli(&server, &["repo", "create", "team/app"], ""));
+    assert_eq!(again, created, "create is idempotent");
+    assert_eq!(ok_json(&cli(&server, &["repo", "get", "team/app"], ""))["name"], "team/app");
+
+    let missing = cli(&server, &["repo", "get", "team/missing"], "");
+    assert_eq!(code(&missing), 3, "not found: {}", String::from_utf8_lossy(&missing.stderr));
+    let bad = cli(&server, &["repo", "create", "Team/UPPER"], "");
+    assert_eq!(code(&bad), 2, "bad name: {}", String::from_utf8_lossy(&bad.stderr));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("error:"));
+
+    let granted = ok_json(&cli(&server, &["access", "add", "team/app", "--local-account", "acme,globex"], ""));
+    let text = granted.to_string();
+    assert!(text.contains("acme") && text.contains("globex"), "{text}");
+    let removed = ok_json(&cli(&server, &["access", "remove", "team/app", "--local-account", "acme"], ""));
+    assert!(!removed.to_string().contains("acme") && removed.to_string().contains("globex"), "{removed}");
+    assert_eq!(ok_json(&cli(&server, &["access", "get", "team/app"], "")), removed);
+    let nobody = cli(&server, &["access", "add", "team/app"], "");
+    assert_eq!(code(&nobody), 2);
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("--aws-account"));
+    let two = cli(&server, &["access", "add", "team/app", "--local-account", "a", "--aws-account", "123456789012"], "");
+    assert_eq!(code(&two), 2);
+
+    let deleted = cli(&server, &["repo", "delete", "team/app"], "");
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+    assert_eq!(code(&cli(&server, &["repo", "get", "team/app"], "")), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minted_credentials_in_every_format() {
+    let server = TestServer::start().await;
+    server.push_image("mint/app", "v1").await;
+    let host = server.base.trim_start_matches("http://").to_owned();
+
+    let json = ok_json(&cli(&server, &["creds", "mint", "mint/app", "--push", "--ttl", "10m", "--format", "json"], ""));
+    let (user, password) = (json["username"].as_str().unwrap(), json["password"].as_str().unwrap());
+    assert_eq!(json["authMethod"], "basic");
+    let expires = chrono::DateTime::parse_from_rfc3339(json["expiresAt"].as_str().unwrap()).unwrap();
+    let left = expires.signed_duration_since(chrono::Utc::now()).num_seconds();
+    assert!((500..=600).contains(&left), "expires in {left} s");
+    let r = server.client.get(server.url("/v2/mint/app/manifests/v1")).basic_auth(user, Some(password));
+    assert_eq!(r.send().await.unwrap().status(), 200, "the minted credentials pull");
+    let r = server.client.get(server.url("/v2/other/app/tags/list")).basic_auth(user, Some(password));
+    assert!(r.send().await.unwrap().status().is_client_error(), "and only this repository");
+
+    let env = stdout(&cli(&server, &["creds", "mint", "mint/app", "--format", "env"], ""));
+    assert!(env.contains(&format!("REGBRIDGE_REGISTRY='{host}'")), "{env}");
+    assert!(env.contains("REGBRIDGE_PASSWORD='") && env.contains("REGBRIDGE_EXPIRES_AT='"), "{env}");
+
+    let header = stdout(&cli(&server, &["creds", "mint", "mint/app", "--format", "x-registry-auth"], ""));
+    let decoded = XRegistryAuth::decode(header.trim()).unwrap();
+    let (u, p) = decoded.credentials().unwrap().unwrap();
+    let r = server.client.get(server.url("/v2/mint/app/manifests/v1")).basic_auth(&u, Some(p.expose()));
+    assert_eq!(r.send().await.unwrap().status(), 200);
+
+    let secret =
+        stdout(&cli(&server, &["creds", "mint", "mint/app", "--format", "k8s-secret", "--namespace", "ci"], ""));
+    assert!(secret.contains("kubernetes.io/dockerconfigjson") && secret.contains("namespace: ci"), "{secret}");
+    assert!(secret.contains("name: regbridge-mint-app"), "{secret}");
+
+    // docker-config is a config.json skopeo reads as it is.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, stdout(&cli(&server, &["creds", "mint", "mint/app", "--format", "docker-config"], "")))
+        .unwrap();
+    if installed("skopeo") {
+        let reference = format!("docker://{host}/mint/app:v1");
+        let inspect = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false", "--authfile"])
+            .arg(&config)
+            .arg(&reference)
+            .output()
+            .unwrap();
+        assert!(inspect.status.success(), "skopeo: {}", String::from_utf8_lossy(&inspect.stderr));
+    } else {
+        eprintln!("SKIPPED skopeo check: skopeo is not installed (scripts/install-test-deps.sh)");
+    }
+
+    for (args, expected) in [
+        (vec!["creds", "mint", "mint/app", "--ttl", "15parsecs"], 2),
+        (vec!["creds", "mint", "mint/app", "--format", "yaml"], 2),
+        (vec!["creds", "mint", "Not A Name"], 2),
+        (vec!["creds", "mint", "mint/app", "--pull", "--push"], 2),
+    ] {
+        let out = cli(&server, &args, "");
+        assert_eq!(code(&out), expected, "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_no_route_serves_is_not_found() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("regbridge.toml");
+    std::fs::write(&config, "[[routes]]\nprefix = \"team\"\nprovider = \"local\"\n").unwrap();
+    let out = cli(&server, &["creds", "mint", "other/app", "--config", config.to_str().unwrap()], "");
+    assert_eq!(code(&out), 3, "{}", String::from_utf8_lossy(&out.stderr));
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[[routes]]\nprovider = \"nope\"\n").unwrap();
+    let out = cli(&server, &["repo", "get", "team/app", "--config", broken.to_str().unwrap()], "");
+    assert_eq!(code(&out), 2, "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A `config.json` whose `credHelpers` sends `host` to `docker-credential-regbridge`, and a directory
+/// holding that name (a link to the binary) to put first on PATH.
+fn helper_setup(dir: &Path, host: &str) -> String {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(BIN, bin.join("docker-credential-regbridge")).unwrap();
+    let config = serde_json::json!({"credHelpers": {host: "regbridge"}});
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_credential_helper() {
+    let server = TestServer::start().await;
+    server.push_image("helped/app", "v1").await;
+    let host = server.base.trim_start_matches("http://").to_owned();
+
+    let got = ok_json(&cli(&server, &["credential-helper", "get"], &format!("{host}\n")));
+    assert_eq!(got["ServerURL"], host.as_str());
+    let (user, secret) = (got["Username"].as_str().unwrap(), got["Secret"].as_str().unwrap());
+    for path in ["/v2/helped/app/manifests/v1", "/v2/anything/else/tags/list"] {
+        let r = server.client.get(server.url(path)).basic_auth(user, Some(secret)).send().await.unwrap();
+        assert_ne!(r.status(), 401, "{path}: the helper's credentials work on every repository");
+    }
+    let unknown = cli(&server, &["credential-helper", "get"], "ghcr.io\n");
+    assert_eq!(code(&unknown), 1);
+    assert_eq!(stdout(&unknown).trim(), "credentials not found in native keychain");
+    assert!(
+        cli(&server, &["credential-helper", "store"], r#"{"ServerURL":"x","Username":"u","Secret":"s"}"#)
+            .status
+            .success()
+    );
+    assert!(cli(&server, &["credential-helper", "erase"], "x\n").status.success());
+    let list = ok_json(&cli(&server, &["credential-helper", "list"], ""));
+    assert!(list.as_object().unwrap().contains_key(&server.base), "{list}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = helper_setup(dir.path(), &host);
+    let listen = host.clone();
+    let with_env = |command: &mut Command| {
+        command
+            .env("PATH", &path)
+            .env("REGBRIDGE_DATA_DIR", &server.data_dir)
+            .env("REGBRIDGE_LISTEN", &listen)
+            .env("DOCKER_CONFIG", dir.path())
+            .env("REGISTRY_AUTH_FILE", dir.path().join("config.json"))
+            .env_remove("REGBRIDGE_CONFIG");
+    };
+    if installed("skopeo") {
+        let mut skopeo = Command::new("skopeo");
+        skopeo.args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{host}/helped/app:v1")]);
+        with_env(&mut skopeo);
+        let out = skopeo.output().unwrap();
+        assert!(out.status.success(), "skopeo with the helper: {}", String::from_utf8_lossy(&out.stderr));
+        let mut anonymous = Command::new("skopeo");
+        anonymous.args(["inspect", "--raw", "--tls-verify=false", "--no-creds"]);
+        anonymous.arg(format!("docker://{host}/helped/app:v1"));
+        assert!(!anonymous.output().unwrap().status.success(), "without credentials it is refused");
+    } else {
+        eprintln!("SKIPPED skopeo with the credential helper: skopeo is not installed");
+    }
+    if installed("docker") {
+        let mut docker = Command::new("docker");
+        docker.args(["manifest", "inspect", "--insecure", &format!("{host}/helped/app:v1")]);
+        with_env(&mut docker);
+        let out = docker.output().unwrap();
+        assert!(out.status.success(), "docker manifest inspect: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("schemaVersion"));
+    } else {
+        eprintln!("SKIPPED docker manifest inspect with the credential helper: the docker CLI is not installed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_deletes_only_unreferenced_blobs() {
+    let server = TestServer::start().await;
+    let image = server.push_image("gc/app", "v1").await;
+    let orphan = b"an uploaded blob no manifest references".to_vec();
+    let orphan_digest = server.push_blob("gc/app", &orphan).await;
+
+    let fresh = ok_json(&cli(&server, &["gc", "--dry-run"], ""));
+    assert_eq!(fresh["deleted"].as_array().unwrap().len(), 0, "a fresh blob is spared: {fresh}");
+    assert!(fresh["spared"].as_u64().unwrap() >= 1);
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let dry = ok_json(&cli(&server, &["gc", "--dry-run", "--grace", "1s"], ""));
+    assert_eq!(dry["deleted"], serde_json::json!([orphan_digest]), "{dry}");
+    assert_eq!(dry["dryRun"], true);
+    let r = server.admin(reqwest::Method::GET, &format!("/v2/gc/app/blobs/{orphan_digest}")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "a dry run deletes nothing");
+
+    let done = ok_json(&cli(&server, &["gc", "--grace", "1s"], ""));
+    assert_eq!(done["deleted"], serde_json::json!([orphan_digest]), "{done}");
+    assert_eq!(done["deletedBytes"], orphan.len());
+    let r = server.admin(reqwest::Method::HEAD, &format!("/v2/gc/app/blobs/{orphan_digest}")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "the orphan is gone, link included");
+    let r = server.admin(reqwest::Method::GET, "/v2/gc/app/manifests/v1").send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), image.bytes, "the image is intact");
+    for blob in [&image.config, &image.layer] {
+        let digest = common::sha256(blob);
+        let r = server.admin(reqwest::Method::GET, &format!("/v2/gc/app/blobs/{digest}")).send().await.unwrap();
+        assert_eq!(r.bytes().await.unwrap().to_vec(), *blob);
+    }
+    let none = cli(&server, &["gc", "--data-dir", "/nonexistent/regbridge"], "");
+    assert_eq!(code(&none), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_route() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = dir.path().join("regbridge.toml");
+    std::fs::write(
+        &config,
+        format!("[[routes]]\nprovider = \"local\"\n\n[[routes]]\nprefix = \"gone\"\nprovider = \"generic\"\nregistry = \"{closed}\"\n"),
+    )
+    .unwrap();
+    let out = cli(&server, &["check", "--timeout", "10", "--config", config.to_str().unwrap()], "");
+    let text = stdout(&out);
+    assert_eq!(code(&out), 1, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let line = |route: &str| lines.iter().find(|l| l.contains(route)).unwrap_or_else(|| panic!("{route}: {text}"));
+    assert!(line("local").contains(": ok"), "{text}");
+    assert!(line("gone").contains("FAILED") && line("gone").contains("reachable"), "{text}");
+    let local_only = cli(&server, &["check"], "");
+    assert!(local_only.status.success(), "{}", stdout(&local_only));
+}
+
+#[test]
+fn every_command_explains_itself() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["repo", "create", "--help"],
+        vec!["access", "add", "--help"],
+        vec!["creds", "mint", "--help"],
+        vec!["gc", "--help"],
+        vec!["check", "--help"],
+        vec!["credential-helper", "--help"],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
+    }
+    let out = Command::new(BIN).args(["repo", "frobnicate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}

@@ -1,0 +1,261 @@
+//! A GAR route end to end: Artifact Registry's and IAM Credentials' APIs are wiremock (generateAccessToken
+//! answers a fixed token), the registry's `/v2/` API a Debian docker-registry in token-auth mode whose token
+//! service accepts `oauth2accesstoken` / that token, as GAR's does. skopeo pushes and pulls through
+//! regbridge with regbridge credentials; the proxy mints GAR credentials per repository.
+//!
+//! The server's own Google credentials are Application Default Credentials, as in production: an
+//! `authorized_user` file whose `token_uri` is the wiremock server, so nothing reaches Google.
+#![cfg(feature = "gar")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::sha256;
+use common::token_registry::TokenRegistry;
+use common::upstream::require;
+use regbridge::Secret;
+use regbridge_proxy::cloud::gar::Settings;
+use regbridge_proxy::config_file::RouteConfig;
+use regbridge_proxy::{ServeConfig, Server};
+use serde_json::{Value, json};
+use wiremock::matchers::{body_partial_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ADMIN_PASSWORD: &str = "gar-proxy-admin";
+const CALLER_TOKEN: &str = "caller-adc-token";
+const SA_TOKEN: &str = "ya29.gar-proxy-test-token";
+const PULL_SA: &str = "regbridge-pull@test-project.iam.gserviceaccount.com";
+const PUSH_SA: &str = "regbridge-push@test-project.iam.gserviceaccount.com";
+const REPO_PATH: &str = "/v1/projects/test-project/locations/europe-west1/repositories/images";
+
+/// Artifact Registry, IAM Credentials and the OAuth token endpoint of the ADC file, on one wiremock server.
+async fn control_plane() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"access_token": CALLER_TOKEN, "expires_in": 3600, "token_type": "Bearer"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(REPO_PATH))
+        .and(header("authorization", format!("Bearer {CALLER_TOKEN}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"name": "projects/test-project/locations/europe-west1/repositories/images", "format": "DOCKER"}),
+        ))
+        .mount(&server)
+        .await;
+    for sa in [PULL_SA, PUSH_SA] {
+        Mock::given(method("POST"))
+            .and(path(format!("/v1/projects/-/serviceAccounts/{sa}:generateAccessToken")))
+            .and(header("authorization", format!("Bearer {CALLER_TOKEN}").as_str()))
+            .and(body_partial_json(json!({"scope": ["https://www.googleapis.com/auth/cloud-platform"]})))
+            .respond_with(move |_: &wiremock::Request| {
+                let expire = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+                ResponseTemplate::new(200).set_body_json(json!({"accessToken": SA_TOKEN, "expireTime": expire}))
+            })
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+/// Held by each test while it uses the environment: Application Default Credentials are read from it.
+static ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Points Application Default Credentials at an `authorized_user` file whose token endpoint is `server`.
+fn adc_file(dir: &Path, server: &MockServer) {
+    let file = dir.join("adc.json");
+    let adc = json!({"type": "authorized_user", "client_id": "test-client", "client_secret": "test-secret",
+        "refresh_token": "test-refresh", "token_uri": format!("{}/token", server.uri())});
+    std::fs::write(&file, adc.to_string()).unwrap();
+    // SAFETY: callers hold ENV, so no other test of this binary reads the environment meanwhile.
+    unsafe { std::env::set_var("GOOGLE_APPLICATION_CREDENTIALS", &file) };
+}
+
+fn gar_route(api: &str, registry: &str) -> RouteConfig {
+    RouteConfig {
+        prefix: "gcp".into(),
+        provider: "gar".into(),
+        gar: Some(Settings {
+            project: Some("test-project".into()),
+            location: Some("europe-west1".into()),
+            repository: Some("images".into()),
+            pull_service_account: Some(PULL_SA.into()),
+            push_service_account: Some(PUSH_SA.into()),
+            api_endpoint: Some(api.into()),
+            iam_credentials_endpoint: Some(api.into()),
+            registry_endpoint: Some(registry.into()),
+            operation_timeout_secs: None,
+        }),
+        ..RouteConfig::local()
+    }
+}
+
+async fn start_proxy(dir: &Path, route: RouteConfig) -> String {
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.join("data"),
+        routes: vec![RouteConfig::local(), route],
+        ..ServeConfig::new()
+    };
+    let server = Server::bind_async(config, Some(Secret::new(ADMIN_PASSWORD))).await.unwrap();
+    let addr = server.local_addr().to_string();
+    tokio::spawn(server.run());
+    addr
+}
+
+/// An OCI image layout in `dir` holding one image (a fresh tar layer) tagged `v1`.
+fn oci_layout(dir: &Path) {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let digest = sha256(bytes);
+        std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
+        json!({"digest": digest, "size": bytes.len()})
+    };
+    let content = dir.join("content");
+    std::fs::create_dir_all(&content).unwrap();
+    std::fs::write(content.join("hello.txt"), format!("pushed through a GAR route {}", uuid::Uuid::new_v4())).unwrap();
+    let tar = Command::new("tar").arg("-cf").arg(dir.join("layer.tar")).arg("-C").arg(&content).arg(".").output();
+    assert!(tar.is_ok_and(|o| o.status.success()), "tar failed");
+    let layer = std::fs::read(dir.join("layer.tar")).unwrap();
+    let layer_desc = put(&layer);
+    let config = json!({"architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]}});
+    let config_desc = put(config.to_string().as_bytes());
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_desc["digest"], "size": config_desc["size"]},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_desc["digest"], "size": layer_desc["size"]}]});
+    let manifest_desc = put(manifest.to_string().as_bytes());
+    let index = json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest_desc["digest"], "size": manifest_desc["size"],
+        "annotations": {"org.opencontainers.image.ref.name": "v1"}}]});
+    std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// Runs skopeo with an empty credential store and its scratch files in `home`; panics with its output on
+/// failure, answers its stdout.
+fn skopeo(home: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("skopeo")
+        .args(args)
+        .env("HOME", home)
+        .env("TMPDIR", home)
+        .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .expect("run skopeo");
+    let shown: Vec<String> = args.iter().map(|a| a.replace(ADMIN_PASSWORD, "***")).collect();
+    assert!(out.status.success(), "skopeo {} failed: {}", shown.join(" "), String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[tokio::test]
+async fn push_and_pull_with_skopeo_through_a_gar_route() {
+    require("skopeo");
+    require("tar");
+    let _env = ENV.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let control = control_plane().await;
+    adc_file(dir.path(), &control);
+    let registry = TokenRegistry::start().await;
+    registry.allow("oauth2accesstoken", SA_TOKEN);
+    let proxy = start_proxy(dir.path(), gar_route(&control.uri(), &format!("http://{}", registry.addr))).await;
+
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join("auth.json"), "{}").unwrap();
+    let layout = dir.path().join("layout");
+    oci_layout(&layout);
+    let creds = format!("admin:{ADMIN_PASSWORD}");
+    let image = format!("docker://{proxy}/gcp/team/app:v1");
+    skopeo(
+        &home,
+        &["copy", "--dest-tls-verify=false", "--dest-creds", &creds, &format!("oci:{}:v1", layout.display()), &image],
+    );
+    let pulled = dir.path().join("pulled");
+    skopeo(
+        &home,
+        &["copy", "--src-tls-verify=false", "--src-creds", &creds, &image, &format!("oci:{}:v1", pulled.display())],
+    );
+    let through_proxy = skopeo(&home, &["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &image]);
+
+    // The image is upstream as test-project/images/team/app, readable with GAR's token.
+    let client = common::client();
+    let token: Value = client
+        .get(&registry.realm)
+        .query(&[("service", "regbridge-test-registry"), ("scope", "repository:test-project/images/team/app:pull")])
+        .basic_auth("oauth2accesstoken", Some(SA_TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let upstream = client
+        .get(format!("http://{}/v2/test-project/images/team/app/manifests/v1", registry.addr))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upstream.status(), 200);
+    assert_eq!(upstream.bytes().await.unwrap().as_ref(), through_proxy.as_slice(), "same manifest bytes");
+    let index: Value = serde_json::from_slice(&std::fs::read(pulled.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], sha256(&through_proxy), "skopeo pulled what was pushed");
+
+    // The proxy minted with the push account for the push and the pull account for the pull, an hour each.
+    let minted: Vec<(String, Value)> = control
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with(":generateAccessToken"))
+        .map(|r| (r.url.path().to_owned(), r.body_json().unwrap()))
+        .collect();
+    assert!(minted.iter().any(|(p, _)| p.contains(PUSH_SA)), "{minted:?}");
+    assert!(minted.iter().any(|(p, _)| p.contains(PULL_SA)), "{minted:?}");
+    assert!(minted.iter().all(|(_, body)| body["lifetime"] == "3600s"), "{minted:?}");
+}
+
+/// GAR answers upload sessions with a `Location` under `/artifacts-uploads/`, outside `/v2/`: the client gets
+/// a proxy URL signed for its repository, never GAR's.
+#[tokio::test]
+async fn upload_locations_outside_v2_are_signed() {
+    let _env = ENV.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let control = control_plane().await;
+    adc_file(dir.path(), &control);
+    let data = MockServer::start().await;
+    let session = "/artifacts-uploads/namespaces/test-project/repositories/images/uploads/AOkZ1?upload=1";
+    Mock::given(method("POST"))
+        .and(path("/v2/test-project/images/app/blobs/uploads/"))
+        .respond_with(ResponseTemplate::new(202).insert_header("Location", session).insert_header("Range", "0-0"))
+        .mount(&data)
+        .await;
+    let proxy = start_proxy(dir.path(), gar_route(&control.uri(), &data.uri())).await;
+    let r = common::client()
+        .post(format!("http://{proxy}/v2/gcp/app/blobs/uploads/"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let prefix = format!("http://{proxy}/v2/gcp/app/blobs/uploads/");
+    let rest = location.strip_prefix(&prefix).unwrap_or_else(|| panic!("not a proxy upload URL: {location}"));
+    let (id, query) = rest.split_once('?').unwrap();
+    assert!(query.contains("rbsig="), "signed: {location}");
+    let target = String::from_utf8(URL_SAFE_NO_PAD.decode(id).unwrap()).unwrap();
+    assert_eq!(target, session, "the session's upstream path and query are carried in the id");
+    assert!(!location.contains("artifacts-uploads"), "GAR's URL is not shown");
+}
