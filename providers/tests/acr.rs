@@ -677,6 +677,21 @@ async fn metadata_reads_use_the_documented_token_exchange() {
     }
 }
 
+#[tokio::test]
+async fn a_refused_entra_token_says_which_role_is_missing() {
+    let registry = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/exchange"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"errors": [{"code": "UNAUTHORIZED"}]})))
+        .mount(&registry)
+        .await;
+    let reg = builder("http://127.0.0.1:9", &registry.uri()).build().unwrap();
+    let err = reg.get_repository("team/app").await.unwrap_err();
+    assert!(matches!(err, Error::Unauthenticated { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("AcrPull") && !text.contains(AAD_TOKEN), "{text}");
+}
+
 /// Mounts the scope map (201 + Azure-AsyncOperation, polled InProgress then Succeeded), token and
 /// generateCredentials answers, all from the recorded bodies.
 async fn mount_credential_flow(arm: &MockServer) {
@@ -943,12 +958,37 @@ async fn forbidden_and_missing_registries_say_what_to_fix() {
 #[tokio::test]
 async fn cleanup_deletes_only_what_minting_made() {
     let arm = MockServer::start().await;
-    Mock::given(method("DELETE")).respond_with(ResponseTemplate::new(200)).mount(&arm).await;
-    let reg = builder(&arm.uri(), "http://127.0.0.1:9").build().unwrap();
-    reg.cleanup_credentials("team/app").await.unwrap();
-    let deleted: Vec<String> = arm.received_requests().await.unwrap().iter().map(|r| r.url.path().to_owned()).collect();
     let (pull, push) = (resource_name("team/app", Permissions::Pull), resource_name("team/app", Permissions::PushPull));
     let reg_id = registry_id();
+    // The first token delete is long-running (202 + Azure-AsyncOperation); the push ones are already gone.
+    Mock::given(method("DELETE"))
+        .and(path(format!("{reg_id}/tokens/{pull}")))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .insert_header("Azure-AsyncOperation", format!("{}/operations/delete-token", arm.uri())),
+        )
+        .mount(&arm)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/operations/delete-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("operation-succeeded.json")))
+        .expect(1)
+        .mount(&arm)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(format!("{reg_id}/scopeMaps/{pull}")))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&arm)
+        .await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(fixture("error-resource-not-found.json")))
+        .mount(&arm)
+        .await;
+    let reg = builder(&arm.uri(), "http://127.0.0.1:9").build().unwrap();
+    reg.cleanup_credentials("team/app").await.unwrap();
+    let requests = arm.received_requests().await.unwrap();
+    let deleted: Vec<String> =
+        requests.iter().filter(|r| r.method.as_str() == "DELETE").map(|r| r.url.path().to_owned()).collect();
     assert_eq!(
         deleted,
         [

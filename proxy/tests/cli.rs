@@ -296,6 +296,7 @@ fn every_command_explains_itself() {
         vec!["gc", "--help"],
         vec!["check", "--help"],
         vec!["credential-helper", "--help"],
+        vec!["registry", "add", "--help"],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -303,4 +304,36 @@ fn every_command_explains_itself() {
     }
     let out = Command::new(BIN).args(["repo", "frobnicate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "usage errors exit 2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_connections_from_the_command_line() {
+    let server = TestServer::start().await;
+    let upstream = common::upstream::ReferenceRegistry::start("robot", "conn-Secret-81");
+    let added = cli(
+        &server,
+        &["registry", "add", "--name", "hub", "--registry", &upstream.addr, "--username", "robot", "--password-stdin"],
+        "conn-Secret-81\n",
+    );
+    let added = ok_json(&added);
+    assert_eq!(added["name"], "hub");
+    let duplicate = cli(
+        &server,
+        &["registry", "add", "--name", "hub", "--registry", "ghcr.io", "--username", "u", "--password-stdin"],
+        "x\n",
+    );
+    assert!(!duplicate.status.success());
+    assert!(String::from_utf8_lossy(&duplicate.stderr).contains("hub"), "the conflict names the existing one");
+    let bad = cli(&server, &["registry", "add", "--name", "acr", "--registry", "https://myregistry.azurecr.io/"], "");
+    assert_eq!(code(&bad), 2);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("myregistry.azurecr.io"));
+    for args in [vec!["registry", "list"], vec!["registry", "get", "hub"]] {
+        let out = cli(&server, &args, "");
+        assert!(out.status.success(), "{args:?}");
+        assert!(!stdout(&out).contains("conn-Secret-81"), "{args:?} shows the password");
+    }
+    assert!(ok_json(&cli(&server, &["registry", "validate", "hub"], ""))["ok"] == true);
+    assert_eq!(code(&cli(&server, &["registry", "get", "nope"], "")), 3);
+    assert!(cli(&server, &["registry", "rm", "hub"], "").status.success());
+    assert_eq!(code(&cli(&server, &["registry", "get", "hub"], "")), 3);
 }

@@ -324,3 +324,26 @@ fn a_connection_route_gives_no_registry_or_credentials_of_its_own() {
     let err = bind(RouteConfig { connection: Some("Not Valid".into()), ..route("generic") });
     assert!(err.contains("lower-case letters"), "{err}");
 }
+
+/// Creates a connection to `registry` with `token`, validates it, deletes it; returns the validation.
+async fn validate_new(proxy: &mut Proxy, registry: &str, name: &str, token: &str) -> Value {
+    let body = json!({"name": name, "registry": registry, "username": "robot", "token": token});
+    let (status, created) = proxy.call(Method::POST, "/admin/v1/registries", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (_, outcome) = proxy.call(Method::POST, &format!("/admin/v1/registries/{id}/validate"), None).await;
+    proxy.call(Method::DELETE, &format!("/admin/v1/registries/{id}"), None).await;
+    outcome
+}
+
+#[tokio::test]
+async fn validates_with_the_bearer_token_flow() {
+    let upstream = common::token_registry::TokenRegistry::start().await;
+    upstream.allow("robot", "token-flow-pw");
+    let mut proxy = start().await;
+    assert_eq!(validate_new(&mut proxy, &upstream.addr, "right", "token-flow-pw").await, json!({"ok": true}));
+    assert!(upstream.issued.load(std::sync::atomic::Ordering::SeqCst) >= 1, "a token was fetched");
+    let refused = validate_new(&mut proxy, &upstream.addr, "wrong", "not-the-token").await;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(!refused["error"].as_str().unwrap().contains("not-the-token"), "{refused}");
+}

@@ -107,7 +107,7 @@ impl Arm {
     /// `GET url` as JSON.
     pub(crate) async fn get(&self, url: &Url, what: &str) -> Result<Value> {
         let (token, _) = self.token().await?;
-        self.rest.json(Method::GET, url, &token, HeaderMap::new(), None, what).await.map_err(explain)
+        self.get_with(url, &token, what).await
     }
 
     /// The resource at `url`, or `None` when ARM does not have it (404).

@@ -118,8 +118,16 @@ impl DataPlane {
             ("scope", scope),
             ("refresh_token", refresh.expose()),
         ];
-        let answer: AccessAnswer = self.post_form("/oauth2/token", &form, &format!("token for {scope}")).await?;
-        Ok(answer.access_token)
+        match self.post_form::<AccessAnswer>("/oauth2/token", &form, &format!("token for {scope}")).await {
+            Ok(answer) => Ok(answer.access_token),
+            Err(e) => {
+                // A refresh token ACR no longer takes (revoked, expired early) is exchanged anew next time.
+                if matches!(e, Error::Unauthenticated { .. }) {
+                    self.refresh.invalidate(&(), &refresh).await;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// `GET /acr/v1/{name}`: the repository's creation time, or `None` when ACR does not know it (no image

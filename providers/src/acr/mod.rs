@@ -32,6 +32,11 @@
 //!   GETs to storage itself, and the proxy passes that redirect on.
 //! * **Long-running ARM operations** (`Azure-AsyncOperation`) are polled until `Succeeded`, `Failed` or
 //!   `Canceled`, at most two minutes by default ([`AcrRegistryBuilder::with_polling`]).
+//! * **The caller's identity** needs, on the registry: `Contributor` (or a custom role allowing scope maps,
+//!   tokens and `generateCredentials`) to mint credentials; data-plane read and delete rights for the
+//!   metadata API (`AcrPull` and `AcrDelete`, which `Contributor` also gives on registries without ABAC
+//!   repository permissions); and `Role Based Access Control Administrator` or `Owner` for cross-account
+//!   access.
 //! * **Errors.** A repository ACR does not know is `NotFound`; a refused identity `Unauthenticated` or
 //!   `Denied` naming the role it needs; ARM throttling (429) is retried after `Retry-After` and then
 //!   `TooManyRequests`; a failed operation `Upstream` with ARM's code and message. Passwords and tokens
@@ -146,6 +151,32 @@ impl AcrRegistry {
         self.arm.url(&path, AUTHZ_API_VERSION, &[])
     }
 
+    /// Makes sure the scope map and the token for repository `name` at `permissions` exist as they should;
+    /// their name and the token as ARM describes it (with its passwords' metadata, not their values).
+    async fn ensure_token(&self, name: &str, permissions: Permissions) -> Result<(String, Value)> {
+        let resource = scope_map::resource_name(name, permissions);
+        let scope_map_id = format!("{}/scopeMaps/{resource}", self.registry_id);
+        let actions = scope_map::actions(name, permissions);
+        self.arm
+            .ensure(
+                &self.acr_url(&format!("/scopeMaps/{resource}"))?,
+                &scope_map::scope_map_body(name, permissions),
+                |existing| scope_map::scope_map_is(existing, &actions),
+                &format!("create scope map {resource}"),
+            )
+            .await?;
+        let token = self
+            .arm
+            .ensure(
+                &self.acr_url(&format!("/tokens/{resource}"))?,
+                &scope_map::token_body(&scope_map_id),
+                |existing| scope_map::token_is(existing, &scope_map_id),
+                &format!("create token {resource}"),
+            )
+            .await?;
+        Ok((resource, token))
+    }
+
     async fn change_access(&self, id: &str, grant: &CrossAccountPermissions, add: bool) -> Result<()> {
         let name = self.routable(id)?;
         let principals = roles::principals(grant)?;
@@ -196,31 +227,14 @@ impl ArtifactRegistry for AcrRegistry {
 
     async fn generate_credentials(&self, id: &str, permissions: Permissions, ttl: Duration) -> Result<Credentials> {
         let name = self.routable(id)?;
-        let resource = scope_map::resource_name(&name, permissions);
-        let scope_map_id = format!("{}/scopeMaps/{resource}", self.registry_id);
-        let token_id = format!("{}/tokens/{resource}", self.registry_id);
-        let actions = scope_map::actions(&name, permissions);
-        self.arm
-            .ensure(
-                &self.acr_url(&format!("/scopeMaps/{resource}"))?,
-                &scope_map::scope_map_body(&name, permissions),
-                |existing| scope_map::scope_map_is(existing, &actions),
-                &format!("create scope map {resource}"),
-            )
-            .await?;
-        let token = self
-            .arm
-            .ensure(
-                &self.acr_url(&format!("/tokens/{resource}"))?,
-                &scope_map::token_body(&scope_map_id),
-                |existing| scope_map::token_is(existing, &scope_map_id),
-                &format!("create token {resource}"),
-            )
-            .await?;
+        let (resource, token) = self.ensure_token(&name, permissions).await?;
         let slot = scope_map::password_slot(&token);
-        let lifetime = ttl.clamp(MIN_TTL, MAX_TTL);
-        let expiry = Utc::now() + chrono::Duration::seconds(lifetime.as_secs() as i64);
-        let generated = self
+        // Whole seconds, as ARM takes them, so that `expires_at` is exactly what was asked for.
+        let lifetime = ttl.clamp(MIN_TTL, MAX_TTL).as_secs() as i64;
+        let expiry = chrono::DateTime::from_timestamp(Utc::now().timestamp() + lifetime, 0)
+            .ok_or_else(|| Error::bad_input("the credential expiry is out of range"))?;
+        let token_id = format!("{}/tokens/{resource}", self.registry_id);
+        let answer = self
             .arm
             .post(
                 &self.acr_url("/generateCredentials")?,
@@ -228,22 +242,15 @@ impl ArtifactRegistry for AcrRegistry {
                 &format!("generate credentials for token {resource}"),
             )
             .await?;
-        let generated: Generated = serde_json::from_value(generated)
-            .map_err(|e| upstream(format!("generateCredentials answered unexpected JSON: {e}")))?;
-        let mut passwords = generated.passwords;
-        let index = passwords.iter().position(|p| p.name == slot).unwrap_or(0);
-        if passwords.is_empty() {
-            return Err(upstream(format!("generateCredentials returned no password for token {resource}")));
-        }
-        let password = passwords.swap_remove(index);
-        // The expiry sent, second-truncated as sent, unless ACR answered an earlier one.
-        let sent = chrono::DateTime::from_timestamp(expiry.timestamp(), 0).unwrap_or(expiry);
-        let expires_at = password.expiry.map_or(sent, |e| e.min(sent));
+        let (username, password) = serde_json::from_value::<Generated>(answer)
+            .map_err(|e| upstream(format!("generateCredentials answered unexpected JSON: {e}")))?
+            .take(slot)
+            .ok_or_else(|| upstream(format!("generateCredentials returned no password for token {resource}")))?;
         Ok(Credentials {
             auth_method: AuthMethod::Basic,
-            username: generated.username.filter(|u| !u.is_empty()).unwrap_or(resource),
+            username: username.unwrap_or(resource),
+            expires_at: password.expiry.map_or(expiry, |e| e.min(expiry)),
             password: password.value,
-            expires_at,
         })
     }
 

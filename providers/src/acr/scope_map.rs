@@ -127,6 +127,18 @@ pub struct Generated {
     pub passwords: Vec<GeneratedPassword>,
 }
 
+impl Generated {
+    /// The user name (when ACR gave one) and the password generated for `slot` (else the first one).
+    pub fn take(mut self, slot: &str) -> Option<(Option<String>, GeneratedPassword)> {
+        let index = self.passwords.iter().position(|p| p.name == slot).unwrap_or(0);
+        if self.passwords.is_empty() {
+            return None;
+        }
+        let password = self.passwords.swap_remove(index);
+        Some((self.username.filter(|u| !u.is_empty()), password))
+    }
+}
+
 /// One generated password.
 #[derive(Deserialize)]
 pub struct GeneratedPassword {

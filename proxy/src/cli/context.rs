@@ -52,6 +52,7 @@ impl ConfigArgs {
             tls: file.tls.map(|t| (t.cert, t.key)),
             users: file.users,
             routes: file.routes,
+            connections_key: file.connections.key,
             ..defaults
         })
     }

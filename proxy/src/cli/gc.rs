@@ -38,7 +38,7 @@ pub fn run(args: GcArgs) -> ExitCode {
     let terminal = std::io::stderr().is_terminal();
     let options = GcOptions { grace: args.grace, dry_run: args.dry_run };
     let progress = |done: usize, total: usize| {
-        if terminal && (done % 256 == 0 || done == total) {
+        if terminal && (done.is_multiple_of(256) || done == total) {
             eprint!("\rgc: examined {done}/{total} blobs");
             if done == total {
                 eprintln!();

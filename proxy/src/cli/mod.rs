@@ -69,6 +69,9 @@ enum Command {
     /// Point docker, podman or skopeo at it with `{"credHelpers": {"HOST:PORT": "regbridge"}}` in
     /// config.json and this binary on PATH as `docker-credential-regbridge`.
     CredentialHelper(helper::HelperArgs),
+    /// Registry connections (add, list, get, validate, rm): stored credentials for generic upstream
+    /// registries in the data directory, usable by `generic` routes with `connection = "NAME"`.
+    Registry(crate::connections::cli::RegistryArgs),
 }
 
 /// Runs the command line (`args` as from `std::env::args_os`). Invoked as `docker-credential-regbridge`,
@@ -89,6 +92,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         Command::Gc(args) => gc::run(args),
         Command::Check(args) => block_on(check::run(args)),
         Command::CredentialHelper(args) => helper::run(args),
+        Command::Registry(args) => crate::connections::cli::run(args),
     }
 }
 

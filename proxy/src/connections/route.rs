@@ -62,7 +62,7 @@ impl ConnectionRoute {
                 Resource::Other,
                 format!(
                     "registry connection {:?}, which this route uses: create it with `regbridge registry add --name \
-                     {}` or POST /admin/v1/registries",
+                     {} --registry HOST ...` or POST /admin/v1/registries",
                     self.name, self.name
                 ),
             ));
