@@ -184,7 +184,7 @@ impl FakeGar {
                 ResponseTemplate::new(200).set_body_raw(fixture("repository.json"), "application/json")
             }
             ("GET", REPO_PATH) => error(404, "NOT_FOUND", "Requested entity was not found."),
-            ("POST", p) if p == "/v1/projects/test-project/locations/europe-west1/repositories" => {
+            ("POST", "/v1/projects/test-project/locations/europe-west1/repositories") => {
                 if s.repository_exists {
                     return error(409, "ALREADY_EXISTS", "the repository already exists");
                 }
@@ -224,7 +224,8 @@ impl FakeGar {
                     ("DELETE", true) => {
                         s.packages.remove(&id);
                         s.manifests.retain(|(image, _), _| *image != id);
-                        ResponseTemplate::new(200).set_body_json(json!({"name": "projects/test-project/locations/europe-west1/operations/del", "done": true}))
+                        let op = "projects/test-project/locations/europe-west1/operations/delete-1";
+                        ResponseTemplate::new(200).set_body_json(json!({"name": op, "done": true}))
                     }
                     _ => error(404, "NOT_FOUND", "Requested entity was not found."),
                 }
@@ -743,6 +744,18 @@ async fn refusals_and_missing_things_say_what_to_fix() {
     assert!(text.contains("iam.serviceAccounts.getAccessToken"), "{text}");
     assert!(text.contains("roles/iam.serviceAccountTokenCreator") && text.contains(PULL_SA), "{text}");
     assert!(!text.contains(CALLER_TOKEN), "{text}");
+    // A service account that does not exist is the configuration's fault, not a missing repository.
+    Mock::given(method("POST"))
+        .and(path(format!("/v1/projects/-/serviceAccounts/{PUSH_SA}:generateAccessToken")))
+        .respond_with(google(404, "error-not-found.json"))
+        .mount(&server)
+        .await;
+    let err = reg
+        .generate_credentials("test-project/images/app", Permissions::PushPull, Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Upstream { status: Some(404), .. }), "{err:?}");
+    assert!(err.to_string().contains("service account does not exist") && err.to_string().contains(PUSH_SA), "{err}");
 
     // A missing GAR repository: NotFound for minting and for images.
     let server = MockServer::start().await;

@@ -144,15 +144,17 @@ fn oci_layout(dir: &Path) {
 }
 
 /// Runs skopeo with an empty credential store and its scratch files in `home`; panics with its output on
-/// failure, answers its stdout.
-fn skopeo(home: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("skopeo")
+/// failure, answers its stdout. Asynchronously: the proxy it talks to runs on the test's runtime.
+async fn skopeo(home: &Path, args: &[&str]) -> Vec<u8> {
+    let out = tokio::process::Command::new("skopeo")
         .args(args)
         .env("HOME", home)
         .env("TMPDIR", home)
         .env("REGISTRY_AUTH_FILE", home.join("auth.json"))
         .env_remove("XDG_RUNTIME_DIR")
+        .kill_on_drop(true)
         .output()
+        .await
         .expect("run skopeo");
     let shown: Vec<String> = args.iter().map(|a| a.replace(ADMIN_PASSWORD, "***")).collect();
     assert!(out.status.success(), "skopeo {} failed: {}", shown.join(" "), String::from_utf8_lossy(&out.stderr));
@@ -181,13 +183,15 @@ async fn push_and_pull_with_skopeo_through_a_gar_route() {
     skopeo(
         &home,
         &["copy", "--dest-tls-verify=false", "--dest-creds", &creds, &format!("oci:{}:v1", layout.display()), &image],
-    );
+    )
+    .await;
     let pulled = dir.path().join("pulled");
     skopeo(
         &home,
         &["copy", "--src-tls-verify=false", "--src-creds", &creds, &image, &format!("oci:{}:v1", pulled.display())],
-    );
-    let through_proxy = skopeo(&home, &["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &image]);
+    )
+    .await;
+    let through_proxy = skopeo(&home, &["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &image]).await;
 
     // The image is upstream as test-project/images/team/app, readable with GAR's token.
     let client = common::client();
@@ -258,4 +262,26 @@ async fn upload_locations_outside_v2_are_signed() {
     let target = String::from_utf8(URL_SAFE_NO_PAD.decode(id).unwrap()).unwrap();
     assert_eq!(target, session, "the session's upstream path and query are carried in the id");
     assert!(!location.contains("artifacts-uploads"), "GAR's URL is not shown");
+
+    // The client finishes the upload on the signed URL, without Authorization: it reaches GAR's session path
+    // with the client's digest appended to GAR's own query.
+    let blob = b"gar session bytes".to_vec();
+    let digest = common::sha256(&blob);
+    Mock::given(method("PUT"))
+        .and(path("/artifacts-uploads/namespaces/test-project/repositories/images/uploads/AOkZ1"))
+        .and(wiremock::matchers::query_param("upload", "1"))
+        .and(wiremock::matchers::query_param("digest", digest.as_str()))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .insert_header("Location", format!("/v2/test-project/images/app/blobs/{digest}").as_str())
+                .insert_header("Docker-Content-Digest", digest.as_str()),
+        )
+        .expect(1)
+        .mount(&data)
+        .await;
+    let r = common::client().put(common::with_digest(&location, &digest)).body(blob).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let forged = location.replace(id, &URL_SAFE_NO_PAD.encode("/v2/test-project/images/other/manifests/x"));
+    let r = common::client().put(common::with_digest(&forged, &digest)).body("x").send().await.unwrap();
+    assert!(r.status().is_client_error(), "a forged id is refused: {}", r.status());
 }

@@ -195,7 +195,8 @@ impl GarRegistryBuilder {
                 && !(email.contains('@') && email.contains('.') && !email.contains(['/', ':', ' ']))
             {
                 return Err(Error::bad_input(format!(
-                    "GAR {setting} {email:?} is not a service account e-mail like puller@{project}.iam.gserviceaccount.com"
+                    "GAR {setting} {email:?} is not a service account e-mail like \
+                     puller@{project}.iam.gserviceaccount.com"
                 )));
             }
         }

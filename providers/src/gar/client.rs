@@ -243,6 +243,15 @@ impl GarApi {
         let body = json!({"scope": [CLOUD_PLATFORM_SCOPE], "lifetime": format!("{lifetime_secs}s")});
         let what = format!("generate an access token for {email}");
         let answer: AccessTokenResponse = self.call(Method::POST, &url, Some(&body), &what).await.map_err(|e| {
+            if e.is_not_found() {
+                // A missing service account is the route's configuration, not a missing repository.
+                return Error::Upstream {
+                    provider: super::PROVIDER.into(),
+                    status: Some(404),
+                    message: format!("{what}: the service account does not exist; check the configured e-mail"),
+                    source: Some(Box::new(e.error)),
+                };
+            }
             explain(
                 e,
                 &format!(

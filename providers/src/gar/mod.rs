@@ -24,7 +24,8 @@
 //!   account with IAM Credentials `generateAccessToken`, `lifetime` = the TTL clamped to 1..=3600 s (the
 //!   default maximum; see [`credential::MAX_LIFETIME`]), and answers Basic `oauth2accesstoken` / token with
 //!   the token's `expireTime`. `Pull` uses the pull service account (else the push one); `PushPull` needs
-//!   the push service account. A token is the service account's: it reaches every repository that
+//!   the push service account. The image need not exist yet (a push creates it); the GAR repository must
+//!   (`NotFound` otherwise). A token is the service account's: it reaches every repository that
 //!   account may, so grant the pull account `roles/artifactregistry.reader` and the push account
 //!   `roles/artifactregistry.writer` on this repository only. The caller needs
 //!   `roles/iam.serviceAccountTokenCreator` on both.

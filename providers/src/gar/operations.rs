@@ -47,7 +47,8 @@ pub(crate) async fn wait(api: &GarApi, mut op: Operation, timeout: Duration, wha
         if op.name.is_empty() {
             return Err(upstream(format!("{what}: the operation returned has no name to poll")));
         }
-        if Instant::now() + interval > deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return Err(upstream(format!(
                 "{what}: operation {} did not finish within {} s; it may still complete: check it with `gcloud \
                  artifacts operations describe`, then try again",
@@ -55,7 +56,8 @@ pub(crate) async fn wait(api: &GarApi, mut op: Operation, timeout: Duration, wha
                 timeout.as_secs()
             )));
         }
-        tokio::time::sleep(interval).await;
+        // The last poll falls on the deadline itself.
+        tokio::time::sleep(interval.min(deadline - now)).await;
         interval = (interval * 2).min(MAX_POLL_INTERVAL);
         op = api.get_operation(&op.name).await?;
     }

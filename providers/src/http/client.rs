@@ -166,11 +166,42 @@ impl UpstreamClient {
         &self,
         method: http::Method,
         path_and_query: &str,
-        mut headers: http::HeaderMap,
+        headers: http::HeaderMap,
         body: Option<reqwest::Body>,
         scope: &str,
     ) -> Result<reqwest::Response> {
         let url = self.url_for(path_and_query)?;
+        self.send_url(method, url, path_and_query, headers, body, scope).await
+    }
+
+    /// [`send`](Self::send) to an upload session the registry handed out, which may live anywhere on the
+    /// registry's own host (GAR answers with `/artifacts-uploads/...`), not only under `/v2/`. The path must
+    /// be absolute and stay on the registry's origin.
+    pub async fn send_session(
+        &self,
+        method: http::Method,
+        path_and_query: &str,
+        headers: http::HeaderMap,
+        body: Option<reqwest::Body>,
+        scope: &str,
+    ) -> Result<reqwest::Response> {
+        let bad = || Error::bad_input(format!("an upload session path must be absolute, not {path_and_query:?}"));
+        if !path_and_query.starts_with('/') || path_and_query.starts_with("//") {
+            return Err(bad());
+        }
+        let url = Url::parse(&format!("{}{path_and_query}", self.inner.origin)).map_err(|_| bad())?;
+        self.send_url(method, url, path_and_query, headers, body, scope).await
+    }
+
+    async fn send_url(
+        &self,
+        method: http::Method,
+        url: Url,
+        path_and_query: &str,
+        mut headers: http::HeaderMap,
+        body: Option<reqwest::Body>,
+        scope: &str,
+    ) -> Result<reqwest::Response> {
         headers.remove(AUTHORIZATION);
         headers.remove(HOST);
         let what = describe(&method, path_and_query);

@@ -36,17 +36,18 @@ impl LocationSigner {
         Self { key }
     }
 
-    fn mac(&self, repo: &str, id: &str, exp: i64) -> String {
+    fn mac(&self, repo: &str, id: &str, exp: i64) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
         mac.update(format!("{repo}\n{id}\n{exp}").as_bytes());
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        mac
     }
 
     /// The client-facing location for the upstream upload URL `upstream` (its path and query) of `repo`.
     pub fn sign(&self, base_url: &str, repo: &str, upstream: &str) -> String {
         let id = URL_SAFE_NO_PAD.encode(upstream.as_bytes());
         let exp = chrono::Utc::now().timestamp() + LOCATION_TTL_SECS;
-        format!("{base_url}/v2/{repo}/blobs/uploads/{id}?{EXP}={exp}&{SIG}={}", self.mac(repo, &id, exp))
+        let sig = URL_SAFE_NO_PAD.encode(self.mac(repo, &id, exp).finalize().into_bytes());
+        format!("{base_url}/v2/{repo}/blobs/uploads/{id}?{EXP}={exp}&{SIG}={sig}")
     }
 
     /// Whether `query` carries a valid, unexpired signature for upload `id` of `repo`.
@@ -57,18 +58,24 @@ impl LocationSigner {
         if exp < chrono::Utc::now().timestamp() {
             return false;
         }
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
-        mac.update(format!("{repo}\n{id}\n{exp}").as_bytes());
-        URL_SAFE_NO_PAD.decode(sig.as_bytes()).is_ok_and(|s| mac.verify_slice(&s).is_ok())
+        URL_SAFE_NO_PAD.decode(sig.as_bytes()).is_ok_and(|s| self.mac(repo, id, exp).verify_slice(&s).is_ok())
     }
 }
 
-/// The upstream path and query an upload id stands for; it must be an upload of `upstream_repo`.
-pub fn decode_upload_id(id: &str, upstream_repo: &str) -> Result<String> {
+/// The upstream path and query an upload id stands for. An id whose signature was verified (`signed`) was
+/// made by this proxy from the upstream's own Location, which may be any path on the upstream's host (GAR
+/// hands out `/artifacts-uploads/...`); an unsigned id must be an upload of `upstream_repo`, so a client
+/// cannot aim a request at another repository or another API of the upstream.
+pub fn decode_upload_id(id: &str, upstream_repo: &str, signed: bool) -> Result<String> {
     let unknown = || Error::not_found(Resource::Upload, id.chars().take(40).collect::<String>());
     let bytes = URL_SAFE_NO_PAD.decode(id.as_bytes()).map_err(|_| unknown())?;
     let target = String::from_utf8(bytes).map_err(|_| unknown())?;
-    if !target.starts_with(&format!("/v2/{upstream_repo}/blobs/uploads/")) {
+    let allowed = if signed {
+        target.starts_with('/') && !target.starts_with("//")
+    } else {
+        target.starts_with(&format!("/v2/{upstream_repo}/blobs/uploads/"))
+    };
+    if !allowed {
         return Err(unknown());
     }
     Ok(target)
@@ -98,8 +105,11 @@ mod tests {
         assert!(!LocationSigner::new([2; 32]).verify("hub/app", id, query), "bound to the key");
         assert!(!s.verify("hub/app", id, &query.replace("rbexp=", "rbexp=1")), "bound to the expiry");
         assert!(!s.verify("hub/app", id, ""), "needs a signature");
-        assert_eq!(decode_upload_id(id, "library/app").unwrap(), "/v2/library/app/blobs/uploads/u1?_state=abc");
-        assert!(decode_upload_id(id, "library/other").is_err());
+        assert_eq!(decode_upload_id(id, "library/app", false).unwrap(), "/v2/library/app/blobs/uploads/u1?_state=abc");
+        assert!(decode_upload_id(id, "library/other", false).is_err());
+        let gar = URL_SAFE_NO_PAD.encode("/artifacts-uploads/namespaces/p/repositories/r/uploads/u?x=1");
+        assert!(decode_upload_id(&gar, "p/r/app", true).is_ok(), "a signed session path may be anywhere upstream");
+        assert!(decode_upload_id(&gar, "p/r/app", false).is_err(), "an unsigned one may not");
         assert_eq!(strip_signature(&format!("{query}&digest=sha256%3Aab")), "digest=sha256%3Aab");
     }
 }

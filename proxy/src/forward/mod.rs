@@ -137,7 +137,7 @@ pub(crate) async fn forward(
             if !(signed && matches!(ctx.identity, Identity::Anonymous)) {
                 authorize(ctx, repo, Action::Push).await?;
             }
-            let target = location::decode_upload_id(id, upstream_name)?;
+            let target = location::decode_upload_id(id, upstream_name, signed)?;
             let extra = location::strip_signature(query);
             if extra.is_empty() {
                 target
@@ -203,7 +203,11 @@ pub(crate) async fn forward(
         scope.push_str(&format!(" repository:{from}:pull"));
     }
     let started = std::time::Instant::now();
-    let sent = upstream.client.send(method.clone(), &path, headers.clone(), body, &scope).await;
+    let sent = if let OciRoute::Upload(..) = route {
+        upstream.client.send_session(method.clone(), &path, headers.clone(), body, &scope).await
+    } else {
+        upstream.client.send(method.clone(), &path, headers.clone(), body, &scope).await
+    };
     let provider = upstream.provider.to_string();
     crate::observe::upstream_latency(&provider, method.as_str(), started.elapsed());
     let response = sent?;
