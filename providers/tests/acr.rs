@@ -791,7 +791,8 @@ async fn credentials_are_a_scoped_token_with_an_expiring_password() {
             "repositories/team/app/content/read",
             "repositories/team/app/metadata/read",
             "repositories/team/app/content/write",
-            "repositories/team/app/metadata/write"
+            "repositories/team/app/metadata/write",
+            "repositories/team/app/content/delete"
         ])
     );
 }

@@ -11,8 +11,8 @@
 //!   deletes use the data plane's metadata API (`/acr/v1/{name}`) with an access token obtained by the
 //!   documented exchange of the caller's Entra ID token (see `data_plane`).
 //! * **Credentials.** `generate_credentials` ensures a scope map allowing
-//!   `repositories/{name}/content/read` and `metadata/read` (plus `content/write` and `metadata/write` for
-//!   `PushPull`) and a token bound to it, both named `regbridge-{pull|push}-{hash of the repository}` (read
+//!   `repositories/{name}/content/read` and `metadata/read` (plus `content/write`, `metadata/write` and
+//!   `content/delete` for `PushPull`, which includes deleting manifests) and a token bound to it, both named `regbridge-{pull|push}-{hash of the repository}` (read
 //!   first, and written with ARM `PUT` only when missing or different: ARM throttles writes much harder than
 //!   reads), then calls `generateCredentials` for one of the token's two passwords with `expiry` = now +
 //!   TTL. The TTL is clamped to 1 minute..=365 days ([`MIN_TTL`], [`MAX_TTL`]; ACR itself sets no maximum).

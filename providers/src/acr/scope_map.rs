@@ -36,11 +36,12 @@ pub fn resource_name(repository: &str, permissions: Permissions) -> String {
     format!("{NAME_PREFIX}{level}-{}", &hash[..24])
 }
 
-/// The scope map actions for `repository`: read content and metadata; push adds writing both.
+/// The scope map actions for `repository`: read content and metadata; push adds writing both, and
+/// deleting content, because `PushPull` includes deleting manifests (the proxy mints it for deletes).
 pub fn actions(repository: &str, permissions: Permissions) -> Vec<String> {
     let mut verbs = vec!["content/read", "metadata/read"];
     if permissions.can_push() {
-        verbs.extend(["content/write", "metadata/write"]);
+        verbs.extend(["content/write", "metadata/write", "content/delete"]);
     }
     verbs.into_iter().map(|v| format!("repositories/{repository}/{v}")).collect()
 }
@@ -176,7 +177,8 @@ mod tests {
             ["repositories/t/a/content/read", "repositories/t/a/metadata/read"]
         );
         let push = actions("t/a", Permissions::PushPull);
-        assert_eq!(push.len(), 4);
+        assert_eq!(push.len(), 5);
+        assert!(push.contains(&"repositories/t/a/content/delete".to_owned()));
         assert!(push.contains(&"repositories/t/a/content/write".to_owned()));
     }
 
