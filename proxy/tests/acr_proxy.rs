@@ -135,24 +135,8 @@ async fn push_and_pull_through_an_acr_route() {
     assert_eq!(index["manifests"][0]["digest"], expected["manifest"], "the pulled manifest is the pushed one");
 
     // Upstream it is team/app, readable with the minted ACR credentials (the token service's login).
-    let client = common::client();
-    let token: Value = client
-        .get(&registry.realm)
-        .query(&[("service", "x"), ("scope", "repository:team/app:pull")])
-        .basic_auth(resource_name("team/app", Permissions::Pull), Some(ACR_PASSWORD))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let manifest = client
-        .head(format!("http://{}/v2/team/app/manifests/v1", registry.addr))
-        .bearer_auth(token["token"].as_str().unwrap())
-        .header("accept", "application/vnd.oci.image.manifest.v1+json")
-        .send()
-        .await
-        .unwrap();
+    let manifest =
+        registry.get_manifest(&resource_name("team/app", Permissions::Pull), ACR_PASSWORD, "team/app", "v1").await;
     assert_eq!(manifest.status(), 200);
     assert_eq!(manifest.headers()["docker-content-digest"].to_str().unwrap(), expected["manifest"]);
 

@@ -194,24 +194,7 @@ async fn push_and_pull_with_skopeo_through_a_gar_route() {
     let through_proxy = skopeo(&home, &["inspect", "--raw", "--tls-verify=false", "--creds", &creds, &image]).await;
 
     // The image is upstream as test-project/images/team/app, readable with GAR's token.
-    let client = common::client();
-    let token: Value = client
-        .get(&registry.realm)
-        .query(&[("service", "regbridge-test-registry"), ("scope", "repository:test-project/images/team/app:pull")])
-        .basic_auth("oauth2accesstoken", Some(SA_TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let upstream = client
-        .get(format!("http://{}/v2/test-project/images/team/app/manifests/v1", registry.addr))
-        .bearer_auth(token["token"].as_str().unwrap())
-        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-        .send()
-        .await
-        .unwrap();
+    let upstream = registry.get_manifest("oauth2accesstoken", SA_TOKEN, "test-project/images/team/app", "v1").await;
     assert_eq!(upstream.status(), 200);
     assert_eq!(upstream.bytes().await.unwrap().as_ref(), through_proxy.as_slice(), "same manifest bytes");
     let index: Value = serde_json::from_slice(&std::fs::read(pulled.join("index.json")).unwrap()).unwrap();

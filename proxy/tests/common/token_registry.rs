@@ -83,6 +83,29 @@ impl TokenRegistry {
         Self { addr: registry.addr.clone(), realm, issued, logins, _registry: registry, _service: service }
     }
 
+    /// GETs manifest `reference` of `name` straight from the registry, with a token the service issues for
+    /// the login `user` / `password` (what a client of the upstream, not of the proxy, would see).
+    pub async fn get_manifest(&self, user: &str, password: &str, name: &str, reference: &str) -> reqwest::Response {
+        let client = super::client();
+        let token: Value = client
+            .get(&self.realm)
+            .query(&[("service", SERVICE), ("scope", &format!("repository:{name}:pull"))])
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        client
+            .get(format!("http://{}/v2/{name}/manifests/{reference}", self.addr))
+            .bearer_auth(token["token"].as_str().expect("the login is allowed"))
+            .header("accept", regbridge::oci::media_types::manifest_accept_header())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Accepts `user` / `password` as a Basic login at the token service from now on.
     pub fn allow(&self, user: &str, password: &str) {
         self.logins.lock().unwrap().insert((user.to_owned(), password.to_owned()));
