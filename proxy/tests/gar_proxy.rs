@@ -268,3 +268,51 @@ async fn upload_locations_outside_v2_are_signed() {
     let r = common::client().put(common::with_digest(&forged, &digest)).body("x").send().await.unwrap();
     assert!(r.status().is_client_error(), "a forged id is refused: {}", r.status());
 }
+
+/// `regbridge check` on a GAR route reaches the control plane (a token minted for the pull account) and
+/// the registry (`/v2/` with that token); with the token service refusing the login, the route fails with
+/// what to fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reaches_the_control_plane_and_the_registry() {
+    let _env = ENV.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let control = control_plane().await;
+    adc_file(dir.path(), &control);
+    let registry = TokenRegistry::start().await;
+    let config = dir.path().join("regbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[routes]]\nprefix = \"gcp\"\nprovider = \"gar\"\n\n[routes.gar]\nproject = \"test-project\"\n\
+             location = \"europe-west1\"\nrepository = \"images\"\npull_service_account = \"{PULL_SA}\"\n\
+             push_service_account = \"{PUSH_SA}\"\napi_endpoint = \"{api}\"\niam_credentials_endpoint = \"{api}\"\n\
+             registry_endpoint = \"http://{addr}\"\n",
+            api = control.uri(),
+            addr = registry.addr
+        ),
+    )
+    .unwrap();
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_regbridge"))
+            .args(["check", "--timeout", "15", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .arg("--config")
+            .arg(&config)
+            .env("GOOGLE_APPLICATION_CREDENTIALS", dir.path().join("adc.json"))
+            .output()
+            .unwrap()
+    };
+    let refused = check();
+    let text = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAILED") && text.contains("credentials"), "{text}");
+    assert!(!text.contains(SA_TOKEN), "{text}");
+
+    registry.allow("oauth2accesstoken", SA_TOKEN);
+    let ok = check();
+    let text = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert!(ok.status.success(), "{text}{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(text.contains("gar") && text.contains(": ok"), "{text}");
+    let minted = control.received_requests().await.unwrap();
+    assert!(minted.iter().any(|r| r.url.path().contains(PULL_SA)), "the check minted a pull token");
+}

@@ -30,19 +30,29 @@ fn advice(err: &Error) -> &'static str {
     }
 }
 
-/// Reaches one upstream route: its `/v2/` endpoint through the provider's client (authentication
-/// included); for cloud providers that needs credentials, so the control plane is reached too.
+/// The repository a check mints credentials for: never pushed to, and named so an operator recognises it.
+const PROBE_REPOSITORY: &str = "regbridge-check";
+
+/// Reaches one upstream route: its `/v2/` endpoint through the route's own client, asking for pull access to
+/// a probe repository. A cloud route's client mints credentials for it first (STS, IAM Credentials, an ACR
+/// token), so the control plane is reached too; whatever was minted is cleaned up afterwards.
 async fn probe(target: &Target) -> Result<String> {
     match target {
         Target::Local => Ok("local storage".into()),
         Target::Connection(_) => Ok("a registry connection (check it with `regbridge registry validate`)".into()),
         Target::Upstream(upstream) => {
-            let response = upstream
-                .client
-                .send(axum::http::Method::GET, "/v2/", axum::http::HeaderMap::new(), None, "registry:catalog:*")
-                .await?;
-            let status = response.status();
-            if status.is_success() {
+            let prefix = upstream.provider.upstream_repository_prefix();
+            let prefix = prefix.trim_matches('/');
+            let repository =
+                if prefix.is_empty() { PROBE_REPOSITORY.to_owned() } else { format!("{prefix}/{PROBE_REPOSITORY}") };
+            let scope = format!("repository:{repository}:pull");
+            let sent =
+                upstream.client.send(axum::http::Method::GET, "/v2/", axum::http::HeaderMap::new(), None, &scope).await;
+            if let Err(err) = upstream.provider.cleanup_credentials(&repository).await {
+                tracing::warn!(error = %err, "could not clean up the check's credentials");
+            }
+            let response = sent?;
+            if response.status().is_success() {
                 Ok(format!("{} answered /v2/", upstream.client.base_url()))
             } else {
                 Err(upstream.client.response_error("GET /v2/", response).await)
@@ -63,9 +73,15 @@ pub async fn run(args: CheckArgs) -> Result<()> {
         if terminal {
             eprint!("\rchecking {}/{total}...", i + 1);
         }
-        let outcome = tokio::time::timeout(Duration::from_secs(args.timeout), probe(&route.target))
-            .await
-            .unwrap_or_else(|_| Err(Error::bad_input(format!("no answer within {} s", args.timeout))));
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(args.timeout), probe(&route.target)).await.unwrap_or_else(|_| {
+                Err(Error::Upstream {
+                    provider: route.label.clone(),
+                    status: None,
+                    message: format!("no answer within {} s", args.timeout),
+                    source: None,
+                })
+            });
         if terminal {
             eprint!("\r");
         }
