@@ -41,6 +41,15 @@ pub fn prometheus() -> &'static PrometheusHandle {
         // Another recorder installed first (a program embedding the proxy) keeps its metrics; ours are
         // then rendered empty rather than failing.
         let _ = metrics::set_global_recorder(recorder);
+        // Histogram samples queue up until upkeep drains them into buckets; without a scrape that queue would
+        // grow with every request, so a thread drains it every few seconds.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(5));
+                upkeep.run_upkeep();
+            }
+        });
         handle
     })
 }
@@ -77,37 +86,128 @@ pub fn upstream_latency(provider: &str, method: &str, elapsed: Duration) {
     metrics::histogram!("regbridge_upstream_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
 }
 
-/// What a request was, for labels: the endpoint kind and, for repository requests, the route's prefix.
-fn classify(state: &AppState, path: &str) -> (&'static str, String) {
-    let Some(rest) = path.strip_prefix("/v2/").filter(|r| !r.is_empty()) else {
-        let endpoint = match path {
-            "/v2/" | "/v2" => "ping",
-            "/token" => "token",
-            "/metrics" => "metrics",
-            "/healthz" | "/readyz" => "health",
-            p if p.starts_with("/admin/") => "admin",
-            _ => "other",
-        };
-        return (endpoint, "-".into());
-    };
-    let Ok(route) = OciRoute::parse(rest) else { return ("invalid", "-".into()) };
-    let endpoint = match &route {
-        OciRoute::Catalog => "catalog",
-        OciRoute::Manifest(..) => "manifest",
-        OciRoute::Blob(..) => "blob",
-        OciRoute::UploadStart(_) | OciRoute::Upload(..) => "upload",
-        OciRoute::Tags(_) => "tags",
-        OciRoute::Referrers(..) => "referrers",
-    };
-    (endpoint, route.repository().map(|name| route_of(state, name)).unwrap_or_else(|| "-".into()))
+/// Endpoint kinds, the `endpoint` label's values.
+const ENDPOINTS: [&str; 13] = [
+    "ping",
+    "token",
+    "metrics",
+    "health",
+    "admin",
+    "other",
+    "invalid",
+    "catalog",
+    "manifest",
+    "blob",
+    "upload",
+    "tags",
+    "referrers",
+];
+
+/// Methods with a label of their own; the rest count as `other`.
+const METHODS: [&str; 8] = ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "other"];
+
+fn method_index(method: &axum::http::Method) -> usize {
+    METHODS.iter().position(|m| *m == method.as_str()).unwrap_or(METHODS.len() - 1)
 }
 
-/// The prefix of the route serving `name` (`(default)` for the catch-all route).
-fn route_of(state: &AppState, name: &RepositoryName) -> String {
+/// The endpoint kind (an index into [`ENDPOINTS`]) of a path, and the repository it names.
+fn classify(path: &str) -> (usize, Option<OciRoute>) {
+    let Some(rest) = path.strip_prefix("/v2/").filter(|r| !r.is_empty()) else {
+        let endpoint = match path {
+            "/v2/" | "/v2" => 0,
+            "/token" => 1,
+            "/metrics" => 2,
+            "/healthz" | "/readyz" => 3,
+            p if p.starts_with("/admin/") => 4,
+            _ => 5,
+        };
+        return (endpoint, None);
+    };
+    let Ok(route) = OciRoute::parse(rest) else { return (6, None) };
+    let endpoint = match &route {
+        OciRoute::Catalog => 7,
+        OciRoute::Manifest(..) => 8,
+        OciRoute::Blob(..) => 9,
+        OciRoute::UploadStart(_) | OciRoute::Upload(..) => 10,
+        OciRoute::Tags(_) => 11,
+        OciRoute::Referrers(..) => 12,
+    };
+    (endpoint, Some(route))
+}
+
+/// Route labels: the index of the route in the routing table, or one of these for requests no route serves.
+const NO_REPOSITORY: usize = usize::MAX;
+const NO_ROUTE: usize = usize::MAX - 1;
+
+/// The routing-table index of the route serving `name`.
+fn route_index(state: &AppState, name: &RepositoryName) -> usize {
     match state.routes.resolve(name) {
-        Ok(resolved) if resolved.route.prefix.is_empty() => "(default)".into(),
-        Ok(resolved) => resolved.route.prefix.clone(),
-        Err(_) => "(none)".into(),
+        Ok(resolved) => state.routes.routes().iter().position(|r| std::ptr::eq(r, resolved.route)).unwrap_or(NO_ROUTE),
+        Err(_) => NO_ROUTE,
+    }
+}
+
+/// The `route` label of a route index: its prefix, `(default)` for the catch-all route.
+fn route_label(state: &AppState, index: usize) -> String {
+    match index {
+        NO_REPOSITORY => "-".into(),
+        NO_ROUTE => "(none)".into(),
+        i => match state.routes.routes().get(i) {
+            Some(r) if r.prefix.is_empty() => "(default)".into(),
+            Some(r) => r.prefix.clone(),
+            None => "(none)".into(),
+        },
+    }
+}
+
+/// One server's metric handles, created on first use and kept: a request then costs a few atomic adds, not
+/// the registry's lookup of a freshly built label set.
+#[derive(Debug, Default)]
+pub struct Meters {
+    requests: std::sync::RwLock<std::collections::HashMap<(usize, usize, usize, u16), metrics::Counter>>,
+    bytes: std::sync::RwLock<std::collections::HashMap<usize, (metrics::Counter, metrics::Counter)>>,
+    durations: OnceLock<Vec<metrics::Histogram>>,
+}
+
+impl Meters {
+    fn requests(&self, state: &AppState, key: (usize, usize, usize, u16)) -> metrics::Counter {
+        if let Some(c) = self.requests.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return c.clone();
+        }
+        let (route, endpoint, method, status) = key;
+        let labels = [
+            ("route", route_label(state, route)),
+            ("endpoint", ENDPOINTS[endpoint].to_owned()),
+            ("method", METHODS[method].to_owned()),
+            ("status", status.to_string()),
+        ];
+        let counter = metrics::counter!("regbridge_http_requests_total", &labels);
+        self.requests.write().unwrap_or_else(|e| e.into_inner()).insert(key, counter.clone());
+        counter
+    }
+
+    /// Bytes received and sent on `route`.
+    fn bytes(&self, state: &AppState, route: usize) -> (metrics::Counter, metrics::Counter) {
+        if let Some(c) = self.bytes.read().unwrap_or_else(|e| e.into_inner()).get(&route) {
+            return c.clone();
+        }
+        let label = [("route", route_label(state, route))];
+        let pair = (
+            metrics::counter!("regbridge_http_received_bytes_total", &label),
+            metrics::counter!("regbridge_http_sent_bytes_total", &label),
+        );
+        self.bytes.write().unwrap_or_else(|e| e.into_inner()).insert(route, pair.clone());
+        pair
+    }
+
+    fn duration(&self, endpoint: usize) -> &metrics::Histogram {
+        let all = self.durations.get_or_init(|| {
+            ENDPOINTS
+                .iter()
+                .map(|e| metrics::histogram!("regbridge_http_request_duration_seconds", "endpoint" => *e))
+                .collect()
+        });
+        &all[endpoint]
     }
 }
 
@@ -115,18 +215,25 @@ fn route_of(state: &AppState, name: &RepositoryName) -> String {
 /// response is over.
 pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
-    let path = request.uri().path().to_owned();
-    let (endpoint, route) = classify(&state, &path);
+    let method = method_index(request.method());
+    let (endpoint, route) = classify(request.uri().path());
+    let route = route.as_ref().and_then(OciRoute::repository).map_or(NO_REPOSITORY, |name| route_index(&state, name));
+    // The path is copied only when the access line will be written.
+    let path = tracing::enabled!(target: "regbridge::access", tracing::Level::INFO)
+        .then(|| (request.method().to_string(), request.uri().path().to_owned()));
     let received = Arc::new(AtomicU64::new(0));
-    let upload = endpoint == "upload" && method != "GET" && method != "HEAD" && method != "DELETE";
+    let upload = endpoint == 10 && matches!(METHODS[method], "POST" | "PATCH" | "PUT");
     if upload {
         metrics::gauge!("regbridge_active_uploads").increment(1.0);
     }
-    let request = request.map(|body| Body::new(Counted::new(body, received.clone(), None)));
+    let request = if http_body::Body::is_end_stream(request.body()) {
+        request
+    } else {
+        request.map(|body| Body::new(Counted::new(body, received.clone(), None)))
+    };
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    let line = AccessLine { method, path, endpoint, route, status, received, started, upload };
+    let line = AccessLine { state, method, path, endpoint, route, status, received, started, upload };
     // Streamed bodies (blobs) announce their length in the header, not in the body's size hint.
     let announced = response
         .headers()
@@ -142,10 +249,12 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
 
 /// What the access line and the metrics say about one finished request.
 struct AccessLine {
-    method: String,
-    path: String,
-    endpoint: &'static str,
-    route: String,
+    state: Arc<AppState>,
+    method: usize,
+    /// Method and path, when access lines are logged.
+    path: Option<(String, String)>,
+    endpoint: usize,
+    route: usize,
     status: u16,
     received: Arc<AtomicU64>,
     started: Instant,
@@ -156,30 +265,27 @@ impl AccessLine {
     fn finish(self, sent: u64, complete: bool) {
         let received = self.received.load(Ordering::Relaxed);
         let elapsed = self.started.elapsed();
-        tracing::info!(
-            target: "regbridge::access",
-            method = %self.method,
-            path = %self.path,
-            route = %self.route,
-            status = self.status,
-            bytes_in = received,
-            bytes_out = sent,
-            duration_ms = elapsed.as_millis() as u64,
-            complete,
-            "request"
-        );
-        let labels = [
-            ("route", self.route.clone()),
-            ("endpoint", self.endpoint.to_owned()),
-            ("method", self.method.clone()),
-            ("status", self.status.to_string()),
-        ];
-        metrics::counter!("regbridge_http_requests_total", &labels).increment(1);
-        let by_route = [("route", self.route)];
-        metrics::counter!("regbridge_http_received_bytes_total", &by_route).increment(received);
-        metrics::counter!("regbridge_http_sent_bytes_total", &by_route).increment(sent);
-        let by_endpoint = [("endpoint", self.endpoint.to_owned())];
-        metrics::histogram!("regbridge_http_request_duration_seconds", &by_endpoint).record(elapsed.as_secs_f64());
+        let state = &self.state;
+        if let Some((method, path)) = &self.path {
+            tracing::info!(
+                target: "regbridge::access",
+                method = %method,
+                path = %path,
+                route = %route_label(state, self.route),
+                status = self.status,
+                bytes_in = received,
+                bytes_out = sent,
+                duration_ms = elapsed.as_millis() as u64,
+                complete,
+                "request"
+            );
+        }
+        let meters = &state.meters;
+        meters.requests(state, (self.route, self.endpoint, self.method, self.status)).increment(1);
+        let (bytes_in, bytes_out) = meters.bytes(state, self.route);
+        bytes_in.increment(received);
+        bytes_out.increment(sent);
+        meters.duration(self.endpoint).record(elapsed.as_secs_f64());
         if self.upload {
             metrics::gauge!("regbridge_active_uploads").decrement(1.0);
         }

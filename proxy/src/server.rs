@@ -71,7 +71,17 @@ impl Server {
             .build()
             .map_err(|e| Error::internal("HTTP client", e))?;
         let connections = ConnectionStore::open(&config.data_dir, config.connections_key.as_ref())?;
-        let state = AppState { config, storage, signer, users, routes, locations, http, connections };
+        let state = AppState {
+            config,
+            storage,
+            signer,
+            users,
+            routes,
+            locations,
+            http,
+            connections,
+            meters: Default::default(),
+        };
         Ok(Self { state: Arc::new(state), listener })
     }
 

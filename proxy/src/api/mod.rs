@@ -48,6 +48,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Registry connections (`/admin/v1/registries`, and routes with `connection = "NAME"`).
     pub connections: crate::connections::ConnectionStore,
+    /// This server's metric handles.
+    pub meters: crate::observe::Meters,
 }
 
 /// One request's context: the shared state, the URL clients reach us at, and who is asking.
