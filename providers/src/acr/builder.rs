@@ -321,7 +321,7 @@ impl AcrRegistryBuilder {
             self.poll_interval.unwrap_or(Duration::from_secs(2)),
             self.lro_timeout.unwrap_or(Duration::from_secs(120)),
         ));
-        let data = Arc::new(DataPlane::new(&endpoint, rest, arm.clone(), &options, backoff)?);
+        let data = Arc::new(DataPlane::new(&endpoint, rest, arm.clone()));
         let v2 = UpstreamClient::new(
             endpoint.clone(),
             format!("Acr({registry})"),

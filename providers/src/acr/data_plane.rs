@@ -17,14 +17,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, Method};
 use regbridge::{Error, Resource, Result, Secret};
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
 use super::arm::{Arm, upstream};
-use crate::http::{Backoff, ClientOptions, CredentialSource, FetchedToken, RestClient, TokenCache, retry_after};
+use crate::http::{CredentialSource, FetchedToken, RestClient, TokenCache};
 
 /// The user name ACR expects with a refresh token as password.
 pub const NULL_GUID_USER: &str = "00000000-0000-0000-0000-000000000000";
@@ -45,13 +45,10 @@ struct AccessAnswer {
 
 /// The registry's data plane, authenticated as the caller.
 pub(crate) struct DataPlane {
-    http: reqwest::Client,
     rest: RestClient,
     arm: Arc<Arm>,
     endpoint: String,
     service: String,
-    backoff: Backoff,
-    max_attempts: u32,
     refresh: TokenCache<()>,
 }
 
@@ -62,35 +59,19 @@ impl fmt::Debug for DataPlane {
 }
 
 impl DataPlane {
-    pub(crate) fn new(
-        endpoint: &Url,
-        rest: RestClient,
-        arm: Arc<Arm>,
-        options: &ClientOptions,
-        backoff: Backoff,
-    ) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.idle_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("regbridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Error::internal("could not build the HTTP client", e))?;
+    pub(crate) fn new(endpoint: &Url, rest: RestClient, arm: Arc<Arm>) -> Self {
         let host = endpoint.host_str().unwrap_or_default();
         let service = match endpoint.port() {
             Some(port) => format!("{host}:{port}"),
             None => host.to_owned(),
         };
-        Ok(Self {
-            http,
+        Self {
             rest,
             arm,
             endpoint: endpoint.as_str().trim_end_matches('/').to_owned(),
             service,
-            backoff,
-            max_attempts: options.max_attempts.max(1),
             refresh: TokenCache::new(),
-        })
+        }
     }
 
     /// The caller's ACR refresh token, exchanged for its Entra ID token and reused for a while.
@@ -160,8 +141,8 @@ impl DataPlane {
             .map_err(|e| Error::bad_input(format!("{}{path} is not a URL: {e}", self.endpoint)))
     }
 
-    /// A form `POST` to the token endpoints. They are not covered by `RestClient`, which sends JSON; a 429
-    /// is retried after its `Retry-After` like there (nothing was processed), other failures are not.
+    /// A form `POST` to the token endpoints, through the shared control-plane client (a 429 is retried
+    /// after its `Retry-After`; nothing else is sent twice).
     async fn post_form<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
@@ -169,37 +150,18 @@ impl DataPlane {
         what: &str,
     ) -> Result<T> {
         let url = self.url(path)?;
-        let mut attempt = 1;
-        loop {
-            let response = self.http.post(url.clone()).form(form).send().await.map_err(|e| {
-                let kind = if e.is_timeout() { "timed out" } else { "could not connect or the connection broke" };
-                upstream(format!("{what}: {kind}"))
-            })?;
-            let status = response.status();
-            if status == StatusCode::TOO_MANY_REQUESTS
-                && attempt < self.max_attempts
-                && let Some(wait) = self.backoff.delay(attempt, retry_after(response.headers()))
-            {
-                tokio::time::sleep(wait).await;
-                attempt += 1;
-                continue;
-            }
-            if !status.is_success() {
-                let e = self.rest.response_error(what, response).await;
-                return Err(match e.error {
-                    Error::Unauthenticated { message } | Error::Denied { message } => Error::Unauthenticated {
-                        message: format!(
-                            "{message}; ACR did not accept the caller's Entra ID token: the identity needs a role \
-                             on the registry (AcrPull to read, AcrDelete to delete repositories, or Contributor) \
-                             and the registry must allow Entra ID authentication"
-                        ),
-                    },
-                    other => other,
-                });
-            }
-            let bytes = response.bytes().await.map_err(|_| upstream(format!("{what}: the answer broke off")))?;
-            return serde_json::from_slice(&bytes).map_err(|_| upstream(format!("{what}: the answer has no token")));
-        }
+        let response = self.rest.post_form(&url, form, what).await.map_err(|e| match e.error {
+            Error::Unauthenticated { message } | Error::Denied { message } => Error::Unauthenticated {
+                message: format!(
+                    "{message}; ACR did not accept the caller's Entra ID token: the identity needs a role on the \
+                     registry (AcrPull to read, AcrDelete to delete repositories, or Contributor) and the registry \
+                     must allow Entra ID authentication"
+                ),
+            },
+            other => other,
+        })?;
+        let bytes = response.bytes().await.map_err(|_| upstream(format!("{what}: the answer broke off")))?;
+        serde_json::from_slice(&bytes).map_err(|_| upstream(format!("{what}: the answer has no token")))
     }
 }
 

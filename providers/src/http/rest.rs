@@ -101,19 +101,45 @@ impl RestClient {
         body: Option<&Value>,
         what: &str,
     ) -> Result<reqwest::Response, RestError> {
-        let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
         let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
             self.fail(None, "", None, format!("{what}: the access token contains characters a header cannot carry"))
         })?;
         bearer.set_sensitive(true);
+        self.execute(&method, what, |http| {
+            let request = http.request(method.clone(), url.clone()).headers(extra.clone());
+            let request = request.header(header::AUTHORIZATION, bearer.clone());
+            match body {
+                Some(body) => request.json(body),
+                None => request,
+            }
+        })
+        .await
+    }
+
+    /// A form `POST` without a bearer token, for token endpoints that take their credentials in the form
+    /// (ACR's `/oauth2/exchange` and `/oauth2/token`); retried and answered as [`send`](Self::send) does a
+    /// `POST`.
+    pub async fn post_form(
+        &self,
+        url: &Url,
+        form: &[(&str, &str)],
+        what: &str,
+    ) -> Result<reqwest::Response, RestError> {
+        self.execute(&Method::POST, what, |http| http.post(url.clone()).form(form)).await
+    }
+
+    /// Sends the request `build` makes, as often as the retry rules of [`send`](Self::send) allow for
+    /// `method`, and answers the 2xx response.
+    async fn execute(
+        &self,
+        method: &Method,
+        what: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, RestError> {
+        let idempotent = matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
         let mut attempt = 1;
         loop {
-            let mut request = self.http.request(method.clone(), url.clone()).headers(extra.clone());
-            request = request.header(header::AUTHORIZATION, bearer.clone());
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let result = request.send().await;
+            let result = build(&self.http).send().await;
             let more = attempt < self.max_attempts;
             let wait = match &result {
                 Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS && more => {
