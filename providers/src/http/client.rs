@@ -227,6 +227,17 @@ impl UpstreamClient {
         self.send_retrying(&method, &url, &headers, buffered, &retry_auth, &what).await
     }
 
+    /// Logs in to the registry: `GET /v2/` authenticated as [`send`](Self::send) would for `scope` (empty: the
+    /// registry's plain login check, which token services grant to any valid login), and the registry's
+    /// error when it does not answer 2xx.
+    pub async fn ping(&self, scope: &str) -> Result<()> {
+        let response = self.send(Method::GET, "/v2/", HeaderMap::new(), None, scope).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(self.response_error("GET /v2/", response).await)
+    }
+
     /// The error for a failed `response` to `what` (`GET /v2/a/manifests/b`): 401 `Unauthenticated`, 403
     /// `Denied`, 404 `NotFound`, 429 `TooManyRequests` with `Retry-After`, else `Upstream` with the status.
     /// The message carries the upstream's OCI error message and nothing else of the response.

@@ -46,17 +46,11 @@ async fn probe(target: &Target) -> Result<String> {
             let repository =
                 if prefix.is_empty() { PROBE_REPOSITORY.to_owned() } else { format!("{prefix}/{PROBE_REPOSITORY}") };
             let scope = format!("repository:{repository}:pull");
-            let sent =
-                upstream.client.send(axum::http::Method::GET, "/v2/", axum::http::HeaderMap::new(), None, &scope).await;
+            let reached = upstream.client.ping(&scope).await;
             if let Err(err) = upstream.provider.cleanup_credentials(&repository).await {
                 tracing::warn!(error = %err, "could not clean up the check's credentials");
             }
-            let response = sent?;
-            if response.status().is_success() {
-                Ok(format!("{} answered /v2/", upstream.client.base_url()))
-            } else {
-                Err(upstream.client.response_error("GET /v2/", response).await)
-            }
+            reached.map(|()| format!("{} answered /v2/", upstream.client.base_url()))
         }
     }
 }

@@ -1,7 +1,6 @@
 //! Checking a connection against its registry: log in to `/v2/` as a client would (Basic, or the bearer
 //! token flow the registry's challenge asks for) and report the registry's answer.
 
-use axum::http::{HeaderMap, Method};
 use regbridge::{Error, Secret};
 use regbridge_providers::generic::{GenericRegistry, GenericRegistryBuilder};
 use regbridge_providers::http::ClientOptions;
@@ -21,17 +20,6 @@ pub fn generic_registry(
         builder = builder.with_credentials(user, secret);
     }
     builder.build()
-}
-
-/// Whether `GET /v2/` with the registry's authentication succeeds; the registry's error when it does not.
-pub async fn probe(registry: &GenericRegistry) -> regbridge::Result<()> {
-    let client = registry.client();
-    // No scope: `/v2/` is the registry's login check, and token services grant it to any valid login.
-    let response = client.send(Method::GET, "/v2/", HeaderMap::new(), None, "").await?;
-    if response.status().is_success() {
-        return Ok(());
-    }
-    Err(client.response_error("GET /v2/", response).await)
 }
 
 /// The outcome of validating a connection.
@@ -68,5 +56,5 @@ pub async fn validate(store: &ConnectionStore, id: &str) -> Result<Validation, C
         })
         .await?;
     let registry = generic_registry(&connection, login, "", ClientOptions::default())?;
-    Ok(Validation { error: probe(&registry).await.err() })
+    Ok(Validation { error: registry.client().ping("").await.err() })
 }
