@@ -12,8 +12,6 @@ use regbridge::Secret;
 
 use super::validate::validate;
 use super::{ConnectionError, ConnectionInput, ConnectionStore};
-use crate::ServeConfig;
-use crate::config_file::FileConfig;
 
 /// `regbridge registry`: the registry connections of a data directory.
 #[derive(Debug, clap::Args)]
@@ -110,15 +108,12 @@ impl From<regbridge::Error> for Failure {
 
 /// Runs `regbridge registry ...`: the data directory and key from `--data-dir` and the `--config` file.
 pub fn run(args: RegistryArgs) -> ExitCode {
-    let file = match &args.config {
-        Some(path) => match FileConfig::load(path) {
-            Ok(file) => file,
-            Err(e) => return exit(Err(e.into())),
-        },
-        None => FileConfig::default(),
-    };
-    let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| ServeConfig::new().data_dir);
-    run_in(args.command, &data_dir, file.connections.key.as_ref())
+    let config =
+        crate::cli::ConfigArgs { config: args.config, data_dir: args.data_dir, listen: None, public_url: None };
+    match config.load() {
+        Ok(config) => run_in(args.command, &config.data_dir, config.connections_key.as_ref()),
+        Err(e) => exit(Err(e.into())),
+    }
 }
 
 /// Runs `command` on the connections of `data_dir` (secrets under `key`, else `DATA_DIR/connections.key`)
