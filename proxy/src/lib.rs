@@ -11,7 +11,7 @@ pub mod config_file;
 pub mod connections;
 pub mod forward;
 pub mod observe;
-pub mod route;
+pub mod pipeline;
 pub mod routing;
 pub mod server;
 pub mod users;

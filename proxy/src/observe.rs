@@ -14,6 +14,8 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::api::AppState;
+use crate::pipeline::{Endpoint, Parsed};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -21,10 +23,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use regbridge::oci::RepositoryName;
-
-use crate::api::AppState;
-use crate::route::OciRoute;
 
 /// Latency buckets (seconds) for request and upstream durations.
 const BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -110,42 +108,23 @@ fn method_index(method: &axum::http::Method) -> usize {
     METHODS.iter().position(|m| *m == method.as_str()).unwrap_or(METHODS.len() - 1)
 }
 
-/// The endpoint kind (an index into [`ENDPOINTS`]) of a path, and the repository it names.
-fn classify(path: &str) -> (usize, Option<OciRoute>) {
-    let Some(rest) = path.strip_prefix("/v2/").filter(|r| !r.is_empty()) else {
-        let endpoint = match path {
-            "/v2/" | "/v2" => 0,
-            "/token" => 1,
-            "/metrics" => 2,
-            "/healthz" | "/readyz" => 3,
-            p if p.starts_with("/admin/") => 4,
-            _ => 5,
-        };
-        return (endpoint, None);
-    };
-    let Ok(route) = OciRoute::parse(rest) else { return (6, None) };
-    let endpoint = match &route {
-        OciRoute::Catalog => 7,
-        OciRoute::Manifest(..) => 8,
-        OciRoute::Blob(..) => 9,
-        OciRoute::UploadStart(_) | OciRoute::Upload(..) => 10,
-        OciRoute::Tags(_) => 11,
-        OciRoute::Referrers(..) => 12,
-    };
-    (endpoint, Some(route))
+/// The endpoint kind (an index into [`ENDPOINTS`]) of a parsed request.
+fn classify(parsed: &Parsed) -> usize {
+    match &parsed.endpoint {
+        Endpoint::Ping => 0,
+        Endpoint::Token => 1,
+        Endpoint::Metrics => 2,
+        Endpoint::Health => 3,
+        Endpoint::Admin => 4,
+        Endpoint::Other => 5,
+        Endpoint::Oci(Err(_)) => 6,
+        Endpoint::Oci(Ok(route)) => ENDPOINTS.iter().position(|e| *e == route.endpoint()).unwrap_or(5),
+    }
 }
 
 /// Route labels: the index of the route in the routing table, or one of these for requests no route serves.
 const NO_REPOSITORY: usize = usize::MAX;
 const NO_ROUTE: usize = usize::MAX - 1;
-
-/// The routing-table index of the route serving `name`.
-fn route_index(state: &AppState, name: &RepositoryName) -> usize {
-    match state.routes.resolve(name) {
-        Ok(resolved) => state.routes.routes().iter().position(|r| std::ptr::eq(r, resolved.route)).unwrap_or(NO_ROUTE),
-        Err(_) => NO_ROUTE,
-    }
-}
 
 /// The `route` label of a route index: its prefix, `(default)` for the catch-all route.
 fn route_label(state: &AppState, index: usize) -> String {
@@ -216,8 +195,14 @@ impl Meters {
 pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_index(request.method());
-    let (endpoint, route) = classify(request.uri().path());
-    let route = route.as_ref().and_then(OciRoute::repository).map_or(NO_REPOSITORY, |name| route_index(&state, name));
+    let parsed = request.extensions().get::<Arc<Parsed>>().cloned();
+    let parsed = parsed.unwrap_or_else(|| Arc::new(Parsed::of(&state, request.uri())));
+    let endpoint = classify(&parsed);
+    let route = match (&parsed.route, parsed.oci().and_then(|r| r.repository())) {
+        (Some((index, _)), _) => *index,
+        (None, Some(_)) => NO_ROUTE,
+        (None, None) => NO_REPOSITORY,
+    };
     // The path is copied only when the access line will be written.
     let path = tracing::enabled!(target: "regbridge::access", tracing::Level::INFO)
         .then(|| (request.method().to_string(), request.uri().path().to_owned()));

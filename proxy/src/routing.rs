@@ -90,6 +90,8 @@ pub struct Route {
 pub struct Resolved<'a> {
     /// The route.
     pub route: &'a Route,
+    /// Its index in [`RoutingTable::routes`].
+    pub index: usize,
     /// The repository name at the provider: the route's prefix replaced by the provider's upstream prefix.
     pub upstream_name: String,
 }
@@ -144,7 +146,7 @@ impl RoutingTable {
     /// The route serving `name`, and the name at its provider; `NAME_UNKNOWN` when no route serves it.
     pub fn resolve(&self, name: &RepositoryName) -> Result<Resolved<'_>> {
         let name = name.as_str();
-        for route in &self.routes {
+        for (index, route) in self.routes.iter().enumerate() {
             let rest = if route.prefix.is_empty() {
                 Some(name)
             } else {
@@ -156,7 +158,7 @@ impl RoutingTable {
                 Some(prefix) if prefix.is_empty() => rest.to_owned(),
                 Some(prefix) => format!("{prefix}/{rest}"),
             };
-            return Ok(Resolved { route, upstream_name });
+            return Ok(Resolved { route, index, upstream_name });
         }
         Err(Error::not_found(Resource::Repository, format!("{name} (no route serves this name)")))
     }

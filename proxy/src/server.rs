@@ -81,6 +81,7 @@ impl Server {
             http,
             connections,
             meters: Default::default(),
+            scope_refusals: Default::default(),
         };
         Ok(Self { state: Arc::new(state), listener })
     }

@@ -28,6 +28,8 @@ enum Act {
     Serve,
     /// Like `Serve`, but ignore `Range`.
     ServeWhole,
+    /// Like `Serve` (a 206 with the right `Content-Range` for a resume), but with other bytes.
+    ServeWrong,
     /// Announce the whole manifest or blob, send part of it and close the connection.
     Truncate,
     /// Read the request, then say nothing for 30 s.
@@ -63,7 +65,7 @@ async fn scripted_upstream_logged(script: Vec<Act>) -> (String, Arc<AtomicUsize>
                 let range = request
                     .lines()
                     .find_map(|l| l.to_ascii_lowercase().strip_prefix("range: bytes=")?.strip_suffix('-')?.parse().ok())
-                    .filter(|_| matches!(act, Act::Serve));
+                    .filter(|_| matches!(act, Act::Serve | Act::ServeWrong));
                 let response = match act {
                     Act::Reset => return,
                     Act::Silent => {
@@ -73,7 +75,7 @@ async fn scripted_upstream_logged(script: Vec<Act>) -> (String, Arc<AtomicUsize>
                     Act::Unavailable => {
                         "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
                     }
-                    Act::Serve | Act::ServeWhole | Act::Truncate => {
+                    Act::Serve | Act::ServeWhole | Act::Truncate | Act::ServeWrong => {
                         let start: usize = range.unwrap_or(0);
                         let status = if range.is_some() { "206 Partial Content" } else { "200 OK" };
                         let head = format!(
@@ -86,7 +88,11 @@ async fn scripted_upstream_logged(script: Vec<Act>) -> (String, Arc<AtomicUsize>
                         );
                         let end = if matches!(act, Act::Truncate) { body.len() / 3 } else { body.len() };
                         let _ = socket.write_all(head.as_bytes()).await;
-                        let _ = socket.write_all(&body[start..end]).await;
+                        let mut bytes = body[start..end].to_vec();
+                        if matches!(act, Act::ServeWrong) {
+                            bytes.iter_mut().for_each(|b| *b = b.wrapping_add(1));
+                        }
+                        let _ = socket.write_all(&bytes).await;
                         let _ = socket.shutdown().await;
                         return;
                     }
@@ -208,4 +214,20 @@ async fn a_blob_resume_answered_with_the_whole_blob_fails_rather_than_splicing()
     }
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(count.load(Ordering::SeqCst), 2, "one resume attempt, refused for its missing range");
+}
+
+#[tokio::test]
+async fn a_blob_resumed_with_wrong_bytes_is_a_broken_transfer_never_a_complete_one() {
+    // The resume is a 206 with exactly the Content-Range asked for, but other bytes: only the digest can
+    // tell, so the proxy hashes what it relays and withholds the last chunk of a body that does not match.
+    let (upstream, count) = scripted_upstream(vec![Act::Truncate, Act::ServeWrong]).await;
+    let (base, _dir) = proxy_to(&upstream).await;
+    match get_blob(&base).await {
+        Ok(body) => panic!("{} bytes arrived as if complete (digest {})", body.len(), common::sha256(&body)),
+        Err(err) => assert!(err.is_body() || err.is_decode() || err.is_request(), "{err:?}"),
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 2, "the resume was accepted by its range, refused by its digest");
+    let metrics = common::client().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = metrics.lines().find(|l| l.starts_with("regbridge_proxy_digest_mismatches_total")).unwrap_or_default();
+    assert!(line.split_whitespace().last().and_then(|n| n.parse::<f64>().ok()).is_some_and(|n| n >= 1.0), "{line}");
 }

@@ -4,12 +4,14 @@
 pub mod credential_helper;
 pub mod docker_config;
 pub mod kubernetes;
+pub mod scope;
 pub mod server;
 pub mod x_registry_auth;
 
 pub use credential_helper::HelperCredentials;
 pub use docker_config::{AuthEntry, DockerConfig, RegistryLogin};
 pub use kubernetes::DockerConfigSecret;
+pub use scope::{Action, Actions, Scope};
 pub use server::ServerAddress;
 pub use x_registry_auth::XRegistryAuth;
 

@@ -14,11 +14,9 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use regbridge::oci::{Digest, Reference, RepositoryName};
 use regbridge::{
-    ArtifactRegistry, AuthMethod, Credentials, Error, Manifest, ManifestDescriptor, Permissions, Repository, Resource,
-    Result,
+    ArtifactRegistry, Credentials, Error, Manifest, ManifestDescriptor, Permissions, Repository, Resource, Result,
 };
 use url::Url;
 
@@ -115,22 +113,16 @@ impl ArtifactRegistry for GenericRegistry {
     /// every [`Permissions`] level, and keep working after `expires_at` (which only tells callers when to
     /// ask again, as with every provider). Without stored credentials this is `Unsupported`: anonymous
     /// access needs none.
+    /// Always `Unsupported`: a generic registry has only the static credentials it was configured with,
+    /// which are neither short-lived nor scoped to a repository, so they are never handed out as if they
+    /// were. (`regbridge creds mint` mints credentials for the proxy itself instead.)
     async fn generate_credentials(&self, id: &str, permissions: Permissions, ttl: Duration) -> Result<Credentials> {
-        let _ = (RepositoryName::parse(id)?, permissions);
-        let Some((username, password)) = self.credentials.login() else {
-            return Err(Error::unsupported(
-                "generate_credentials (no credentials are configured for this registry: it is used anonymously)",
-                self,
-            ));
-        };
-        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-        let expires_at = Utc::now().checked_add_signed(ttl).unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
-        Ok(Credentials {
-            auth_method: AuthMethod::Basic,
-            username: username.clone(),
-            password: password.clone(),
-            expires_at,
-        })
+        let _ = (RepositoryName::parse(id)?, permissions, ttl);
+        Err(Error::unsupported(
+            "generate_credentials (a generic registry's credentials are static and not scoped to a repository, \
+             so they are never handed out; go through the proxy with credentials it mints)",
+            self,
+        ))
     }
 
     async fn get_manifest(&self, id: &str, reference: &Reference) -> Result<Manifest> {

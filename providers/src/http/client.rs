@@ -186,10 +186,7 @@ impl UpstreamClient {
         scope: &str,
     ) -> Result<reqwest::Response> {
         let bad = || Error::bad_input(format!("an upload session path must be absolute, not {path_and_query:?}"));
-        if !path_and_query.starts_with('/') || path_and_query.starts_with("//") {
-            return Err(bad());
-        }
-        let url = Url::parse(&format!("{}{path_and_query}", self.inner.origin)).map_err(|_| bad())?;
+        let url = absolute_url(&self.inner.origin, path_and_query).ok_or_else(bad)?;
         self.send_url(method, url, path_and_query, headers, body, scope).await
     }
 
@@ -256,8 +253,7 @@ impl UpstreamClient {
         if !path_and_query.starts_with("/v2/") {
             return Err(bad());
         }
-        let url = Url::parse(&format!("{}{path_and_query}", self.inner.origin)).map_err(|_| bad())?;
-        // Dot segments are resolved by parsing; a path that climbs out of /v2/ is refused.
+        let url = absolute_url(&self.inner.origin, path_and_query).ok_or_else(bad)?;
         if !url.path().starts_with("/v2/") {
             return Err(bad());
         }
@@ -340,6 +336,18 @@ impl UpstreamClient {
 }
 
 /// `GET /v2/a/manifests/b`: the method and path, without the query (upload state, pagination markers).
+/// `origin` + `path_and_query` as a URL, or `None` when the path is not absolute on that origin or URL
+/// parsing would change it: dot segments (`..`, `%2e%2e`) are resolved by parsing, so a path that comes out
+/// different from what was given was trying to reach somewhere else, and is refused rather than followed.
+fn absolute_url(origin: &str, path_and_query: &str) -> Option<Url> {
+    if !path_and_query.starts_with('/') || path_and_query.starts_with("//") {
+        return None;
+    }
+    let url = Url::parse(&format!("{origin}{path_and_query}")).ok()?;
+    let path = path_and_query.split(['?', '#']).next().unwrap_or_default();
+    (url.path() == path && url.origin().ascii_serialization() == origin.trim_end_matches('/')).then_some(url)
+}
+
 fn describe(method: &Method, path_and_query: &str) -> String {
     let path = path_and_query.split('?').next().unwrap_or_default();
     format!("{method} {path}")

@@ -8,8 +8,7 @@ use regbridge::{Error, Manifest, ManifestDescriptor, Result};
 
 use super::UpstreamClient;
 
-/// The largest manifest read (4 MiB, the limit of the reference registry); larger is `Error::TooLarge`.
-pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+pub use regbridge::oci::MAX_MANIFEST_BYTES;
 
 const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 

@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use super::storage::ReferrerDescriptor;
 
-/// The largest manifest accepted, as in the reference registry: larger ones are refused with 413.
-pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+/// [`regbridge::oci::MAX_MANIFEST_BYTES`] as a length.
+pub const MAX_MANIFEST_BYTES: usize = regbridge::oci::MAX_MANIFEST_BYTES as usize;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

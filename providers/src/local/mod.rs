@@ -117,6 +117,37 @@ pub struct LocalRegistry {
 }
 
 impl LocalRegistry {
+    /// Credentials for this server acting as the proxy of a route to another registry: a token allowing
+    /// `permissions` on the client-visible `name` only, for `ttl` (clamped like
+    /// [`generate_credentials`](ArtifactRegistry::generate_credentials)). It names no account, since such a
+    /// repository has no owner here; the route's own upstream credentials stay with the server.
+    pub fn proxy_credentials(
+        &self,
+        name: &RepositoryName,
+        permissions: Permissions,
+        ttl: Duration,
+    ) -> Result<Credentials> {
+        self.mint(name, permissions, ttl, None)
+    }
+
+    fn mint(
+        &self,
+        name: &RepositoryName,
+        permissions: Permissions,
+        ttl: Duration,
+        acct: Option<&str>,
+    ) -> Result<Credentials> {
+        let ttl = ttl.clamp(MIN_TTL, MAX_TTL);
+        let access = vec![Access::repository(name.as_str(), actions_for(permissions))];
+        let (token, claims) = self.signer.sign(&self.account, acct, TokenKind::Minted, access, ttl)?;
+        Ok(Credentials {
+            auth_method: AuthMethod::Basic,
+            username: self.account.clone(),
+            password: token,
+            expires_at: claims.expires_at(),
+        })
+    }
+
     /// A provider over `storage` acting as [`DEFAULT_ACCOUNT`], for a registry reachable at `endpoint`
     /// (`http://127.0.0.1:5000`).
     pub fn new(storage: Arc<dyn Storage>, signer: TokenSigner, endpoint: impl Into<String>) -> Self {
@@ -233,15 +264,7 @@ impl ArtifactRegistry for LocalRegistry {
     /// [`MIN_TTL`]..=[`MAX_TTL`].
     async fn generate_credentials(&self, id: &str, permissions: Permissions, ttl: Duration) -> Result<Credentials> {
         let (name, _) = self.meta(id).await?;
-        let ttl = ttl.clamp(MIN_TTL, MAX_TTL);
-        let access = vec![Access::repository(name.as_str(), actions_for(permissions))];
-        let (token, claims) = self.signer.sign(&self.account, Some(&self.account), TokenKind::Minted, access, ttl)?;
-        Ok(Credentials {
-            auth_method: AuthMethod::Basic,
-            username: self.account.clone(),
-            password: token,
-            expires_at: claims.expires_at(),
-        })
+        self.mint(&name, permissions, ttl, Some(&self.account))
     }
 
     async fn get_manifest(&self, id: &str, reference: &Reference) -> Result<Manifest> {

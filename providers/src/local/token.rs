@@ -159,6 +159,11 @@ impl TokenSigner {
             exp: now + ttl.as_secs().max(1) as i64,
             iat: now,
         };
+        self.sign_claims(claims)
+    }
+
+    /// Signs `claims` as they are (the caller chose the expiry).
+    pub fn sign_claims(&self, claims: Claims) -> Result<(Secret, Claims)> {
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::internal("sign token", e))?;
         Ok((Secret::new(token), claims))

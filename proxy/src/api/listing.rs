@@ -4,37 +4,29 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
+use regbridge::auth::Action;
 use regbridge::oci::{Digest, RepositoryName, media_types};
-use regbridge::{Error, OciErrorCode, Result};
+use regbridge::{Error, Result};
 use serde_json::json;
 
-use super::auth::{Action, Identity, allowed, authorize};
-use super::{Ctx, hv, query_param};
+use super::hv;
+use crate::pipeline::authorize::allowed;
+use crate::pipeline::{Ctx, Identity, Params};
 use crate::routing::{RoutingTable, Target, Upstream};
 
 /// The largest page served, whatever `n` asks for.
 const MAX_PAGE: usize = 10_000;
 
 /// One page of `items` (sorted) after `last`, at most `n`, and whether more follow.
-fn page(items: Vec<String>, query: &str) -> Result<(Vec<String>, Option<usize>, bool)> {
-    let n = match query_param(query, "n") {
-        None => None,
-        Some(n) => Some(n.parse::<usize>().map_err(|_| {
-            Error::invalid(
-                OciErrorCode::PaginationNumberInvalid,
-                format!("n must be a non-negative integer, got {n:?}"),
-            )
-        })?),
-    };
-    let last = query_param(query, "last");
-    let mut rest: Vec<String> = match &last {
+fn page(items: Vec<String>, params: &Params) -> (Vec<String>, Option<usize>, bool) {
+    let mut rest: Vec<String> = match &params.last {
         Some(last) => items.into_iter().filter(|i| i.as_str() > last.as_str()).collect(),
         None => items,
     };
-    let limit = n.unwrap_or(MAX_PAGE).min(MAX_PAGE);
+    let limit = params.n.unwrap_or(MAX_PAGE).min(MAX_PAGE);
     let more = rest.len() > limit;
     rest.truncate(limit);
-    Ok((rest, n, more))
+    (rest, params.n, more)
 }
 
 fn json_response(body: serde_json::Value, link: Option<String>) -> Response {
@@ -57,19 +49,15 @@ fn next_link(path: &str, n: Option<usize>, items: &[String], more: bool) -> Opti
 }
 
 /// The tags of a repository.
-pub async fn tags(ctx: &Ctx, repo: &RepositoryName, query: &str) -> Result<Response> {
-    authorize(ctx, repo, Action::Pull).await?;
+pub async fn tags(ctx: &Ctx, repo: &RepositoryName) -> Result<Response> {
     let all = ctx.state.storage.list_tags(repo).await?;
-    let (tags, n, more) = page(all, query)?;
+    let (tags, n, more) = page(all, &ctx.params);
     let link = next_link(&format!("/v2/{repo}/tags/list"), n, &tags, more);
     Ok(json_response(json!({ "name": repo.as_str(), "tags": tags }), link))
 }
 
 /// The repositories the caller may pull.
-pub async fn catalog(ctx: &Ctx, query: &str) -> Result<Response> {
-    if matches!(ctx.identity, Identity::Anonymous) && !ctx.state.config.anonymous_pull {
-        return Err(Error::Unauthenticated { message: "authentication required to list repositories".into() });
-    }
+pub async fn catalog(ctx: &Ctx) -> Result<Response> {
     let sees_all = match &ctx.identity {
         Identity::User(_) => true,
         Identity::Token(claims) => claims.access.iter().any(|a| a.kind == "registry" && a.name == "catalog"),
@@ -103,7 +91,7 @@ pub async fn catalog(ctx: &Ctx, query: &str) -> Result<Response> {
             visible.push(name);
         }
     }
-    let (repositories, n, more) = page(visible, query)?;
+    let (repositories, n, more) = page(visible, &ctx.params);
     let link = next_link("/v2/_catalog", n, &repositories, more);
     Ok(json_response(json!({ "repositories": repositories }), link))
 }
@@ -152,10 +140,9 @@ async fn upstream_catalog(upstream: &Upstream) -> Result<Vec<String>> {
 }
 
 /// The manifests whose subject is `digest`, as an OCI index; never 404.
-pub async fn referrers(ctx: &Ctx, repo: &RepositoryName, digest: &Digest, query: &str) -> Result<Response> {
-    authorize(ctx, repo, Action::Pull).await?;
+pub async fn referrers(ctx: &Ctx, repo: &RepositoryName, digest: &Digest) -> Result<Response> {
     let mut list = ctx.state.storage.referrers(repo, digest).await?;
-    let filter = query_param(query, "artifactType");
+    let filter = &ctx.params.artifact_type;
     if let Some(wanted) = &filter {
         list.retain(|d| d.artifact_type.as_deref() == Some(wanted.as_str()));
     }
@@ -179,16 +166,19 @@ mod tests {
         (0..n).map(|i| format!("t{i:02}")).collect()
     }
 
+    fn params(n: Option<usize>, last: Option<&str>) -> Params {
+        Params { n, last: last.map(str::to_owned), ..Params::default() }
+    }
+
     #[test]
     fn pagination() {
-        let (p, n, more) = page(items(5), "n=2").unwrap();
+        let (p, n, more) = page(items(5), &params(Some(2), None));
         assert_eq!((p.clone(), n, more), (vec!["t00".to_string(), "t01".into()], Some(2), true));
         assert_eq!(next_link("/v2/a/tags/list", n, &p, more).unwrap(), "</v2/a/tags/list?n=2&last=t01>; rel=\"next\"");
-        let (p, _, more) = page(items(5), "n=2&last=t03").unwrap();
+        let (p, _, more) = page(items(5), &params(Some(2), Some("t03")));
         assert_eq!((p, more), (vec!["t04".to_string()], false));
-        let (p, _, more) = page(items(5), "n=0").unwrap();
+        let (p, _, more) = page(items(5), &params(Some(0), None));
         assert!(p.is_empty() && more);
-        assert_eq!(page(items(1), "n=-1").unwrap_err().code(), OciErrorCode::PaginationNumberInvalid);
-        assert_eq!(page(items(3), "").unwrap().0.len(), 3);
+        assert_eq!(page(items(3), &Params::default()).0.len(), 3);
     }
 }

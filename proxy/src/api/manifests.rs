@@ -10,12 +10,11 @@ use regbridge::{Error, OciErrorCode, Resource, Result};
 use regbridge_providers::local::manifest::MAX_MANIFEST_BYTES;
 use regbridge_providers::local::store_manifest;
 
-use super::auth::{Action, authorize};
-use super::{Ctx, hv};
+use super::hv;
+use crate::pipeline::Ctx;
 
 /// GET (with body) or HEAD of a manifest: exact bytes, type, length and digest.
 pub async fn get(ctx: &Ctx, repo: &RepositoryName, reference: &Reference, with_body: bool) -> Result<Response> {
-    authorize(ctx, repo, Action::Pull).await?;
     let Some(m) = ctx.state.storage.get_manifest(repo, reference).await? else {
         if ctx.state.storage.repository(repo).await?.is_none() {
             return Err(Error::not_found(Resource::Repository, repo.as_str()));
@@ -44,7 +43,6 @@ pub async fn put(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    authorize(ctx, repo, Action::Push).await?;
     let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let bytes = read_manifest_body(body, announced).await?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -91,7 +89,6 @@ async fn read_manifest_body(body: Body, announced: Option<u64>) -> Result<Bytes>
 
 /// DELETE by digest (the manifest and its tags) or by tag (the tag alone).
 pub async fn delete(ctx: &Ctx, repo: &RepositoryName, reference: &Reference) -> Result<Response> {
-    authorize(ctx, repo, Action::Delete).await?;
     ctx.state.storage.delete_manifest(repo, reference).await?;
     Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
 }

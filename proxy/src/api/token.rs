@@ -9,20 +9,29 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use regbridge::oci::RepositoryName;
+use regbridge::auth::Scope;
 use regbridge::{Error, Result, Secret};
+use regbridge_providers::local::token::ISSUER;
 use regbridge_providers::local::{Access, Claims, TokenKind};
 use serde_json::json;
 
-use super::auth::{Action, Identity, allowed, basic_identity, identify};
-use super::{AppState, base_url, error_response};
+use super::AppState;
+use crate::pipeline::authorize::allowed_actions;
+use crate::pipeline::identity::{ANONYMOUS_SUBJECT, Identity, basic_identity, identify};
+use crate::pipeline::reply::error_response;
+use crate::pipeline::{bad_host, host};
 
 /// How long a session token lives. Clients ask again when it expires.
 const SESSION_TTL: Duration = Duration::from_secs(300);
 
 /// `GET /token?service=...&scope=...&scope=...` with Basic credentials (or none).
 pub async fn get_token(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> Response {
-    let scopes = scopes_of(uri.query().unwrap_or(""));
+    let query = uri.query().unwrap_or("");
+    let values: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    let scopes = Scope::parse_list(values.iter().map(String::as_str));
     let identity = identify(&state, &headers).await;
     respond(&state, &headers, identity, scopes).await
 }
@@ -38,34 +47,30 @@ pub async fn post_token(State(state): State<Arc<AppState>>, headers: HeaderMap, 
         }
         other => Err(Error::bad_input(format!("unsupported grant_type {other:?}; use password"))),
     };
-    let scopes = form.iter().filter(|(k, _)| k == "scope").flat_map(|(_, v)| v.split(' ').map(str::to_owned)).collect();
+    let scopes = Scope::parse_list(form.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.as_str()));
     respond(&state, &headers, identity, scopes).await
 }
 
-fn scopes_of(query: &str) -> Vec<String> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| k == "scope")
-        .flat_map(|(_, v)| v.split(' ').map(str::to_owned).collect::<Vec<_>>())
-        .collect()
-}
-
-async fn respond(state: &AppState, headers: &HeaderMap, identity: Result<Identity>, scopes: Vec<String>) -> Response {
-    let base = base_url(state, headers);
+async fn respond(state: &AppState, headers: &HeaderMap, identity: Result<Identity>, scopes: Vec<Scope>) -> Response {
+    let base = match host::base_url(&state.config, headers) {
+        Ok(base) => base,
+        Err(err) => return bad_host(&err),
+    };
     let identity = match identity {
         Ok(i) => i,
         Err(err) => {
-            let mut r = error_response(&err, state, &base, None);
+            let mut r = error_response(&err, state, &base, &[]);
             // A token request answers wrong credentials with a Basic challenge, as token servers do.
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"regbridge\""));
             return r;
         }
     };
     match issue(state, &identity, &scopes).await {
-        Ok((token, _)) => {
+        Ok((token, claims)) => {
             let body = json!({
                 "token": token.expose(),
                 "access_token": token.expose(),
-                "expires_in": SESSION_TTL.as_secs(),
+                "expires_in": (claims.exp - claims.iat).max(0),
                 "issued_at": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             });
             (
@@ -75,43 +80,56 @@ async fn respond(state: &AppState, headers: &HeaderMap, identity: Result<Identit
             )
                 .into_response()
         }
-        Err(err) => error_response(&err, state, &base, None),
+        Err(err) => error_response(&err, state, &base, &[]),
     }
 }
 
-/// Grants, for each repository a scope names, every action the identity may do there; scopes it may not
-/// have are silently dropped, as the Docker token specification asks.
-async fn issue(state: &AppState, identity: &Identity, scopes: &[String]) -> Result<(Secret, Claims)> {
-    let mut access = Vec::new();
+/// Grants, for each scope asked for, exactly the actions asked for that the identity may do there: the
+/// intersection, never more (scopes it may not have at all are dropped, as the Docker token specification
+/// asks). The token expires after [`SESSION_TTL`], or when the credential it was issued for does, whichever
+/// is first: a session token exchanged for another never outlives the first one's source.
+async fn issue(state: &AppState, identity: &Identity, scopes: &[Scope]) -> Result<(Secret, Claims)> {
+    let mut access: Vec<Access> = Vec::new();
     for scope in scopes {
-        let mut parts = scope.splitn(3, ':');
-        let (Some(kind), Some(name), Some(_actions)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        match kind {
-            "repository" => {
-                let Ok(repo) = RepositoryName::parse(name) else { continue };
-                // Everything the caller may do on a repository it names is granted, not only the actions
-                // asked for: some clients (oras-py) reuse a pull token for a push and only ask again on 403.
-                let mut granted = Vec::new();
-                for a in [Action::Pull, Action::Push, Action::Delete] {
-                    if allowed(state, identity, &repo, a).await? {
-                        granted.push(a.as_str());
-                    }
+        match scope {
+            Scope::Repository { name, actions } => {
+                let granted = actions.intersect(allowed_actions(state, identity, name).await?);
+                if granted.is_empty() {
+                    continue;
                 }
-                if !granted.is_empty() {
-                    access.push(Access::repository(repo.as_str(), &granted));
+                let names: Vec<&str> = granted.iter().map(|a| a.as_str()).collect();
+                // A repository named twice (`pull` then `push`) gets one entry with both.
+                match access.iter_mut().find(|a| a.kind == "repository" && a.name == name.as_str()) {
+                    Some(entry) => {
+                        for n in names {
+                            if !entry.actions.iter().any(|a| a == n) {
+                                entry.actions.push(n.to_owned());
+                            }
+                        }
+                    }
+                    None => access.push(Access::repository(name.as_str(), &names)),
                 }
             }
-            "registry" if name == "catalog" && matches!(identity, Identity::User(_)) => {
+            Scope::Catalog if matches!(identity, Identity::User(_)) => {
                 access.push(Access { kind: "registry".into(), name: "catalog".into(), actions: vec!["*".into()] });
             }
-            _ => {}
+            Scope::Catalog => {}
         }
     }
     let (sub, acct) = match identity {
         // Anonymous tokens carry no account: their access list (pull, when anonymous pulls are on) is all.
-        Identity::Anonymous => ("anonymous".to_owned(), None),
+        Identity::Anonymous => (ANONYMOUS_SUBJECT.to_owned(), None),
         Identity::User(u) => (u.clone(), None),
         Identity::Token(c) => (c.sub.clone(), c.acct.clone()),
     };
-    state.signer.sign(&sub, acct.as_deref(), TokenKind::Session, access, SESSION_TTL)
+    let now = Utc::now().timestamp();
+    let mut exp = now + SESSION_TTL.as_secs() as i64;
+    if let Some(until) = identity.expires_at() {
+        if until.timestamp() <= now {
+            return Err(Error::Unauthenticated { message: "the credentials have expired".into() });
+        }
+        exp = exp.min(until.timestamp());
+    }
+    let claims = Claims { iss: ISSUER.into(), sub, acct, kind: TokenKind::Session, access, exp, iat: now };
+    state.signer.sign_claims(claims)
 }

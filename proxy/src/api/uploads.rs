@@ -7,10 +7,8 @@ use axum::response::Response;
 use regbridge::oci::{Digest, RepositoryName};
 use regbridge::{Error, OciErrorCode, Result};
 
-use regbridge_providers::local::{Claims, TokenKind};
-
-use super::auth::{Action, Identity, allowed, authorize};
-use super::{Ctx, body_stream, hv, query_param};
+use super::{body_stream, hv};
+use crate::pipeline::Ctx;
 
 /// 202 with the upload's location and the range received so far.
 fn accepted(ctx: &Ctx, repo: &RepositoryName, id: &str, size: u64, status: StatusCode) -> Response {
@@ -37,44 +35,24 @@ fn created(ctx: &Ctx, repo: &RepositoryName, digest: &Digest) -> Response {
         .expect("valid response")
 }
 
-fn digest_param(query: &str) -> Result<Option<Digest>> {
-    query_param(query, "digest").map(|d| Digest::parse(&d)).transpose()
-}
-
 /// POST: a mount, a monolithic upload, or the start of an upload session.
-pub async fn start(ctx: &Ctx, repo: &RepositoryName, query: &str, body: Body) -> Result<Response> {
-    authorize(ctx, repo, Action::Push).await?;
+pub async fn start(ctx: &Ctx, repo: &RepositoryName, body: Body) -> Result<Response> {
     let storage = &ctx.state.storage;
     storage.create_repository(repo, ctx.identity.account()).await?;
-    if let (Some(mount), Some(from)) = (query_param(query, "mount"), query_param(query, "from")) {
-        let digest = Digest::parse(&mount)?;
-        // A source the caller may not read, or that lacks the blob, falls back to a normal upload.
-        if let Ok(from) = RepositoryName::parse(&from)
-            && may_mount_from(ctx, &from).await?
-            && storage.mount_blob(repo, &from, &digest).await?
-        {
-            return Ok(created(ctx, repo, &digest));
-        }
+    // The pipeline keeps the mount source only when the caller may read it; a source it may not read, or
+    // that lacks the blob, falls back to a normal upload.
+    if let (Some((digest, _)), Some(from)) = (&ctx.params.mount, &ctx.grant.mount_from)
+        && storage.mount_blob(repo, from, digest).await?
+    {
+        return Ok(created(ctx, repo, digest));
     }
     let id = storage.start_upload(repo).await?;
-    if let Some(digest) = digest_param(query)? {
+    if let Some(digest) = &ctx.params.digest {
         storage.append_upload(repo, &id, None, body_stream(body)).await?;
-        storage.finish_upload(repo, &id, &digest).await?;
-        return Ok(created(ctx, repo, &digest));
+        storage.finish_upload(repo, &id, digest).await?;
+        return Ok(created(ctx, repo, digest));
     }
     Ok(accepted(ctx, repo, &id, 0, StatusCode::ACCEPTED))
-}
-
-/// Whether the caller may read the mount source. A session token of a configured user names only the
-/// repositories its client asked for, and some clients (python-dxf) ask for the target alone; the user
-/// behind it may read every repository, so the mount is allowed as a direct push of the user's would be.
-async fn may_mount_from(ctx: &Ctx, from: &RepositoryName) -> Result<bool> {
-    if let Identity::Token(Claims { kind: TokenKind::Session, acct: None, sub, .. }) = &ctx.identity
-        && ctx.state.users.contains(sub)
-    {
-        return Ok(true);
-    }
-    allowed(&ctx.state, &ctx.identity, from, Action::Pull).await
 }
 
 /// Parses `Content-Range: START-END` of a chunk (some clients prefix `bytes `).
@@ -94,7 +72,6 @@ fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>> {
 
 /// PATCH: appends a chunk (with `Content-Range`, which must start where the upload ends) or a stream.
 pub async fn patch(ctx: &Ctx, repo: &RepositoryName, id: &str, headers: &HeaderMap, body: Body) -> Result<Response> {
-    authorize(ctx, repo, Action::Push).await?;
     let range = content_range(headers)?;
     let size = ctx.state.storage.append_upload(repo, id, range.map(|(start, _)| start), body_stream(body)).await?;
     if let Some((start, end)) = range
@@ -109,9 +86,8 @@ pub async fn patch(ctx: &Ctx, repo: &RepositoryName, id: &str, headers: &HeaderM
 }
 
 /// PUT `?digest=`: the last chunk (possibly empty), then verification.
-pub async fn put(ctx: &Ctx, repo: &RepositoryName, id: &str, query: &str, body: Body) -> Result<Response> {
-    authorize(ctx, repo, Action::Push).await?;
-    let digest = digest_param(query)?.ok_or_else(|| {
+pub async fn put(ctx: &Ctx, repo: &RepositoryName, id: &str, body: Body) -> Result<Response> {
+    let digest = ctx.params.digest.as_ref().ok_or_else(|| {
         Error::invalid(
             OciErrorCode::DigestInvalid,
             "closing an upload needs ?digest=<algorithm>:<hex> of the whole blob",
@@ -119,20 +95,18 @@ pub async fn put(ctx: &Ctx, repo: &RepositoryName, id: &str, query: &str, body: 
     })?;
     let storage = &ctx.state.storage;
     storage.append_upload(repo, id, None, body_stream(body)).await?;
-    storage.finish_upload(repo, id, &digest).await?;
-    Ok(created(ctx, repo, &digest))
+    storage.finish_upload(repo, id, digest).await?;
+    Ok(created(ctx, repo, digest))
 }
 
 /// GET: 204 with the range received so far.
 pub async fn status(ctx: &Ctx, repo: &RepositoryName, id: &str) -> Result<Response> {
-    authorize(ctx, repo, Action::Push).await?;
     let size = ctx.state.storage.upload_size(repo, id).await?;
     Ok(accepted(ctx, repo, id, size, StatusCode::NO_CONTENT))
 }
 
 /// DELETE: cancels the upload.
 pub async fn cancel(ctx: &Ctx, repo: &RepositoryName, id: &str) -> Result<Response> {
-    authorize(ctx, repo, Action::Push).await?;
     ctx.state.storage.cancel_upload(repo, id).await?;
     Ok(Response::builder().status(StatusCode::NO_CONTENT).body(Body::empty()).expect("valid response"))
 }

@@ -117,3 +117,9 @@ pub async fn open(config: &ServeConfig, name: &str) -> Result<Opened> {
         }
     })
 }
+
+/// Whether `name` is served by another registry through the proxy (not by the local registry).
+pub async fn is_proxied(config: &ServeConfig, name: &RepositoryName) -> Result<bool> {
+    let routes = crate::server::build_routes(&config.routes).await?;
+    Ok(!matches!(routes.resolve(name)?.route.target, Target::Local))
+}

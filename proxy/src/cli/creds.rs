@@ -6,7 +6,9 @@ use std::time::Duration;
 use regbridge::auth::{AuthEntry, DockerConfig, DockerConfigSecret, ServerAddress, XRegistryAuth};
 use regbridge::{AuthMethod, Credentials, Error, Permissions, Result};
 
-use super::context::{ConfigArgs, open};
+use regbridge::oci::RepositoryName;
+
+use super::context::{ConfigArgs, is_proxied, local_registry, open, server_url};
 use super::print_json;
 
 /// Credential commands.
@@ -121,10 +123,34 @@ fn print(creds: &Credentials, server: &ServerAddress, args: &MintArgs) -> Result
 pub async fn run(command: CredsCommand) -> Result<()> {
     let CredsCommand::Mint(args) = command;
     let permissions = if args.push { Permissions::PushPull } else { Permissions::Pull };
-    let opened = open(&args.config.load()?, &args.repo).await?;
-    let server = ServerAddress::parse(&opened.endpoint)
-        .map_err(|e| Error::bad_input(format!("the route's registry endpoint {:?}: {e}", opened.endpoint)))?;
-    let creds = opened.registry.generate_credentials(&opened.id, permissions, args.ttl).await?;
+    let config = args.config.load()?;
+    let name = RepositoryName::parse(&args.repo)?;
+    let minted = match open(&config, &args.repo).await {
+        Ok(opened) => match opened.registry.generate_credentials(&opened.id, permissions, args.ttl).await {
+            Ok(creds) => Some((creds, opened.endpoint)),
+            Err(Error::Unsupported { .. }) if is_proxied(&config, &name).await? => None,
+            Err(err) => return Err(err),
+        },
+        Err(Error::Unsupported { .. }) if is_proxied(&config, &name).await? => None,
+        Err(err) => return Err(err),
+    };
+    let (creds, endpoint) = match minted {
+        Some(minted) => minted,
+        None => {
+            // The route's registry has only static credentials (a generic registry or a connection): they are
+            // never handed out. The client gets credentials for this proxy instead, scoped the same way.
+            eprintln!(
+                "regbridge: {} is served through this proxy by a registry that cannot mint scoped credentials; \
+                 these are credentials for the proxy at {}",
+                args.repo,
+                server_url(&config)
+            );
+            let creds = local_registry(&config)?.proxy_credentials(&name, permissions, args.ttl)?;
+            (creds, server_url(&config))
+        }
+    };
+    let server = ServerAddress::parse(&endpoint)
+        .map_err(|e| Error::bad_input(format!("the route's registry endpoint {endpoint:?}: {e}")))?;
     print(&creds, &server, &args)
 }
 

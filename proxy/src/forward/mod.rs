@@ -12,11 +12,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::Response;
 use futures_util::TryStreamExt;
+use regbridge::auth::{Action, Scope, scope::format_list};
 use regbridge::oci::RepositoryName;
 use regbridge::{Error, Result};
 
-use crate::api::{Action, Ctx, Identity, authorize, hv};
-use crate::route::OciRoute;
+use crate::api::hv;
+use crate::pipeline::authorize::action_for;
+use crate::pipeline::{Ctx, OciRoute};
 use crate::routing::{RoutingTable, Target, Upstream};
 
 /// How long a presigned blob URL from the provider is asked to live.
@@ -71,112 +73,102 @@ fn upstream_request_headers(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// The token scope the upstream needs for `action` on `name`.
-fn scope(name: &str, action: Action) -> String {
-    let actions = match action {
-        Action::Pull => "pull",
-        Action::Push => "pull,push",
-        Action::Delete => "delete",
-    };
-    format!("repository:{name}:{actions}")
-}
-
-/// Rewrites `from=<client name>` of a mount to the upstream name; a source outside this route cannot be
-/// mounted upstream, so `mount` and `from` are dropped and the client gets a normal upload session.
-fn rewrite_mount_query(query: &str, table: &RoutingTable, upstream: &Upstream) -> String {
-    let from = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "from").map(|(_, v)| v.into_owned());
-    let Some(from) = from else { return query.to_owned() };
-    let mapped = RepositoryName::parse(&from).ok().and_then(|name| {
-        let resolved = table.resolve(&name).ok()?;
-        match &resolved.route.target {
-            Target::Upstream(u) if std::ptr::eq(u.as_ref(), upstream) => Some(resolved.upstream_name),
-            Target::Connection(c) if c.is_current(upstream) => Some(resolved.upstream_name),
-            _ => None,
-        }
-    });
-    query
-        .split('&')
-        .filter_map(|pair| match (pair.split('=').next(), &mapped) {
-            (Some("from"), Some(name)) => {
-                Some(format!("from={}", url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()))
-            }
-            (Some("from" | "mount"), None) => None,
-            _ => Some(pair.to_owned()),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// The upstream `from` repository of a mount request's path and query.
-fn mount_source(path_and_query: &str) -> Option<String> {
-    let query = path_and_query.split_once('?')?.1;
-    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "from").map(|(_, v)| v.into_owned())
+/// The upstream name of a mount source the caller may read, when the same upstream serves it (a mount
+/// across registries is impossible, so the client then gets a normal upload session).
+fn upstream_mount_source(ctx: &Ctx, table: &RoutingTable, upstream: &Upstream) -> Option<String> {
+    let from = ctx.grant.mount_from.as_ref()?;
+    let resolved = table.resolve(from).ok()?;
+    match &resolved.route.target {
+        Target::Upstream(u) if std::ptr::eq(u.as_ref(), upstream) => Some(resolved.upstream_name),
+        Target::Connection(c) if c.is_current(upstream) => Some(resolved.upstream_name),
+        _ => None,
+    }
 }
 
 fn with_query(path: String, query: &str) -> String {
     if query.is_empty() { path } else { format!("{path}?{query}") }
 }
 
-/// Forwards one request for `repo` (served by `upstream` as `upstream_name`).
+/// The upstream path and query of a request: built from the route's upstream name and the typed parts of
+/// the request only (no text the client sent is copied into it), or for an upload session, from the
+/// location the upstream handed out, which the pipeline verified the signature of.
+///
+/// Returns the path and query, and the upstream name of a mount's source when the request mounts one.
+fn upstream_path(
+    ctx: &Ctx,
+    upstream: &Upstream,
+    upstream_name: &str,
+    route: &OciRoute,
+) -> Result<(String, Option<String>)> {
+    let query = ctx.params.to_query();
+    let mut mount_from = None;
+    let path = match route {
+        OciRoute::Manifest(_, reference) => format!("/v2/{upstream_name}/manifests/{reference}"),
+        OciRoute::Blob(_, digest) => format!("/v2/{upstream_name}/blobs/{digest}"),
+        OciRoute::UploadStart(_) => {
+            let mut query = query;
+            if let (Some((digest, _)), Some(from)) =
+                (&ctx.params.mount, upstream_mount_source(ctx, &ctx.state.routes, upstream))
+            {
+                let mount = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("mount", &digest.to_string())
+                    .append_pair("from", &from)
+                    .finish();
+                query = if query.is_empty() { mount } else { format!("{mount}&{query}") };
+                mount_from = Some(from);
+            }
+            with_query(format!("/v2/{upstream_name}/blobs/uploads/"), &query)
+        }
+        OciRoute::Upload(_, id) => {
+            let target = location::decode_upload_id(id)?;
+            match (query.is_empty(), target.contains('?')) {
+                (true, _) => target,
+                (false, true) => format!("{target}&{query}"),
+                (false, false) => format!("{target}?{query}"),
+            }
+        }
+        OciRoute::Tags(_) => with_query(format!("/v2/{upstream_name}/tags/list"), &query),
+        OciRoute::Referrers(_, digest) => with_query(format!("/v2/{upstream_name}/referrers/{digest}"), &query),
+        OciRoute::Catalog => return Err(Error::bad_input("the catalog is not forwarded")),
+    };
+    Ok((path, mount_from))
+}
+
+/// The scopes the upstream request needs: the action on the upstream repository, and pull on a mount's
+/// source (asked for at once rather than learnt from a refusal).
+fn upstream_scopes(upstream_name: &str, action: Action, mount_from: Option<&str>) -> Result<Vec<Scope>> {
+    let mut scopes = vec![Scope::for_action(RepositoryName::parse(upstream_name)?, action)];
+    if let Some(from) = mount_from {
+        scopes.push(Scope::for_action(RepositoryName::parse(from)?, Action::Pull));
+    }
+    Ok(scopes)
+}
+
+/// Forwards one request (authorized by the pipeline) to `upstream`, where the repository is `upstream_name`.
 pub(crate) async fn forward(
     ctx: &Ctx,
     upstream: &Upstream,
-    repo: &RepositoryName,
     upstream_name: &str,
     route: &OciRoute,
     parts: &Parts,
     body: Body,
 ) -> Result<Response> {
     let method = &parts.method;
-    let query = parts.uri.query().unwrap_or("");
-    let action = Action::for_request(route, method);
-    let path = match route {
-        OciRoute::Upload(_, id) => {
-            // Clients may drop Authorization on the URL we handed out; its signature stands in for it.
-            let signed = ctx.state.locations.verify(repo.as_str(), id, query);
-            if !(signed && matches!(ctx.identity, Identity::Anonymous)) {
-                authorize(ctx, repo, Action::Push).await?;
-            }
-            let target = location::decode_upload_id(id, upstream_name, signed)?;
-            let extra = location::strip_signature(query);
-            if extra.is_empty() {
-                target
-            } else if target.contains('?') {
-                format!("{target}&{extra}")
-            } else {
-                format!("{target}?{extra}")
-            }
-        }
-        _ => {
-            authorize(ctx, repo, action).await?;
-            match route {
-                OciRoute::Manifest(_, reference) => {
-                    with_query(format!("/v2/{upstream_name}/manifests/{reference}"), query)
-                }
-                OciRoute::Blob(_, digest) => {
-                    if method == Method::GET
-                        && let Some(url) = download_url(upstream, upstream_name, digest).await?
-                    {
-                        return Ok(Response::builder()
-                            .status(StatusCode::TEMPORARY_REDIRECT)
-                            .header(header::LOCATION, hv(url.as_str()))
-                            .header("Docker-Content-Digest", hv(&digest.to_string()))
-                            .header(header::CONTENT_LENGTH, 0)
-                            .body(Body::empty())
-                            .expect("valid response"));
-                    }
-                    with_query(format!("/v2/{upstream_name}/blobs/{digest}"), query)
-                }
-                OciRoute::UploadStart(_) => with_query(
-                    format!("/v2/{upstream_name}/blobs/uploads/"),
-                    &rewrite_mount_query(query, &ctx.state.routes, upstream),
-                ),
-                OciRoute::Tags(_) => with_query(format!("/v2/{upstream_name}/tags/list"), query),
-                OciRoute::Referrers(_, digest) => with_query(format!("/v2/{upstream_name}/referrers/{digest}"), query),
-                OciRoute::Catalog | OciRoute::Upload(..) => unreachable!("handled above"),
-            }
-        }
-    };
+    let repo = route.repository().ok_or_else(|| Error::bad_input("only repository requests are forwarded"))?;
+    let action = action_for(route, method).unwrap_or(Action::Pull);
+    if let OciRoute::Blob(_, digest) = route
+        && method == Method::GET
+        && let Some(url) = download_url(upstream, upstream_name, digest).await?
+    {
+        return Ok(Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, hv(url.as_str()))
+            .header("Docker-Content-Digest", hv(&digest.to_string()))
+            .header(header::CONTENT_LENGTH, 0)
+            .body(Body::empty())
+            .expect("valid response"));
+    }
+    let (path, mount_from) = upstream_path(ctx, upstream, upstream_name, route)?;
     let mut headers = upstream_request_headers(&parts.headers);
     let names_a_manifest_type = headers
         .get_all(header::ACCEPT)
@@ -195,13 +187,7 @@ pub(crate) async fn forward(
             && !parts.headers.contains_key(header::TRANSFER_ENCODING);
     let has_body = matches!(*method, Method::PUT | Method::PATCH | Method::POST) && !empty;
     let body = has_body.then(|| reqwest::Body::wrap_stream(body.into_data_stream()));
-    let mut scope = scope(upstream_name, action);
-    if let OciRoute::UploadStart(_) = route
-        && let Some(from) = mount_source(&path)
-    {
-        // A mount reads the source too: ask for both at once rather than learn it from a refusal.
-        scope.push_str(&format!(" repository:{from}:pull"));
-    }
+    let scope = format_list(&upstream_scopes(upstream_name, action, mount_from.as_deref())?);
     let started = std::time::Instant::now();
     let sent = if let OciRoute::Upload(..) = route {
         upstream.client.send_session(method.clone(), &path, headers.clone(), body, &scope).await
@@ -217,7 +203,18 @@ pub(crate) async fn forward(
                 .await?
         }
         OciRoute::Blob(..) if method == Method::GET => {
-            recover::resuming_blob(&provider, method, response, refetch_upstream(upstream, path, headers, scope))
+            // A 200 is the whole blob whatever the client asked for, so it can always be checked.
+            let digest = match route {
+                OciRoute::Blob(_, digest) => Some(digest),
+                _ => None,
+            };
+            recover::resuming_blob(
+                &provider,
+                method,
+                response,
+                refetch_upstream(upstream, path, headers, scope),
+                digest,
+            )
         }
         _ => response,
     };
@@ -313,7 +310,11 @@ async fn respond(
             if same_origin && session {
                 out = out.header(header::LOCATION, hv(&ctx.state.locations.sign(base, repo.as_str(), path_query)));
             } else if same_origin && let Some(rest) = path_query.strip_prefix(&upstream_prefix) {
-                out = out.header(header::LOCATION, hv(&format!("{base}{client_prefix}{rest}")));
+                // Only a location that names one of this repository's endpoints is passed on, as ours.
+                let rest = rest.split('?').next().unwrap_or_default();
+                if OciRoute::parse(&format!("{repo}/{rest}")).is_ok() {
+                    out = out.header(header::LOCATION, hv(&format!("{base}{client_prefix}{rest}")));
+                }
             } else if matches!(route, OciRoute::Blob(..)) && !upstream.redirect_blobs && status.is_redirection() {
                 follow = Some(target);
             } else {
@@ -322,11 +323,10 @@ async fn respond(
             }
             continue;
         }
-        if name == header::LINK
-            && let Ok(text) = value.to_str()
-        {
-            out = out
-                .header(header::LINK, hv(&text.replace(&format!("<{upstream_prefix}"), &format!("<{client_prefix}"))));
+        if name == header::LINK {
+            if let Some(link) = value.to_str().ok().and_then(|text| client_link(route, repo, text)) {
+                out = out.header(header::LINK, hv(&link));
+            }
             continue;
         }
         out = out.header(name.clone(), value.clone());
@@ -336,7 +336,11 @@ async fn respond(
         let provider = upstream.provider.to_string();
         let refetch = refetch_redirect(&ctx.state.http, &provider, target);
         let fetched = refetch(None).await?;
-        return Ok(stream_response(recover::resuming_blob(&provider, method, fetched, refetch), method));
+        let digest = match route {
+            OciRoute::Blob(_, digest) => Some(digest),
+            _ => None,
+        };
+        return Ok(stream_response(recover::resuming_blob(&provider, method, fetched, refetch, digest), method));
     }
     if matches!(route, OciRoute::Tags(_)) && status.is_success() && method == Method::GET {
         return tags_with_client_name(out, response, repo, upstream).await;
@@ -347,6 +351,17 @@ async fn respond(
         Body::from_stream(response.bytes_stream().map_err(std::io::Error::other))
     };
     Ok(out.body(body).expect("valid response"))
+}
+
+/// Our `Link` for the upstream's next-page link of a tag list: the client's path with the page's `n` and
+/// `last`, typed (an upstream link is never passed on as it is). Other lists' links are dropped.
+fn client_link(route: &OciRoute, repo: &RepositoryName, text: &str) -> Option<String> {
+    let OciRoute::Tags(_) = route else { return None };
+    let target = text.split_once('<')?.1.split_once('>')?.0;
+    let query = target.split_once('?')?.1;
+    let next = OciRoute::Tags(repo.clone());
+    let params = crate::pipeline::Params::parse(&next, query).ok()?;
+    Some(format!("</v2/{repo}/tags/list?{}>; rel=\"next\"", params.to_query()))
 }
 
 /// The largest tag list rewritten; a registry sending more is answered with an error, not buffered.

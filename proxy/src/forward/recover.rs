@@ -17,10 +17,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
+use regbridge::oci::{Digest, Digester, MAX_MANIFEST_BYTES};
 use regbridge::{Error, Result};
-
-/// The largest manifest read whole (the OCI distribution spec's suggested limit, which registries apply).
-pub(crate) const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How many times a broken body is fetched again, per response.
 const MAX_RECOVERIES: u32 = 3;
@@ -71,11 +69,17 @@ pub(crate) async fn buffered_manifest(
 
 /// `response` with its body resumed through `refetch` when the connection breaks. Only a whole `200`
 /// with a known length is resumable (a partial answer the client asked for is passed on as it is).
+///
+/// With `expected`, the bytes are hashed as they pass, and the chunk that completes the body is sent only if
+/// the whole matches the digest: an upstream that answers a resume with other bytes (or corrupts a body)
+/// makes the client see a broken transfer, never a complete wrong one. Mismatches are counted in
+/// `regbridge_proxy_digest_mismatches_total`.
 pub(crate) fn resuming_blob(
     provider: &str,
     method: &Method,
     response: reqwest::Response,
     refetch: Refetch,
+    expected: Option<&Digest>,
 ) -> reqwest::Response {
     let Some(total) = response.content_length() else { return response };
     if method != Method::GET || response.status() != StatusCode::OK {
@@ -90,6 +94,7 @@ pub(crate) fn resuming_blob(
         total,
         recoveries: 0,
         refetch,
+        verify: expected.map(|d| (Digester::new(d.algorithm()), d.clone())),
     };
     let stream = futures_util::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
@@ -112,6 +117,8 @@ struct Resume {
     total: u64,
     recoveries: u32,
     refetch: Refetch,
+    /// The hash so far and the digest it must come to.
+    verify: Option<(Digester, Digest)>,
 }
 
 impl Resume {
@@ -121,6 +128,14 @@ impl Resume {
             match self.current.next().await {
                 Some(Ok(chunk)) => {
                     self.sent += chunk.len() as u64;
+                    if let Some((hash, _)) = &mut self.verify {
+                        hash.update(&chunk);
+                    }
+                    if self.sent >= self.total
+                        && let Err(err) = self.check()
+                    {
+                        return Some(Err(err));
+                    }
                     return Some(Ok(chunk));
                 }
                 None if self.sent >= self.total => return None,
@@ -136,6 +151,18 @@ impl Resume {
                 }
             }
         }
+    }
+
+    /// At the end of the body: whether what was relayed is the blob it claims to be.
+    fn check(&mut self) -> std::io::Result<()> {
+        let Some((hash, expected)) = self.verify.take() else { return Ok(()) };
+        let got = hash.finish();
+        if got == expected && self.sent == self.total {
+            return Ok(());
+        }
+        metrics::counter!("regbridge_proxy_digest_mismatches_total", "provider" => self.provider.clone()).increment(1);
+        tracing::warn!(provider = %self.provider, %expected, %got, bytes = self.sent, "an upstream blob body does not match its digest; the transfer is broken off");
+        Err(std::io::Error::other(format!("the blob's bytes do not match {expected}")))
     }
 
     /// Asks for the bytes from `sent` on and continues with them, if the answer is exactly those.

@@ -219,12 +219,32 @@ impl TestServer {
     /// For what reqwest cannot do: unnormalised paths (it resolves `..`), and reading a response the
     /// server sends before it has read the whole body.
     pub async fn raw(&self, method: Method, path: &str, headers: &[(&str, &str)], body: RawBody) -> RawResponse {
+        let auth = format!("Basic {}", regbridge::auth::encode_basic(ADMIN, &Secret::new(PASSWORD)));
+        let mut all = vec![("Authorization", auth.as_str())];
+        all.extend_from_slice(headers);
+        raw_request(&self.base, method, path, &all, body).await
+    }
+}
+
+/// Sends one request to `base` over a raw connection with exactly `headers` (a `Host` is added unless one
+/// is given), writing the body while reading the answer. For what reqwest cannot do: unnormalised paths
+/// (it resolves `..`), hostile headers, and reading a response sent before the whole body was read.
+pub async fn raw_request(
+    base: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: RawBody,
+) -> RawResponse {
+    {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let host = self.base.trim_start_matches("http://").to_owned();
+        let host = base.trim_start_matches("http://").to_owned();
         let stream = tokio::net::TcpStream::connect(&host).await.expect("connect");
         let (mut reader, mut writer) = stream.into_split();
-        let auth = regbridge::auth::encode_basic(ADMIN, &Secret::new(PASSWORD));
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {auth}\r\n");
+        let mut head = format!("{method} {path} HTTP/1.1\r\n");
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            head.push_str(&format!("Host: {host}\r\n"));
+        }
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
