@@ -30,6 +30,9 @@ pub struct ServeConfig {
     /// The key encrypting registry connections' secrets (`[connections] key`); when `None`, the key in
     /// `DATA_DIR/connections.key`, generated on first use.
     pub connections_key: Option<regbridge::Secret>,
+    /// URL prefixes foreign layers of pushed manifests may point at (`[manifests] allowed_urls`); empty
+    /// refuses every manifest with `urls`.
+    pub manifest_url_prefixes: Vec<String>,
 }
 
 impl ServeConfig {
@@ -45,6 +48,7 @@ impl ServeConfig {
             users: BTreeMap::new(),
             routes: Vec::new(),
             connections_key: None,
+            manifest_url_prefixes: Vec::new(),
         }
     }
 }

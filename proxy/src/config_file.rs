@@ -64,6 +64,20 @@ pub struct FileConfig {
     /// Registry connections: `[connections]`.
     #[serde(default)]
     pub connections: ConnectionsConfig,
+    /// What pushed manifests may contain: `[manifests]`.
+    #[serde(default)]
+    pub manifests: ManifestsConfig,
+}
+
+/// `[manifests]`: validation of pushed manifests.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestsConfig {
+    /// URL prefixes that foreign layers (descriptors with `urls`) may point at, e.g.
+    /// `["https://mcr.microsoft.com/"]`. Empty (the default): a manifest with `urls` is refused, as
+    /// distribution does with `validation.manifests.urls.allow` unset.
+    #[serde(default)]
+    pub allowed_urls: Vec<String>,
 }
 
 /// `[connections]`: where the key encrypting registry connections' secrets comes from.

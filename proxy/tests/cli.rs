@@ -142,6 +142,46 @@ async fn minted_credentials_in_every_format() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn minting_on_a_generic_route_never_hands_out_the_upstream_password() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("regbridge.toml");
+    std::fs::write(
+        &config,
+        "[[routes]]\nprovider = \"local\"\n[[routes]]\nprefix = \"hub\"\nprovider = \"generic\"\n\
+         registry = \"127.0.0.1:9\"\nusername = \"robot\"\npassword = \"static-robot-pw-41\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    for format in ["json", "env", "docker-config", "x-registry-auth", "k8s-secret"] {
+        let out =
+            cli(&server, &["creds", "mint", "hub/app", "--ttl", "5m", "--config", config, "--format", format], "");
+        assert_eq!(code(&out), 0, "{format}: {}", String::from_utf8_lossy(&out.stderr));
+        let all = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        assert!(!all.contains("static-robot-pw-41") && !all.contains("robot"), "{format}: {all}");
+        let decoded: String = all
+            .split(|c: char| !(c.is_ascii_alphanumeric() || "+/=_-".contains(c)))
+            .filter_map(|w| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, w).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect();
+        assert!(!decoded.contains("static-robot-pw-41"), "{format}: the password, base64-encoded");
+    }
+    let out = cli(&server, &["creds", "mint", "hub/app", "--ttl", "5m", "--config", config], "");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("credentials for the proxy"));
+    let json = ok_json(&out);
+    let (user, password) = (json["username"].as_str().unwrap(), json["password"].as_str().unwrap());
+    let expires = chrono::DateTime::parse_from_rfc3339(json["expiresAt"].as_str().unwrap()).unwrap();
+    assert!(expires.signed_duration_since(chrono::Utc::now()).num_seconds() <= 300, "the TTL asked for");
+    // They are this server's credentials, for that repository only.
+    let r = server.client.get(server.url("/v2/hub/app/tags/list")).basic_auth(user, Some(password));
+    assert_eq!(r.send().await.unwrap().status(), 404, "allowed (and empty)");
+    let r = server.client.get(server.url("/v2/hub/other/tags/list")).basic_auth(user, Some(password));
+    assert_eq!(r.send().await.unwrap().status(), 403, "another repository is denied");
+    let r = server.client.put(server.url("/v2/hub/app/manifests/v1")).basic_auth(user, Some(password));
+    assert_eq!(r.body("{}").send().await.unwrap().status(), 403, "a pull credential cannot push");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_no_route_serves_is_not_found() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();

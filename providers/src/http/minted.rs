@@ -1,13 +1,14 @@
 //! [`MintedCredentials`]: upstream credentials minted by a provider's `generate_credentials` for the
 //! repository a request needs, cached until shortly before they expire, one mint at a time per key.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use regbridge::auth::{Action, Scope};
+use regbridge::oci::RepositoryName;
 use regbridge::{Credentials, DynArtifactRegistry, Permissions, Result, Secret};
 
 use super::CredentialSource;
@@ -19,14 +20,17 @@ const REFRESH_FRACTION: u32 = 5;
 /// The most lifetime left at which credentials are minted anew.
 const MAX_MARGIN: Duration = Duration::from_secs(300);
 
-type Key = (String, Permissions);
+type Key = (RepositoryName, Permissions);
 type Slot = Arc<tokio::sync::Mutex<Option<Credentials>>>;
+
+/// Repositories whose credentials are kept at most; the least recently used go first beyond it.
+const MAX_KEYS: u64 = 10_000;
 
 /// Mints per-repository credentials with a provider, for an [`UpstreamClient`](super::UpstreamClient).
 pub struct MintedCredentials {
     provider: DynArtifactRegistry,
     ttl: Duration,
-    slots: Mutex<HashMap<Key, Slot>>,
+    slots: moka::sync::Cache<Key, Slot>,
 }
 
 impl fmt::Debug for MintedCredentials {
@@ -41,24 +45,25 @@ impl fmt::Debug for MintedCredentials {
 impl MintedCredentials {
     /// Mints with `provider`, asking for credentials that live `ttl`.
     pub fn new(provider: DynArtifactRegistry, ttl: Duration) -> Self {
-        Self { provider, ttl, slots: Mutex::new(HashMap::new()) }
+        // Idle entries go after the credentials' own lifetime: they would be minted anew by then anyway.
+        let slots = moka::sync::Cache::builder().max_capacity(MAX_KEYS).time_to_idle(ttl.max(MAX_MARGIN)).build();
+        Self { provider, ttl, slots }
     }
 
     fn slot(&self, key: &Key) -> Slot {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default().clone()
+        self.slots.get_with(key.clone(), Slot::default)
     }
 }
 
 /// The repository and permission level a scope needs: the first `repository:` entry, push when any of its
 /// actions writes.
-pub fn repository_of(scope: &str) -> Option<(String, Permissions)> {
-    scope.split_whitespace().find_map(|entry| {
-        let mut parts = entry.splitn(3, ':');
-        let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
-        (kind == "repository").then(|| {
-            let push = actions.split(',').any(|a| matches!(a, "push" | "delete" | "*"));
-            (name.to_owned(), if push { Permissions::PushPull } else { Permissions::Pull })
-        })
+pub fn repository_of(scope: &str) -> Option<(RepositoryName, Permissions)> {
+    Scope::parse_list([scope]).into_iter().find_map(|scope| match scope {
+        Scope::Repository { name, actions } => {
+            let push = actions.contains(Action::Push) || actions.contains(Action::Delete);
+            Some((name, if push { Permissions::PushPull } else { Permissions::Pull }))
+        }
+        Scope::Catalog => None,
     })
 }
 
@@ -80,7 +85,7 @@ impl CredentialSource for MintedCredentials {
             return Ok(Some((c.username.clone(), c.password.clone())));
         }
         metrics::counter!("regbridge_credential_cache_total", "cache" => "minted", "result" => "miss").increment(1);
-        let minted = self.provider.generate_credentials(&key.0, key.1, self.ttl).await?;
+        let minted = self.provider.generate_credentials(key.0.as_str(), key.1, self.ttl).await?;
         let login = (minted.username.clone(), minted.password.clone());
         *cached = Some(minted);
         Ok(Some(login))
@@ -91,14 +96,18 @@ impl CredentialSource for MintedCredentials {
 mod tests {
     use super::*;
 
+    fn name(s: &str) -> RepositoryName {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn scopes() {
-        assert_eq!(repository_of("repository:a/b:pull"), Some(("a/b".into(), Permissions::Pull)));
-        assert_eq!(repository_of("repository:a:pull,push"), Some(("a".into(), Permissions::PushPull)));
-        assert_eq!(repository_of("repository:a:delete"), Some(("a".into(), Permissions::PushPull)));
+        assert_eq!(repository_of("repository:a/b:pull"), Some((name("a/b"), Permissions::Pull)));
+        assert_eq!(repository_of("repository:a:pull,push"), Some((name("a"), Permissions::PushPull)));
+        assert_eq!(repository_of("repository:a:delete"), Some((name("a"), Permissions::PushPull)));
         assert_eq!(
             repository_of("registry:catalog:* repository:x:pull repository:y:push"),
-            Some(("x".into(), Permissions::Pull))
+            Some((name("x"), Permissions::Pull))
         );
         assert_eq!(repository_of("registry:catalog:*"), None);
     }

@@ -53,6 +53,7 @@ impl ConfigArgs {
             users: file.users,
             routes: file.routes,
             connections_key: file.connections.key,
+            manifest_url_prefixes: file.manifests.allowed_urls,
             ..defaults
         })
     }

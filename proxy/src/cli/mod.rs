@@ -11,6 +11,7 @@ mod context;
 mod creds;
 mod gc;
 mod helper;
+mod registry;
 mod repo;
 mod serve;
 
@@ -71,7 +72,7 @@ enum Command {
     CredentialHelper(helper::HelperArgs),
     /// Registry connections (add, list, get, validate, rm): stored credentials for generic upstream
     /// registries in the data directory, usable by `generic` routes with `connection = "NAME"`.
-    Registry(crate::connections::cli::RegistryArgs),
+    Registry(registry::RegistryArgs),
 }
 
 /// Runs the command line (`args` as from `std::env::args_os`). Invoked as `docker-credential-regbridge`,
@@ -92,7 +93,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         Command::Gc(args) => gc::run(args),
         Command::Check(args) => block_on(check::run(args)),
         Command::CredentialHelper(args) => helper::run(args),
-        Command::Registry(args) => crate::connections::cli::run(args),
+        Command::Registry(args) => registry::run(args),
     }
 }
 

@@ -1,12 +1,11 @@
 //! Registry connections: named credentials for generic upstream registries (Docker Hub, GHCR, a private
 //! Harbor), kept in `DATA_DIR/connections.db` with their secrets encrypted ([`crypto`]), managed through the
-//! admin API (`/admin/v1/registries`) and the `regbridge registry` command ([`cli`]), checked against the
+//! admin API (`/admin/v1/registries`) and the `regbridge registry` command (`crate::cli`), checked against the
 //! registry ([`validate`]), and usable as the target of a `generic` route ([`route`]) without a restart.
 //!
 //! A connection's password or token never leaves the store except to log in to its registry: the
 //! [`Connection`] everyone else sees has only a `hasSecret` flag.
 
-pub mod cli;
 pub mod crypto;
 pub mod route;
 pub mod store;

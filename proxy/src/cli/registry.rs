@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use regbridge::Secret;
 
-use super::validate::validate;
-use super::{ConnectionError, ConnectionInput, ConnectionStore};
+use crate::connections::validate::validate;
+use crate::connections::{ConnectionError, ConnectionInput, ConnectionStore};
 
 /// `regbridge registry`: the registry connections of a data directory.
 #[derive(Debug, clap::Args)]
