@@ -123,7 +123,7 @@ async fn no_client_text_chooses_an_upstream_url() {
         "/v2/mirror/../../".to_owned(),
         "/".to_owned(),
         format!("/v2/mirror/mine/blobs/uploads/../../../{victim}/tags/list"),
-        format!("/v2/mirror/mine/blobs/uploads/x/../../../../_catalog?n=100"),
+        "/v2/mirror/mine/blobs/uploads/x/../../../../_catalog?n=100".to_owned(),
         format!("/v2/mirror/mine/blobs/uploads/%2e%2e/%2e%2e/%2e%2e/{victim}/tags/list"),
     ];
     for target in &escapes {
