@@ -12,9 +12,9 @@ use regbridge::{Error, Result};
 use url::Url;
 
 use super::auth::{Auth, Scheme};
-use super::backoff::{Backoff, retry_after};
+use super::backoff::Backoff;
 use super::errors;
-use super::retry::{is_retryable_error, is_retryable_status, may_retry};
+use super::retry::{Rules, may_retry, with_retries};
 use super::token::{TokenCache, TokenKey};
 use super::{ClientOptions, CredentialSource};
 
@@ -307,31 +307,18 @@ impl UpstreamClient {
         what: &str,
     ) -> Result<reqwest::Response> {
         let attempts = if may_retry(method, false) { self.inner.max_attempts } else { 1 };
-        let mut attempt = 1;
-        loop {
-            let mut builder = self.request(method, url, headers, auth)?;
-            if let Some(body) = &body {
-                builder = builder.body(body.clone());
-            }
-            let result = builder.send().await;
-            let wait = match &result {
-                _ if attempt >= attempts => None,
-                Ok(r) if is_retryable_status(r.status()) => self.backoff.delay(attempt, retry_after(r.headers())),
-                Err(e) if is_retryable_error(e) => self.backoff.delay(attempt, None),
-                _ => None,
-            };
-            match (result, wait) {
-                (Ok(response), None) => return Ok(response),
-                (Err(e), None) => return Err(errors::from_transport(&self.inner.provider, what, e)),
-                (outcome, Some(wait)) => {
-                    let status = outcome.as_ref().map(|r| r.status().as_u16()).ok();
-                    tracing::debug!(provider = %self.inner.provider, what, ?status, attempt, ?wait, "retrying");
-                    drop(outcome);
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-            }
+        let rules = Rules { max_attempts: attempts, failures: true, rate_limits: true };
+        let mut builder = self.request(method, url, headers, auth)?;
+        if let Some(body) = body {
+            builder = builder.body(body);
         }
+        let request = builder.build().map_err(|e| errors::from_transport(&self.inner.provider, what, e))?;
+        let http = &self.inner.http;
+        // The body is bytes, never a stream, and a request with a bytes body always clones.
+        let send = || http.execute(request.try_clone().expect("a request with a buffered body clones"));
+        with_retries(rules, &self.backoff, &self.inner.provider, what, send)
+            .await
+            .map_err(|e| errors::from_transport(&self.inner.provider, what, e))
     }
 }
 

@@ -17,7 +17,7 @@ use url::Url;
 use super::ClientOptions;
 use super::backoff::{Backoff, retry_after};
 use super::errors::read_bounded;
-use super::retry::{is_retryable_error, is_retryable_status};
+use super::retry::{Rules, with_retries};
 
 /// A failed control-plane request: the HTTP status (`None` when no response arrived), the service's error
 /// code (Google's `status` such as `ABORTED`, else `code`), and the message for the caller.
@@ -137,34 +137,14 @@ impl RestClient {
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, RestError> {
         let idempotent = matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
-        let mut attempt = 1;
-        loop {
-            let result = build(&self.http).send().await;
-            let more = attempt < self.max_attempts;
-            let wait = match &result {
-                Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS && more => {
-                    self.backoff.delay(attempt, retry_after(r.headers()))
-                }
-                Ok(r) if idempotent && more && is_retryable_status(r.status()) => {
-                    self.backoff.delay(attempt, retry_after(r.headers()))
-                }
-                Err(e) if idempotent && more && is_retryable_error(e) => self.backoff.delay(attempt, None),
-                _ => None,
-            };
-            match (result, wait) {
-                (Ok(r), None) if r.status().is_success() => return Ok(r),
-                (Ok(r), None) => return Err(self.response_error(what, r).await),
-                (Err(e), None) => {
-                    let kind = if e.is_timeout() { "timed out" } else { "could not connect or the connection broke" };
-                    return Err(self.fail(None, "", None, format!("{what}: {kind}")));
-                }
-                (outcome, Some(wait)) => {
-                    let status = outcome.as_ref().map(|r| r.status().as_u16()).ok();
-                    tracing::debug!(provider = %self.provider, what, ?status, attempt, ?wait, "retrying");
-                    drop(outcome);
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
+        let rules = Rules { max_attempts: self.max_attempts, failures: idempotent, rate_limits: true };
+        let result = with_retries(rules, &self.backoff, &self.provider, what, || build(&self.http).send()).await;
+        match result {
+            Ok(r) if r.status().is_success() => Ok(r),
+            Ok(r) => Err(self.response_error(what, r).await),
+            Err(e) => {
+                let kind = if e.is_timeout() { "timed out" } else { "could not connect or the connection broke" };
+                Err(self.fail(None, "", None, format!("{what}: {kind}")))
             }
         }
     }

@@ -14,7 +14,60 @@
 //! Failures after the response headers arrived (a connection reset while the body streams) are not seen
 //! here: the response was already handed to the caller.
 
+use std::future::Future;
+
 use http::{Method, StatusCode};
+
+use super::backoff::{Backoff, retry_after};
+
+/// When a request is sent again: at most `max_attempts` in all; after a 429 when `rate_limits`; after a
+/// retryable status or a transport failure when `failures` (idempotent requests only).
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Retry 5xx (and 429) answers and transport failures.
+    pub failures: bool,
+    /// Retry 429 answers (after `Retry-After`).
+    pub rate_limits: bool,
+}
+
+/// The one retry loop of both HTTP clients: sends with `send` until an outcome the `rules` do not retry,
+/// or the attempts run out, waiting `backoff` (or the server's `Retry-After`) in between. Returns the last
+/// outcome as it is; callers turn it into their errors.
+pub async fn with_retries<F, Fut>(
+    rules: Rules,
+    backoff: &Backoff,
+    provider: &str,
+    what: &str,
+    mut send: F,
+) -> reqwest::Result<reqwest::Response>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let mut attempt = 1;
+    loop {
+        let result = send().await;
+        let wait = match &result {
+            _ if attempt >= rules.max_attempts => None,
+            Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS && (rules.rate_limits || rules.failures) => {
+                backoff.delay(attempt, retry_after(r.headers()))
+            }
+            Ok(r) if rules.failures && is_retryable_status(r.status()) => {
+                backoff.delay(attempt, retry_after(r.headers()))
+            }
+            Err(e) if rules.failures && is_retryable_error(e) => backoff.delay(attempt, None),
+            _ => None,
+        };
+        let Some(wait) = wait else { return result };
+        let status = result.as_ref().map(|r| r.status().as_u16()).ok();
+        tracing::debug!(provider, what, ?status, attempt, ?wait, "retrying");
+        drop(result);
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+    }
+}
 
 /// True for the methods the client retries: `GET` and `HEAD`.
 pub fn is_retryable_method(method: &Method) -> bool {
