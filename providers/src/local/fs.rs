@@ -194,10 +194,13 @@ impl FsStorage {
 
 /// Appends a stream to a file on a blocking thread, hashing as it goes, while the async side keeps
 /// receiving: network and disk+hash overlap on two cores. Returns the bytes written and the hash state.
+/// With `expected`, a body of any other length is an error (`SIZE_INVALID`), found as soon as it runs
+/// over, so an oversized chunk is never read to its end. On any error the caller rolls the file back.
 async fn append_hashing(
     path: PathBuf,
     mut hash: Option<Digester>,
     mut body: ByteStream,
+    expected: Option<u64>,
 ) -> Result<(u64, Option<Digester>)> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Option<Digester>)> {
@@ -214,16 +217,27 @@ async fn append_hashing(
         out.flush()?;
         Ok((written, hash))
     });
-    let mut body_error = None;
+    let mut received = 0u64;
+    let mut failure = None;
     while let Some(chunk) = body.next().await {
         match chunk {
             Ok(chunk) => {
+                received += chunk.len() as u64;
+                if let Some(expected) = expected
+                    && received > expected
+                {
+                    failure = Some(wrong_length(expected, format!("more than {expected}")));
+                    break;
+                }
                 if tx.send(chunk).await.is_err() {
                     break; // the writer failed; its error is reported below
                 }
             }
             Err(e) => {
-                body_error = Some(e);
+                failure = Some(Error::invalid(
+                    OciErrorCode::BlobUploadInvalid,
+                    format!("the request body ended with an error after {received} bytes: {e}"),
+                ));
                 break;
             }
         }
@@ -233,14 +247,20 @@ async fn append_hashing(
         .await
         .map_err(|e| Error::internal("storage: upload writer", e))?
         .map_err(|e| io_err("write upload", e))?;
-    match body_error {
-        // What arrived before the client went away stays: the upload can be resumed from there.
-        Some(e) => Err(Error::invalid(
-            OciErrorCode::BlobUploadInvalid,
-            format!("the request body ended with an error after {written} bytes: {e}"),
-        )),
-        None => Ok((written, hash)),
+    if let Some(failure) = failure {
+        return Err(failure);
     }
+    match expected {
+        Some(expected) if written != expected => Err(wrong_length(expected, written.to_string())),
+        _ => Ok((written, hash)),
+    }
+}
+
+fn wrong_length(expected: u64, got: String) -> Error {
+    Error::invalid(
+        OciErrorCode::SizeInvalid,
+        format!("the Content-Range announced {expected} bytes, the body had {got}; nothing of it was kept"),
+    )
 }
 
 fn hash_file(path: &Path, algorithm: Algorithm) -> std::io::Result<Digest> {
@@ -429,33 +449,56 @@ impl Storage for FsStorage {
         &self,
         repo: &RepositoryName,
         id: &str,
-        offset: Option<u64>,
+        range: Option<(u64, u64)>,
         body: ByteStream,
     ) -> Result<u64> {
         let size = self.upload_size(repo, id).await?;
-        if let Some(offset) = offset
-            && offset != size
+        if let Some((start, end)) = range
+            && end < start
+        {
+            return Err(Error::invalid(OciErrorCode::RangeInvalid, format!("the chunk range {start}-{end} is empty")));
+        }
+        if let Some((start, _)) = range
+            && start != size
         {
             return Err(Error::invalid(
                 OciErrorCode::RangeInvalid,
                 format!(
-                    "the chunk starts at byte {offset}, but the upload has {size} bytes; send the chunk starting at {size}"
+                    "the chunk starts at byte {start}, but the upload has {size} bytes; send the chunk starting at {size}"
                 ),
             ));
         }
         // The saved hash state is usable only if it covers exactly the bytes on disk (a restart loses it).
         let hash = self.take_hash(id).filter(|h| h.size == size).map(|h| h.digester);
         let path = self.upload_dir(id)?.join("data");
-        let result = append_hashing(path, hash, body).await;
-        let (written, hash) = match result {
-            Ok(r) => r,
-            Err(e) => return Err(e),
-        };
-        let new_size = size + written;
-        if let Some(digester) = hash {
-            self.keep_hash(id, UploadHash { size: new_size, digester });
+        let expected = range.map(|(start, end)| end - start + 1);
+        match append_hashing(path.clone(), hash.clone(), body, expected).await {
+            Ok((written, hash)) => {
+                let new_size = size + written;
+                if let Some(digester) = hash {
+                    self.keep_hash(id, UploadHash { size: new_size, digester });
+                }
+                Ok(new_size)
+            }
+            Err(e) => {
+                // All or nothing: a refused chunk, a body that broke midway (client gone, read timeout) or
+                // a failed write is cut off again, so the upload keeps exactly its size and hash state from
+                // before this request and the client resumes from the size a status request reports.
+                // Keeping a partial body instead would need it flushed and hashed exactly; cutting it off
+                // is one rule for every failure.
+                let file = tokio::fs::OpenOptions::new().write(true).open(&path).await;
+                match file {
+                    Ok(file) => file.set_len(size).await.map_err(|e| io_err("roll back upload", e))?,
+                    // Finished or cancelled by a concurrent request meanwhile: nothing to roll back.
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Err(Error::not_found(Resource::Upload, id)),
+                    Err(e) => return Err(io_err("roll back upload", e)),
+                }
+                if let Some(digester) = hash {
+                    self.keep_hash(id, UploadHash { size, digester });
+                }
+                Err(e)
+            }
         }
-        Ok(new_size)
     }
 
     async fn finish_upload(&self, repo: &RepositoryName, id: &str, digest: &Digest) -> Result<u64> {

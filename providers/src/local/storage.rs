@@ -124,13 +124,17 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn start_upload(&self, repo: &RepositoryName) -> Result<String>;
     /// Bytes received so far by upload `id`.
     async fn upload_size(&self, repo: &RepositoryName, id: &str) -> Result<u64>;
-    /// Appends `body` to upload `id`. With `offset`, the chunk must start where the upload ends
-    /// (`RANGE_INVALID` otherwise). Returns the new size.
+    /// Appends `body` to upload `id`, returning the new size. With `range` (the inclusive `Content-Range`
+    /// of a chunk), the chunk must start where the upload ends (`RANGE_INVALID` otherwise) and have exactly
+    /// that many bytes (`SIZE_INVALID` otherwise).
+    ///
+    /// All or nothing: when this fails (a refused chunk, a body that ends with an error, a failed write),
+    /// the upload is left exactly as it was before the call, its size and its hash state.
     async fn append_upload(
         &self,
         repo: &RepositoryName,
         id: &str,
-        offset: Option<u64>,
+        range: Option<(u64, u64)>,
         body: ByteStream,
     ) -> Result<u64>;
     /// Verifies upload `id` against `digest` and stores it as a blob of `repo`; `DIGEST_INVALID` (and the
