@@ -258,6 +258,17 @@ async fn gc_deletes_only_unreferenced_blobs() {
         let r = server.admin(reqwest::Method::GET, &format!("/v2/gc/app/blobs/{digest}")).send().await.unwrap();
         assert_eq!(r.bytes().await.unwrap().to_vec(), *blob);
     }
+    // No grace at all is allowed: the stored image keeps its blobs, a new orphan goes at once.
+    let orphan_digest = server.push_blob("gc/app", b"another orphan").await;
+    let zero = ok_json(&cli(&server, &["gc", "--grace", "0s"], ""));
+    assert_eq!(zero["deleted"], serde_json::json!([orphan_digest]), "{zero}");
+    let r = server.admin(reqwest::Method::GET, "/v2/gc/app/manifests/v1").send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), image.bytes, "the image is intact");
+    let bad = cli(&server, &["gc", "--grace", "soon"], "");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(code(&bad), 2);
+    assert!(err.contains("grace period") && !err.contains("TTL"), "{err}");
+
     let none = cli(&server, &["gc", "--data-dir", "/nonexistent/regbridge"], "");
     assert_eq!(code(&none), 2);
 }

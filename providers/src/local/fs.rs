@@ -11,6 +11,7 @@
 //! repositories/<name>/_tags/<tag>               the digest a tag points at
 //! repositories/<name>/_referrers/<alg>/<subject hex>/<alg>-<hex>   referrer descriptors
 //! tmp/                                          staging for atomic renames
+//! gc/intents/<uuid>, gc/sweeps/<uuid>           the fence between manifest writes and gc (`fence`)
 //! ```
 //!
 //! Every file that becomes visible is written elsewhere first and renamed into place, so a killed
@@ -31,7 +32,10 @@ use regbridge::{Error, OciErrorCode, Resource, Result};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::storage::{BlobRead, ByteStream, MetaUpdate, ReferrerDescriptor, RepositoryMeta, Storage, StoredManifest};
+use super::fence;
+use super::storage::{
+    BlobRead, ByteStream, MetaUpdate, References, ReferrerDescriptor, RepositoryMeta, Storage, StoredManifest,
+};
 
 /// Read buffer for blob downloads: large enough that a 1 GiB blob is a few thousand reads.
 const READ_CHUNK: usize = 256 * 1024;
@@ -545,9 +549,20 @@ impl Storage for FsStorage {
         &self,
         repo: &RepositoryName,
         manifest: &StoredManifest,
+        references: &References,
         referrer: Option<ReferrerDescriptor>,
         tag: Option<&Tag>,
     ) -> Result<()> {
+        // The fence against a collection's sweep (see `fence`): intent, wait, check, write, drop the intent.
+        let named: Vec<&Digest> = (references.blobs.iter().chain(&references.manifests))
+            .chain(manifest.subject.iter())
+            .chain(std::iter::once(&manifest.digest))
+            .collect();
+        let intent = fence::intents_dir(&self.root).join(uuid::Uuid::new_v4().simple().to_string());
+        self.write_atomic(&intent, &fence::intent_bytes(&named)).await?;
+        let _intent = fence::Intent(intent);
+        fence::wait_for_sweeps(&self.root).await?;
+        super::check_references(self, repo, references).await?;
         let blob = self.blob_path(&manifest.digest);
         if !Self::exists(&blob).await? {
             self.write_atomic(&blob, &manifest.bytes).await?;

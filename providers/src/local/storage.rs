@@ -61,6 +61,15 @@ pub struct StoredManifest {
     pub subject: Option<Digest>,
 }
 
+/// What a manifest needs in its repository before it may be stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct References {
+    /// Blobs (config and layers).
+    pub blobs: Vec<Digest>,
+    /// Manifests (the entries of an index).
+    pub manifests: Vec<Digest>,
+}
+
 /// A descriptor listed by the referrers API (image-spec `descriptor.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -144,11 +153,21 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()>;
 
     /// Stores a manifest under its digest, records `referrer` under its subject, and tags it when `tag` is
-    /// given. Validation (shape, digest, referenced content) happens before, in [`super::store_manifest`].
+    /// given; `MANIFEST_BLOB_UNKNOWN` when something in `references` is not in `repo` (checked with
+    /// [`super::check_references`]). Validation of shape and digest happens before, in
+    /// [`super::store_manifest`].
+    ///
+    /// # Contract
+    ///
+    /// Once this returns `Ok`, no garbage collection — one running now, or any later — deletes the
+    /// manifest or anything in `references` while the manifest exists, whatever its grace period. An
+    /// implementation fences the check and the write against the collection's sweep (the filesystem's:
+    /// [`super::fence`]); a collection that deleted a reference first makes this fail instead.
     async fn put_manifest(
         &self,
         repo: &RepositoryName,
         manifest: &StoredManifest,
+        references: &References,
         referrer: Option<ReferrerDescriptor>,
         tag: Option<&Tag>,
     ) -> Result<()>;

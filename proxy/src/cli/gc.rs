@@ -15,10 +15,16 @@ pub struct GcArgs {
     #[arg(long)]
     dry_run: bool,
     /// Spare unreferenced blobs written or used more recently than this (pushes in progress): `30m`, `2h`.
-    #[arg(long, default_value = "1h", value_parser = super::creds::parse_ttl)]
+    /// `0s` spares none; manifests already stored keep their blobs whatever the grace period.
+    #[arg(long, default_value = "1h", value_parser = parse_grace)]
     grace: Duration,
     #[command(flatten)]
     config: ConfigArgs,
+}
+
+/// Parses `--grace`: any duration, zero included.
+fn parse_grace(text: &str) -> Result<Duration, String> {
+    super::parse_duration(text, "grace period")
 }
 
 /// Runs a collection and prints its report as JSON; progress on stderr when it is a terminal.
@@ -59,5 +65,19 @@ pub fn run(args: GcArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => super::fail(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_periods() {
+        assert_eq!(parse_grace("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_grace("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_grace("30m"), Ok(Duration::from_secs(1800)));
+        let err = parse_grace("soon").unwrap_err();
+        assert!(err.contains("grace period") && !err.contains("TTL"), "{err}");
     }
 }
