@@ -138,7 +138,7 @@ async fn acknowledged_repushes_survive_concurrent_gc_with_no_grace() {
     let gc = {
         let (done, gc_runs, root) = (done.clone(), gc_runs.clone(), root.clone());
         tokio::task::spawn_blocking(move || {
-            let options = GcOptions { grace: Duration::ZERO, dry_run: false };
+            let options = GcOptions { grace: Duration::ZERO, ..GcOptions::default() };
             let mut deleted = 0;
             // Bounded: the clients finish in well under a minute; the collector stops with them.
             for _ in 0..200_000 {

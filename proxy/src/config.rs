@@ -30,6 +30,9 @@ pub struct ServeConfig {
     /// The key encrypting registry connections' secrets (`[connections] key`); when `None`, the key in
     /// `DATA_DIR/connections.key`, generated on first use.
     pub connections_key: Option<regbridge::Secret>,
+    /// Upload sessions that receive nothing for this long expire (`BLOB_UPLOAD_UNKNOWN`), and `gc` removes
+    /// them; default a day ([`regbridge_providers::local::fs::DEFAULT_UPLOAD_EXPIRY`]).
+    pub upload_expiry: std::time::Duration,
 }
 
 impl ServeConfig {
@@ -45,6 +48,7 @@ impl ServeConfig {
             users: BTreeMap::new(),
             routes: Vec::new(),
             connections_key: None,
+            upload_expiry: regbridge_providers::local::fs::DEFAULT_UPLOAD_EXPIRY,
         }
     }
 }

@@ -30,6 +30,8 @@ use std::time::{Duration, Instant, SystemTime};
 use regbridge::oci::Digest;
 use regbridge::{Error, Result};
 
+use super::gc::idle;
+
 /// How long a sweep record counts as live without a refresh.
 pub const SWEEP_LEASE: Duration = Duration::from_secs(30);
 
@@ -51,10 +53,6 @@ pub(crate) fn sweeps_dir(root: &Path) -> PathBuf {
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::internal(format!("gc fence: {what} {}", path.display()), e)
-}
-
-fn age(modified: std::io::Result<SystemTime>, now: SystemTime) -> Duration {
-    modified.ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default()
 }
 
 /// The file contents of an intent naming `digests`.
@@ -85,10 +83,9 @@ pub(crate) async fn wait_for_sweeps(root: &Path) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(io("read", &dir, e)),
         };
-        let now = SystemTime::now();
         while let Some(entry) = entries.next_entry().await.map_err(|e| io("read", &dir, e))? {
             let Ok(meta) = entry.metadata().await else { continue };
-            if age(meta.modified(), now) < SWEEP_LEASE {
+            if idle(&meta) < SWEEP_LEASE {
                 live = true;
                 break;
             }
@@ -115,7 +112,6 @@ pub(crate) fn intended(root: &Path) -> Result<Vec<Digest>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io("read", &dir, e)),
     };
-    let now = SystemTime::now();
     let mut out = Vec::new();
     for entry in read {
         let path = entry.map_err(|e| io("read", &dir, e))?.path();
@@ -125,7 +121,7 @@ pub(crate) fn intended(root: &Path) -> Result<Vec<Digest>> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io("read", &path, e)),
         };
-        if age(std::fs::metadata(&path).and_then(|m| m.modified()), now) > STALE_INTENT {
+        if std::fs::metadata(&path).is_ok_and(|m| idle(&m) > STALE_INTENT) {
             let _ = std::fs::remove_file(&path);
             continue;
         }
@@ -183,9 +179,8 @@ impl Drop for Sweep {
 /// Removes sweep records of collections that died (not refreshed for a lease); they are ignored anyway.
 pub(crate) fn remove_dead_sweeps(root: &Path) {
     let Ok(read) = std::fs::read_dir(sweeps_dir(root)) else { return };
-    let now = SystemTime::now();
     for entry in read.flatten() {
-        if entry.metadata().is_ok_and(|m| age(m.modified(), now) > SWEEP_LEASE * 2) {
+        if entry.metadata().is_ok_and(|m| idle(&m) > SWEEP_LEASE * 2) {
             let _ = std::fs::remove_file(entry.path());
         }
     }

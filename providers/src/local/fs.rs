@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -55,17 +56,25 @@ struct ManifestLink {
     subject: Option<Digest>,
 }
 
+/// How long an upload session may receive nothing before it expires: a day, long enough for any
+/// client that pauses a push, short enough that abandoned uploads do not fill the disk for a week
+/// (distribution's default).
+pub const DEFAULT_UPLOAD_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
 /// Hash state of an upload kept between requests, valid while the upload file has `size` bytes.
 #[derive(Debug)]
 struct UploadHash {
     size: u64,
     digester: Digester,
+    /// When it was kept: states of uploads idle past their expiry are dropped.
+    kept: Instant,
 }
 
 /// Registry storage in a directory.
 #[derive(Debug)]
 pub struct FsStorage {
     root: PathBuf,
+    upload_expiry: Duration,
     hashes: Mutex<HashMap<String, UploadHash>>,
     meta_lock: tokio::sync::Mutex<()>,
     manifests: Mutex<HashMap<(String, String), StoredManifest>>,
@@ -80,10 +89,18 @@ impl FsStorage {
         }
         Ok(Self {
             root,
+            upload_expiry: DEFAULT_UPLOAD_EXPIRY,
             hashes: Mutex::new(HashMap::new()),
             meta_lock: tokio::sync::Mutex::new(()),
             manifests: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Upload sessions that received nothing for `expiry` are unknown from then on
+    /// (`BLOB_UPLOAD_UNKNOWN`), and `gc` removes them; default [`DEFAULT_UPLOAD_EXPIRY`].
+    pub fn with_upload_expiry(mut self, expiry: Duration) -> Self {
+        self.upload_expiry = expiry;
+        self
     }
 
     /// The root directory.
@@ -175,24 +192,33 @@ impl FsStorage {
     /// The directory of upload `id` of `repo`. An upload whose data was already stored as a blob (a
     /// server killed while finishing it leaves the directory without `data`) is unknown, as it is once
     /// finished normally.
+    /// An upload idle for longer than the expiry is unknown too, whether or not gc removed it yet.
     async fn upload_of(&self, repo: &RepositoryName, id: &str) -> Result<PathBuf> {
         let dir = self.upload_dir(id)?;
+        let unknown = || Error::not_found(Resource::Upload, id);
         match Self::read_optional(&dir.join("repo")).await? {
-            Some(owner) if owner == repo.as_str().as_bytes() && Self::exists(&dir.join("data")).await? => Ok(dir),
-            _ => Err(Error::not_found(Resource::Upload, id)),
+            Some(owner) if owner == repo.as_str().as_bytes() => {}
+            _ => return Err(unknown()),
+        }
+        match tokio::fs::metadata(dir.join("data")).await {
+            Ok(meta) if super::gc::idle(&meta) <= self.upload_expiry => Ok(dir),
+            Ok(_) => Err(unknown()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(unknown()),
+            Err(e) => Err(io_err("stat upload", e)),
         }
     }
 
     fn forget_manifests(&self) {
-        self.manifests.lock().expect("cache lock").clear();
+        self.manifests.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     fn take_hash(&self, id: &str) -> Option<UploadHash> {
-        self.hashes.lock().expect("hash lock").remove(id)
+        self.hashes.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
     }
 
-    fn keep_hash(&self, id: &str, hash: UploadHash) {
-        self.hashes.lock().expect("hash lock").insert(id.to_owned(), hash);
+    fn keep_hash(&self, id: &str, size: u64, digester: Digester) {
+        let hash = UploadHash { size, digester, kept: Instant::now() };
+        self.hashes.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), hash);
     }
 }
 
@@ -435,7 +461,10 @@ impl Storage for FsStorage {
         tokio::fs::write(dir.join("data"), b"").await.map_err(|e| io_err("create upload", e))?;
         // The owner file is written last: an upload without it is not visible.
         self.write_atomic(&dir.join("repo"), repo.as_str().as_bytes()).await?;
-        self.keep_hash(&id, UploadHash { size: 0, digester: Algorithm::Sha256.hasher() });
+        // Hash states of abandoned uploads would otherwise stay in memory for good.
+        let expiry = self.upload_expiry;
+        self.hashes.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, h| h.kept.elapsed() <= expiry);
+        self.keep_hash(&id, 0, Algorithm::Sha256.hasher());
         Ok(id)
     }
 
@@ -480,7 +509,7 @@ impl Storage for FsStorage {
             Ok((written, hash)) => {
                 let new_size = size + written;
                 if let Some(digester) = hash {
-                    self.keep_hash(id, UploadHash { size: new_size, digester });
+                    self.keep_hash(id, new_size, digester);
                 }
                 Ok(new_size)
             }
@@ -498,7 +527,7 @@ impl Storage for FsStorage {
                     Err(e) => return Err(io_err("roll back upload", e)),
                 }
                 if let Some(digester) = hash {
-                    self.keep_hash(id, UploadHash { size, digester });
+                    self.keep_hash(id, size, digester);
                 }
                 Err(e)
             }
@@ -583,7 +612,7 @@ impl Storage for FsStorage {
 
     async fn get_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<Option<StoredManifest>> {
         let key = (repo.to_string(), reference.to_string());
-        if let Some(hit) = self.manifests.lock().expect("cache lock").get(&key) {
+        if let Some(hit) = self.manifests.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(Some(hit.clone()));
         }
         let digest = match reference {
@@ -603,7 +632,7 @@ impl Storage for FsStorage {
         };
         let manifest =
             StoredManifest { media_type: link.media_type, digest, bytes: Bytes::from(bytes), subject: link.subject };
-        let mut cache = self.manifests.lock().expect("cache lock");
+        let mut cache = self.manifests.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= MANIFEST_CACHE_ENTRIES {
             cache.clear();
         }

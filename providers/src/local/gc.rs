@@ -12,6 +12,9 @@
 //! `MANIFEST_BLOB_UNKNOWN` and the client uploads it again.
 //!
 //! Deleting a blob also removes the repositories' links to it, so no repository claims a blob that is gone.
+//!
+//! A collection also removes upload sessions idle for longer than the upload expiry (the server answers
+//! `BLOB_UPLOAD_UNKNOWN` for them already) and staging files that interrupted writes left behind.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -37,6 +40,13 @@ pub struct GcReport {
     pub deleted: Vec<String>,
     /// Their total size in bytes.
     pub deleted_bytes: u64,
+    /// Upload sessions removed (in a dry run, that would be) because they were idle for longer than the
+    /// upload expiry.
+    pub uploads_removed: usize,
+    /// Stray staging files removed (in a dry run, that would be): left by writes that were interrupted.
+    pub temp_files_removed: usize,
+    /// Bytes freed in all: blobs, expired uploads and staging files.
+    pub reclaimed_bytes: u64,
     /// Whether this was a dry run (nothing removed).
     pub dry_run: bool,
 }
@@ -44,11 +54,26 @@ pub struct GcReport {
 /// Options of a collection.
 #[derive(Debug, Clone)]
 pub struct GcOptions {
-    /// Unreferenced blobs touched more recently than this are kept.
+    /// Unreferenced blobs touched more recently than this are kept, and so are staging files (which
+    /// are also kept for at least [`MIN_TEMP_AGE`]).
     pub grace: Duration,
+    /// Upload sessions that received nothing for this long are removed: the server's setting
+    /// ([`super::fs::FsStorage::with_upload_expiry`]).
+    pub upload_expiry: Duration,
     /// Report without deleting.
     pub dry_run: bool,
 }
+
+impl Default for GcOptions {
+    /// One hour of grace, uploads expiring after [`super::fs::DEFAULT_UPLOAD_EXPIRY`], deleting.
+    fn default() -> Self {
+        Self { grace: Duration::from_secs(3600), upload_expiry: super::fs::DEFAULT_UPLOAD_EXPIRY, dry_run: false }
+    }
+}
+
+/// A staging file is in use only for the moment a write takes, but never removed younger than this,
+/// even with no grace period, so a collection never breaks a write in progress.
+pub const MIN_TEMP_AGE: Duration = Duration::from_secs(60);
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::internal(format!("gc: {what} {}", path.display()), e)
@@ -181,7 +206,6 @@ pub fn collect(root: &Path, options: &GcOptions, mut progress: impl FnMut(usize,
     let mut marked = Marked::default();
     report.manifests = mark(root, &mut marked, || Ok(()))?;
     let blobs = blob_files(root)?;
-    let now = SystemTime::now();
     let total = blobs.len();
     let mut candidates = Vec::new();
     for (i, (digest, path)) in blobs.into_iter().enumerate() {
@@ -194,8 +218,7 @@ pub fn collect(root: &Path, options: &GcOptions, mut progress: impl FnMut(usize,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io("stat", &path, e)),
         };
-        let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
-        if age < options.grace {
+        if idle(&meta) < options.grace {
             report.spared += 1;
             continue;
         }
@@ -230,7 +253,65 @@ pub fn collect(root: &Path, options: &GcOptions, mut progress: impl FnMut(usize,
         unlink(root, &deleted)?;
     }
     drop(sweep);
+    let leftovers = remove_leftovers(root, options, &mut report)?;
+    report.reclaimed_bytes = report.deleted_bytes + leftovers;
     Ok(report)
+}
+
+/// How long ago the file or directory `meta` describes was last modified (zero for the future).
+pub(crate) fn idle(meta: &std::fs::Metadata) -> Duration {
+    meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or_default()
+}
+
+/// Removes upload sessions idle for longer than the upload expiry (an upload's `data` is written by
+/// every chunk; a session without it, left by a crash, counts from its directory) and staging files
+/// older than the grace period. Returns the bytes freed.
+fn remove_leftovers(root: &Path, options: &GcOptions, report: &mut GcReport) -> Result<u64> {
+    let mut freed = 0;
+    for dir in entries(&root.join("uploads"))? {
+        let data = std::fs::metadata(dir.join("data"));
+        let meta = match &data {
+            Ok(m) => m.clone(),
+            Err(_) => match std::fs::metadata(&dir) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("stat", &dir, e)),
+            },
+        };
+        if idle(&meta) <= options.upload_expiry {
+            continue;
+        }
+        if !options.dry_run {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("remove upload", &dir, e)),
+            }
+        }
+        report.uploads_removed += 1;
+        freed += data.map(|m| m.len()).unwrap_or(0);
+    }
+    let min_age = options.grace.max(MIN_TEMP_AGE);
+    for file in entries(&root.join("tmp"))? {
+        let meta = match std::fs::metadata(&file) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io("stat", &file, e)),
+        };
+        if idle(&meta) <= min_age || !meta.is_file() {
+            continue;
+        }
+        if !options.dry_run {
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io("remove", &file, e)),
+            }
+        }
+        report.temp_files_removed += 1;
+        freed += meta.len();
+    }
+    Ok(freed)
 }
 
 /// Removes the repositories' links to deleted blobs.

@@ -1,4 +1,5 @@
-//! `regbridge gc`: mark and sweep the local storage's unreferenced blobs.
+//! `regbridge gc`: mark and sweep the local storage's unreferenced blobs, expired uploads and stray staging
+//! files.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -6,7 +7,7 @@ use std::time::Duration;
 
 use regbridge_providers::local::gc::{GcOptions, collect};
 
-use super::context::ConfigArgs;
+use super::context::{ConfigArgs, UploadExpiryArgs};
 
 /// The flags of `gc`.
 #[derive(clap::Args)]
@@ -19,6 +20,8 @@ pub struct GcArgs {
     #[arg(long, default_value = "1h", value_parser = parse_grace)]
     grace: Duration,
     #[command(flatten)]
+    upload_expiry: UploadExpiryArgs,
+    #[command(flatten)]
     config: ConfigArgs,
 }
 
@@ -30,7 +33,7 @@ fn parse_grace(text: &str) -> Result<Duration, String> {
 /// Runs a collection and prints its report as JSON; progress on stderr when it is a terminal.
 pub fn run(args: GcArgs) -> ExitCode {
     let config = match args.config.load() {
-        Ok(c) => c,
+        Ok(c) => args.upload_expiry.apply(c),
         Err(e) => return super::fail(&e),
     };
     let root = config.data_dir.join("storage");
@@ -42,7 +45,7 @@ pub fn run(args: GcArgs) -> ExitCode {
         return super::fail(&err);
     }
     let terminal = std::io::stderr().is_terminal();
-    let options = GcOptions { grace: args.grace, dry_run: args.dry_run };
+    let options = GcOptions { grace: args.grace, upload_expiry: config.upload_expiry, dry_run: args.dry_run };
     let progress = |done: usize, total: usize| {
         if terminal && (done.is_multiple_of(256) || done == total) {
             eprint!("\rgc: examined {done}/{total} blobs");
@@ -55,9 +58,13 @@ pub fn run(args: GcArgs) -> ExitCode {
         Ok(report) => {
             let verb = if report.dry_run { "would delete" } else { "deleted" };
             eprintln!(
-                "gc: {verb} {} blobs ({} bytes); {} referenced, {} spared by the grace period",
+                "gc: {verb} {} blobs ({} bytes), {} expired uploads and {} staging files ({} bytes in all); \
+                 {} referenced, {} spared by the grace period",
                 report.deleted.len(),
                 report.deleted_bytes,
+                report.uploads_removed,
+                report.temp_files_removed,
+                report.reclaimed_bytes,
                 report.referenced,
                 report.spared
             );
