@@ -264,8 +264,8 @@ async fn start_upload(client: &UpstreamClient, base: &str, repo: &str, digest: &
     location_with_digest(base, &response, digest)
 }
 
-fn push_scope(repo: &str) -> String {
-    format!("repository:{repo}:pull,push")
+fn push_scope(repo: &str) -> Vec<regbridge::auth::Scope> {
+    regbridge::auth::Scope::parse_list([format!("repository:{repo}:pull,push").as_str()])
 }
 
 fn octet_stream() -> HeaderMap {

@@ -45,6 +45,11 @@ fn basic_value() -> String {
     format!("Basic {}", STANDARD.encode(format!("{USER}:{PASSWORD}")))
 }
 
+/// Scopes from their text.
+fn sc(text: &str) -> Vec<regbridge::auth::Scope> {
+    regbridge::auth::Scope::parse_list([text])
+}
+
 fn bearer_challenge(server: &MockServer, scope: &str) -> String {
     format!(r#"Bearer realm="{}/token",service="reg.test",scope="{scope}""#, server.uri())
 }
@@ -89,7 +94,7 @@ fn assert_redacted(err: &Error, server: &MockServer) {
 }
 
 async fn get(client: &UpstreamClient, path_and_query: &str) -> reqwest::Response {
-    client.send(Method::GET, path_and_query, HeaderMap::new(), None, "repository:app:pull").await.unwrap()
+    client.send(Method::GET, path_and_query, HeaderMap::new(), None, &sc("repository:app:pull")).await.unwrap()
 }
 
 async fn requests_to(server: &MockServer, p: &str) -> usize {
@@ -294,7 +299,7 @@ async fn the_challenge_scope_wins_and_is_remembered_for_the_callers_scope() {
     let client = client(&server);
     for _ in 0..2 {
         let response = client
-            .send(Method::POST, "/v2/app/blobs/uploads/", HeaderMap::new(), None, "repository:app:pull,push")
+            .send(Method::POST, "/v2/app/blobs/uploads/", HeaderMap::new(), None, &sc("repository:app:pull,push"))
             .await
             .unwrap();
         assert_eq!(response.status(), 202);
@@ -349,7 +354,7 @@ async fn token_endpoint_failures_are_errors_without_secrets() {
         .await;
 
     let client = client(&server);
-    let err = client.send(Method::GET, "/v2/app/manifests/v1", HeaderMap::new(), None, "").await.unwrap_err();
+    let err = client.send(Method::GET, "/v2/app/manifests/v1", HeaderMap::new(), None, &[]).await.unwrap_err();
     assert!(matches!(err, Error::Unauthenticated { .. }), "{err:?}");
     assert!(err.to_string().contains("bad password"), "{err}");
     assert_redacted(&err, &server);
@@ -370,7 +375,10 @@ async fn token_endpoint_failures_are_errors_without_secrets() {
 }
 
 async fn get_err(client: &UpstreamClient) -> Error {
-    client.send(Method::GET, "/v2/app/manifests/v1", HeaderMap::new(), None, "repository:app:pull").await.unwrap_err()
+    client
+        .send(Method::GET, "/v2/app/manifests/v1", HeaderMap::new(), None, &sc("repository:app:pull"))
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
@@ -419,7 +427,7 @@ async fn put_with_a_body_is_not_retried() {
             "/v2/app/manifests/v1",
             HeaderMap::new(),
             Some(reqwest::Body::from(MANIFEST.as_bytes().to_vec())),
-            "repository:app:pull,push",
+            &sc("repository:app:pull,push"),
         )
         .await
         .unwrap();
@@ -433,7 +441,7 @@ async fn put_with_a_body_is_not_retried() {
             "/v2/app/blobs/uploads/u1",
             HeaderMap::new(),
             Some(reqwest::Body::wrap_stream(stream)),
-            "repository:app:pull,push",
+            &sc("repository:app:pull,push"),
         )
         .await
         .unwrap();
@@ -473,7 +481,7 @@ async fn a_streaming_body_is_sent_once_after_settling_authentication() {
             "/v2/app/blobs/uploads/u1?digest=sha256:abc",
             HeaderMap::new(),
             Some(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))),
-            "repository:app:pull,push",
+            &sc("repository:app:pull,push"),
         )
         .await
         .unwrap();
@@ -563,7 +571,7 @@ async fn query_strings_pass_byte_for_byte() {
         .await;
     let client = client(&server);
     let response = client
-        .send(Method::GET, "/v2/_catalog?n=10&last=a%2Fb&n=2", HeaderMap::new(), None, "registry:catalog:*")
+        .send(Method::GET, "/v2/_catalog?n=10&last=a%2Fb&n=2", HeaderMap::new(), None, &sc("registry:catalog:*"))
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -575,7 +583,7 @@ async fn paths_outside_v2_are_refused() {
     let server = MockServer::start().await;
     let client = client(&server);
     for bad in ["/v1/x", "v2/x", "/v2/../admin", "http://elsewhere/v2/"] {
-        let err = client.send(Method::GET, bad, HeaderMap::new(), None, "").await.unwrap_err();
+        let err = client.send(Method::GET, bad, HeaderMap::new(), None, &[]).await.unwrap_err();
         assert!(matches!(err, Error::InvalidInput { .. }), "{bad}: {err:?}");
     }
     assert!(server.received_requests().await.unwrap().is_empty());

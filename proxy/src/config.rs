@@ -33,6 +33,9 @@ pub struct ServeConfig {
     /// URL prefixes foreign layers of pushed manifests may point at (`[manifests] allowed_urls`); empty
     /// refuses every manifest with `urls`.
     pub manifest_url_prefixes: Vec<String>,
+    /// Upload sessions that receive nothing for this long expire (`BLOB_UPLOAD_UNKNOWN`), and `gc` removes
+    /// them; default a day ([`regbridge_providers::local::fs::DEFAULT_UPLOAD_EXPIRY`]).
+    pub upload_expiry: std::time::Duration,
 }
 
 impl ServeConfig {
@@ -49,6 +52,7 @@ impl ServeConfig {
             routes: Vec::new(),
             connections_key: None,
             manifest_url_prefixes: Vec::new(),
+            upload_expiry: regbridge_providers::local::fs::DEFAULT_UPLOAD_EXPIRY,
         }
     }
 }

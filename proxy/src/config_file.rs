@@ -6,6 +6,7 @@
 //! data_dir = "/var/lib/regbridge"
 //! anonymous_pull = false
 //! tls = { cert = "tls.crt", key = "tls.key" }
+//! upload_expiry_secs = 86400    # upload sessions idle this long expire; gc removes them
 //!
 //! [users]                       # name = argon2 PHC hash (`regbridge` hashes with argon2id)
 //! alice = "$argon2id$v=19$m=19456,t=2,p=1$..."
@@ -64,6 +65,8 @@ pub struct FileConfig {
     /// Registry connections: `[connections]`.
     #[serde(default)]
     pub connections: ConnectionsConfig,
+    /// Seconds an upload session may receive nothing before it expires (serve and gc); default 86400.
+    pub upload_expiry_secs: Option<u64>,
     /// What pushed manifests may contain: `[manifests]`.
     #[serde(default)]
     pub manifests: ManifestsConfig,

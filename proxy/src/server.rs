@@ -46,7 +46,8 @@ impl Server {
         crate::observe::prometheus();
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::internal(format!("create data directory {}", config.data_dir.display()), e))?;
-        let storage: Arc<dyn Storage> = Arc::new(FsStorage::open(config.data_dir.join("storage"))?);
+        let storage = FsStorage::open(config.data_dir.join("storage"))?.with_upload_expiry(config.upload_expiry);
+        let storage: Arc<dyn Storage> = Arc::new(storage);
         let signer = TokenSigner::load_or_create(&config.data_dir.join("signing.key"))?;
         let (users, first) = if config.users.is_empty() {
             Users::load_or_init(&config.data_dir, initial_password)?

@@ -653,6 +653,35 @@ mod blobs {
     }
 
     #[tokio::test]
+    async fn a_refused_chunk_leaves_the_upload_exactly_as_it_was() {
+        let s = TestServer::shared();
+        let repo = unique("refused");
+        let data = blob(19, 300);
+        let location = start_upload(&s, &repo).await;
+        let range = |s: &TestServer, location: String| {
+            let r = s.admin(Method::GET, &location);
+            async move { header(&r.send().await.unwrap(), "range") }
+        };
+        // Content-Range announces 10 bytes, the body has 100: refused, and nothing of it is kept.
+        let r = s.admin(Method::PATCH, &location).header("Content-Range", "0-9").body(data[..100].to_vec());
+        assert_error(r.send().await.unwrap(), 400, "SIZE_INVALID").await;
+        assert_eq!(range(&s, location.clone()).await.as_deref(), Some("0-0"), "empty, as before the PATCH");
+        let r = s.admin(Method::PATCH, &location).header("Content-Range", "0-99").body(data[..100].to_vec());
+        assert_eq!(r.send().await.unwrap().status().as_u16(), 202);
+        // Too short and too long, after a chunk that was kept: the upload stays at 100 bytes.
+        for body in [&data[100..150], &data[100..300]] {
+            let r = s.admin(Method::PATCH, &location).header("Content-Range", "100-199").body(body.to_vec());
+            assert_error(r.send().await.unwrap(), 400, "SIZE_INVALID").await;
+            assert_eq!(range(&s, location.clone()).await.as_deref(), Some("0-99"), "{} bytes refused", body.len());
+        }
+        // And the hash state is the one of those 100 bytes: the rest completes the right digest.
+        let r = s.admin(Method::PATCH, &location).header("Content-Range", "100-299").body(data[100..].to_vec());
+        assert_eq!(r.send().await.unwrap().status().as_u16(), 202);
+        let r = s.admin(Method::PUT, &with_digest(&location, &sha256(&data))).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+    }
+
+    #[tokio::test]
     async fn invalid_digest_in_the_path_is_400() {
         let s = TestServer::shared();
         let repo = unique("baddigest");

@@ -298,8 +298,54 @@ async fn gc_deletes_only_unreferenced_blobs() {
         let r = server.admin(reqwest::Method::GET, &format!("/v2/gc/app/blobs/{digest}")).send().await.unwrap();
         assert_eq!(r.bytes().await.unwrap().to_vec(), *blob);
     }
+    // No grace at all is allowed: the stored image keeps its blobs, a new orphan goes at once.
+    let orphan_digest = server.push_blob("gc/app", b"another orphan").await;
+    let zero = ok_json(&cli(&server, &["gc", "--grace", "0s"], ""));
+    assert_eq!(zero["deleted"], serde_json::json!([orphan_digest]), "{zero}");
+    let r = server.admin(reqwest::Method::GET, "/v2/gc/app/manifests/v1").send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), image.bytes, "the image is intact");
+    let bad = cli(&server, &["gc", "--grace", "soon"], "");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(code(&bad), 2);
+    assert!(err.contains("grace period") && !err.contains("TTL"), "{err}");
+
     let none = cli(&server, &["gc", "--data-dir", "/nonexistent/regbridge"], "");
     assert_eq!(code(&none), 2);
+}
+
+/// Sets the modification time of `path` to `ago` in the past.
+fn backdate(path: &Path, ago: std::time::Duration) {
+    let file = std::fs::File::options().write(true).open(path).expect("open to backdate");
+    file.set_modified(std::time::SystemTime::now() - ago).expect("backdate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_uploads_expire_and_gc_removes_them() {
+    let server = TestServer::start().await;
+    let mut uploads = Vec::new();
+    for _ in 0..2 {
+        let r = server.admin(reqwest::Method::POST, "/v2/gc/abandoned/blobs/uploads/").send().await.unwrap();
+        let location = common::header(&r, "location").expect("Location");
+        let r = server.admin(reqwest::Method::PATCH, &location).body(vec![0u8; 1000]).send().await.unwrap();
+        assert_eq!(r.status(), 202);
+        let id = common::header(&r, "docker-upload-uuid").expect("upload id");
+        uploads.push((location, server.data_dir.join("storage/uploads").join(id).join("data")));
+    }
+    // Idle for two days: past the default expiry of one, so the server no longer knows it.
+    backdate(&uploads[0].1, std::time::Duration::from_secs(2 * 86400));
+    let r = server.admin(reqwest::Method::GET, &uploads[0].0).send().await.unwrap();
+    common::assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN").await;
+    let r = server.admin(reqwest::Method::GET, &uploads[1].0).send().await.unwrap();
+    assert_eq!(r.status(), 204, "the other upload is live");
+
+    let done = ok_json(&cli(&server, &["gc"], ""));
+    assert_eq!(done["uploadsRemoved"], 1, "{done}");
+    assert_eq!(done["reclaimedBytes"], 1000, "{done}");
+    assert!(!uploads[0].1.exists());
+    // gc takes the same setting as serve: idle for two minutes is expired with a one-minute expiry.
+    backdate(&uploads[1].1, std::time::Duration::from_secs(120));
+    let done = ok_json(&cli(&server, &["gc", "--upload-expiry-secs", "60"], ""));
+    assert_eq!(done["uploadsRemoved"], 1, "{done}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,11 @@ use regbridge_providers::http::{ClientOptions, CredentialSource, MintedCredentia
 use regbridge_proxy::{ServeConfig, Server};
 use reqwest::Method;
 
+/// Scopes from their text.
+fn sc(text: &str) -> Vec<regbridge::auth::Scope> {
+    regbridge::auth::Scope::parse_list([text])
+}
+
 #[tokio::test]
 async fn minted_credentials_reach_an_upstream_scoped_to_one_repository() {
     let dir = tempfile::tempdir().unwrap();
@@ -30,10 +35,11 @@ async fn minted_credentials_reach_an_upstream_scoped_to_one_repository() {
 
     // One mint per repository and permission level, shared by concurrent callers.
     let scope = "repository:team/app:pull,push";
-    let logins = futures_util::future::join_all((0..8).map(|_| minted.credentials(scope))).await;
+    let scopes = sc(scope);
+    let logins = futures_util::future::join_all((0..8).map(|_| minted.credentials(&scopes))).await;
     let first = logins[0].as_ref().unwrap().clone().unwrap();
     assert!(logins.iter().all(|l| l.as_ref().unwrap().as_ref().unwrap().1 == first.1), "one credential, reused");
-    let pull = minted.credentials("repository:team/app:pull").await.unwrap().unwrap();
+    let pull = minted.credentials(&sc("repository:team/app:pull")).await.unwrap().unwrap();
     assert_ne!(pull.1, first.1, "pull and push credentials are minted separately");
 
     // Push a blob with the minted push credentials, read it with the pull ones.
@@ -45,7 +51,7 @@ async fn minted_credentials_reach_an_upstream_scoped_to_one_repository() {
             &format!("/v2/team/app/blobs/uploads/?digest={digest}"),
             Default::default(),
             Some(blob.clone().into()),
-            scope,
+            &sc(scope),
         )
         .await
         .unwrap();
@@ -54,8 +60,8 @@ async fn minted_credentials_reach_an_upstream_scoped_to_one_repository() {
 
     // The credentials are the repository's own: another repository's scope gets another mint, which
     // fails for a repository that does not exist.
-    let err = minted.credentials("repository:team/other:pull").await.unwrap_err();
+    let err = minted.credentials(&sc("repository:team/other:pull")).await.unwrap_err();
     assert_eq!(err.code(), regbridge::OciErrorCode::NameUnknown, "{err}");
     // The catalog names no repository: no credentials.
-    assert!(minted.credentials("registry:catalog:*").await.unwrap().is_none());
+    assert!(minted.credentials(&sc("registry:catalog:*")).await.unwrap().is_none());
 }

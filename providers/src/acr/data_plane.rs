@@ -196,7 +196,7 @@ pub(crate) struct AadLogin(pub(crate) Arc<DataPlane>);
 
 #[async_trait]
 impl CredentialSource for AadLogin {
-    async fn credentials(&self, _scope: &str) -> Result<Option<(String, Secret)>> {
+    async fn credentials(&self, _scopes: &[regbridge::auth::Scope]) -> Result<Option<(String, Secret)>> {
         Ok(Some((NULL_GUID_USER.to_owned(), self.0.refresh_token().await?)))
     }
 }

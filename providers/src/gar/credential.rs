@@ -44,7 +44,7 @@ impl std::fmt::Debug for ReadCredentials {
 
 #[async_trait]
 impl CredentialSource for ReadCredentials {
-    async fn credentials(&self, _scope: &str) -> Result<Option<(String, Secret)>> {
+    async fn credentials(&self, _scopes: &[regbridge::auth::Scope]) -> Result<Option<(String, Secret)>> {
         let Some(email) = &self.email else {
             return Ok(Some((USERNAME.to_owned(), self.api.caller_token().await?.0)));
         };

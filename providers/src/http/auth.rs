@@ -4,6 +4,7 @@
 
 use http::header::HeaderMap;
 use http::{Method, StatusCode};
+use regbridge::auth::{Scope, scope::format_list};
 use regbridge::{Error, Result, Secret};
 use serde::Deserialize;
 use url::Url;
@@ -61,13 +62,14 @@ impl UpstreamClient {
 
     /// Authentication from what the registry asked for before, fetching a token if the cached one is
     /// stale; nothing while the scheme is unknown.
-    pub(super) async fn known_auth(&self, scope: &str) -> Result<Auth> {
+    pub(super) async fn known_auth(&self, scopes: &[Scope]) -> Result<Auth> {
         match self.scheme() {
             Scheme::Unknown | Scheme::Anonymous => Ok(Auth::None),
-            Scheme::Basic => self.basic(scope).await,
+            Scheme::Basic => self.basic(scopes).await,
             Scheme::Bearer { realm, service } => {
-                let remembered = self.inner.scope_keys.lock().unwrap_or_else(|e| e.into_inner()).get(scope).cloned();
-                let key = remembered.unwrap_or(TokenKey { realm, service, scope: scope.to_owned() });
+                let scope = format_list(scopes);
+                let remembered = self.inner.scope_keys.lock().unwrap_or_else(|e| e.into_inner()).get(&scope).cloned();
+                let key = remembered.unwrap_or(TokenKey { realm, service, scope });
                 let token = self.token(&key).await?;
                 Ok(Auth::Bearer(key, token))
             }
@@ -76,7 +78,7 @@ impl UpstreamClient {
 
     /// Authentication for a request whose body can be sent only once: probes `GET /v2/` first when the
     /// registry's scheme is not known yet.
-    pub(super) async fn auth_before_stream(&self, scope: &str) -> Result<Auth> {
+    pub(super) async fn auth_before_stream(&self, scopes: &[Scope]) -> Result<Auth> {
         if self.scheme() == Scheme::Unknown {
             let url = self.url_for("/v2/")?;
             let probe =
@@ -84,14 +86,18 @@ impl UpstreamClient {
             if probe.status().is_success() {
                 self.set_scheme(Scheme::Anonymous);
             } else if probe.status() == StatusCode::UNAUTHORIZED {
-                self.learn(probe.headers(), scope);
+                self.learn(probe.headers(), scopes);
             }
         }
-        self.known_auth(scope).await
+        self.known_auth(scopes).await
     }
 
-    /// Records the scheme of a 401's challenge, and for Bearer the token key for `scope`.
-    fn learn(&self, headers: &HeaderMap, scope: &str) -> Learned {
+    /// Records the scheme of a 401's challenge, and for Bearer the token key for `scopes`. The key keeps the
+    /// challenge's own scope text: it is what the registry's token endpoint is to be asked for, in the
+    /// registry's vocabulary.
+    fn learn(&self, headers: &HeaderMap, scopes: &[Scope]) -> Learned {
+        let scope = format_list(scopes);
+        let scope = scope.as_str();
         let Some(challenge) = select_challenge(headers) else { return Learned::Nothing };
         if challenge.is("Basic") {
             self.set_scheme(Scheme::Basic);
@@ -118,8 +124,13 @@ impl UpstreamClient {
 
     /// The authentication to retry a 401 with, or `None` when a retry cannot help (no usable challenge,
     /// Basic credentials already refused or none to give).
-    pub(super) async fn answer_challenge(&self, headers: &HeaderMap, scope: &str, sent: &Auth) -> Result<Option<Auth>> {
-        match self.learn(headers, scope) {
+    pub(super) async fn answer_challenge(
+        &self,
+        headers: &HeaderMap,
+        scopes: &[Scope],
+        sent: &Auth,
+    ) -> Result<Option<Auth>> {
+        match self.learn(headers, scopes) {
             Learned::Bearer(key) => {
                 // The token just refused may still look fresh (revoked, or scoped too narrowly under the
                 // same key): drop it so a new one is fetched rather than sent again.
@@ -131,7 +142,7 @@ impl UpstreamClient {
                 let token = self.token(&key).await?;
                 Ok(Some(Auth::Bearer(key, token)))
             }
-            Learned::Basic if !matches!(sent, Auth::Basic(..)) => match self.basic(scope).await? {
+            Learned::Basic if !matches!(sent, Auth::Basic(..)) => match self.basic(scopes).await? {
                 Auth::None => Ok(None),
                 auth => Ok(Some(auth)),
             },
@@ -139,8 +150,8 @@ impl UpstreamClient {
         }
     }
 
-    async fn basic(&self, scope: &str) -> Result<Auth> {
-        Ok(match self.inner.credentials.credentials(scope).await? {
+    async fn basic(&self, scopes: &[Scope]) -> Result<Auth> {
+        Ok(match self.inner.credentials.credentials(scopes).await? {
             Some((user, password)) => Auth::Basic(user, password),
             None => Auth::None,
         })
@@ -172,7 +183,8 @@ impl UpstreamClient {
                 query.append_pair("scope", scope);
             }
         }
-        let auth = self.basic(&key.scope).await?;
+        // The credentials for the token request are those for what the registry asked for.
+        let auth = self.basic(&Scope::parse_list([key.scope.as_str()])).await?;
         let what = "token request";
         let response = self.send_retrying(&Method::GET, &url, &HeaderMap::new(), None, &auth, what).await?;
         if !response.status().is_success() {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HOST, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
+use regbridge::auth::Scope;
 use regbridge::auth::encode_basic;
 use regbridge::{Error, Result};
 use url::Url;
@@ -139,13 +140,13 @@ impl UpstreamClient {
 
     /// Sends `method` to `path_and_query` (starts with `/v2/`, passed through byte for byte — the query is
     /// not re-encoded) with `headers` (hop-by-hop and `Authorization` removed by the caller; the client adds
-    /// its own `Authorization`, and drops `Host`) and an optional body. `scope` is the token scope the
+    /// its own `Authorization`, and drops `Host`) and an optional body. `scopes` are the token scopes the
     /// request needs (`repository:team/app:pull,push`), used when the registry's challenge names none and
     /// to authenticate before the registry asks.
     ///
     /// **Authentication.** The request first carries what worked last time for this scope (a cached bearer
     /// token, or Basic if the registry answered a Basic challenge). On a 401 with a `Bearer` challenge a
-    /// token is fetched from the challenge's realm (with the challenge's scope, else `scope`, and Basic
+    /// token is fetched from the challenge's realm (with the challenge's scope, else `scopes`, and Basic
     /// credentials when the [`CredentialSource`] has some), cached, and the request is sent once more; on a
     /// 401 with a `Basic` challenge it is sent once more with Basic credentials.
     ///
@@ -168,10 +169,10 @@ impl UpstreamClient {
         path_and_query: &str,
         headers: http::HeaderMap,
         body: Option<reqwest::Body>,
-        scope: &str,
+        scopes: &[Scope],
     ) -> Result<reqwest::Response> {
         let url = self.url_for(path_and_query)?;
-        self.send_url(method, url, path_and_query, headers, body, scope).await
+        self.send_url(method, url, path_and_query, headers, body, scopes).await
     }
 
     /// [`send`](Self::send) to an upload session the registry handed out, which may live anywhere on the
@@ -183,11 +184,11 @@ impl UpstreamClient {
         path_and_query: &str,
         headers: http::HeaderMap,
         body: Option<reqwest::Body>,
-        scope: &str,
+        scopes: &[Scope],
     ) -> Result<reqwest::Response> {
         let bad = || Error::bad_input(format!("an upload session path must be absolute, not {path_and_query:?}"));
         let url = absolute_url(&self.inner.origin, path_and_query).ok_or_else(bad)?;
-        self.send_url(method, url, path_and_query, headers, body, scope).await
+        self.send_url(method, url, path_and_query, headers, body, scopes).await
     }
 
     async fn send_url(
@@ -197,7 +198,7 @@ impl UpstreamClient {
         path_and_query: &str,
         mut headers: http::HeaderMap,
         body: Option<reqwest::Body>,
-        scope: &str,
+        scopes: &[Scope],
     ) -> Result<reqwest::Response> {
         headers.remove(AUTHORIZATION);
         headers.remove(HOST);
@@ -206,29 +207,29 @@ impl UpstreamClient {
             Some(body) => match body.as_bytes() {
                 Some(bytes) => Some(Bytes::copy_from_slice(bytes)),
                 None => {
-                    let auth = self.auth_before_stream(scope).await?;
+                    let auth = self.auth_before_stream(scopes).await?;
                     return self.send_once(&method, &url, &headers, Some(body), &auth, &what).await;
                 }
             },
             None => None,
         };
-        let auth = self.known_auth(scope).await?;
+        let auth = self.known_auth(scopes).await?;
         let response = self.send_retrying(&method, &url, &headers, buffered.clone(), &auth, &what).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        let Some(retry_auth) = self.answer_challenge(response.headers(), scope, &auth).await? else {
+        let Some(retry_auth) = self.answer_challenge(response.headers(), scopes, &auth).await? else {
             return Ok(response);
         };
         drop(response);
         self.send_retrying(&method, &url, &headers, buffered, &retry_auth, &what).await
     }
 
-    /// Logs in to the registry: `GET /v2/` authenticated as [`send`](Self::send) would for `scope` (empty: the
+    /// Logs in to the registry: `GET /v2/` authenticated as [`send`](Self::send) would for `scopes` (none: the
     /// registry's plain login check, which token services grant to any valid login), and the registry's
     /// error when it does not answer 2xx.
-    pub async fn ping(&self, scope: &str) -> Result<()> {
-        let response = self.send(Method::GET, "/v2/", HeaderMap::new(), None, scope).await?;
+    pub async fn ping(&self, scopes: &[Scope]) -> Result<()> {
+        let response = self.send(Method::GET, "/v2/", HeaderMap::new(), None, scopes).await?;
         if response.status().is_success() {
             return Ok(());
         }

@@ -2,6 +2,7 @@
 
 use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, LOCATION};
 use http::{HeaderMap, Method, StatusCode};
+use regbridge::auth::{Action, Scope};
 use regbridge::oci::media_types::{essence, manifest_accept_header};
 use regbridge::oci::{Digest, Reference, RepositoryName};
 use regbridge::{Error, Manifest, ManifestDescriptor, Result};
@@ -135,13 +136,13 @@ impl UpstreamClient {
     }
 }
 
-fn manifest_path(repository: &str, reference: &Reference) -> Result<(String, String)> {
+fn manifest_path(repository: &str, reference: &Reference) -> Result<(String, [Scope; 1])> {
     let name = RepositoryName::parse(repository)?;
     Ok((format!("/v2/{name}/manifests/{reference}"), pull_scope(&name)))
 }
 
-fn pull_scope(name: &RepositoryName) -> String {
-    format!("repository:{name}:pull")
+fn pull_scope(name: &RepositoryName) -> [Scope; 1] {
+    [Scope::for_action(name.clone(), Action::Pull)]
 }
 
 fn accept_manifests() -> HeaderMap {

@@ -55,13 +55,13 @@ impl MintedCredentials {
     }
 }
 
-/// The repository and permission level a scope needs: the first `repository:` entry, push when any of its
+/// The repository and permission level scopes need: the first repository scope, push when any of its
 /// actions writes.
-pub fn repository_of(scope: &str) -> Option<(RepositoryName, Permissions)> {
-    Scope::parse_list([scope]).into_iter().find_map(|scope| match scope {
+pub fn repository_of(scopes: &[Scope]) -> Option<(RepositoryName, Permissions)> {
+    scopes.iter().find_map(|scope| match scope {
         Scope::Repository { name, actions } => {
             let push = actions.contains(Action::Push) || actions.contains(Action::Delete);
-            Some((name, if push { Permissions::PushPull } else { Permissions::Pull }))
+            Some((name.clone(), if push { Permissions::PushPull } else { Permissions::Pull }))
         }
         Scope::Catalog => None,
     })
@@ -75,8 +75,8 @@ fn still_fresh(c: &Credentials) -> bool {
 #[async_trait]
 impl CredentialSource for MintedCredentials {
     /// Scopes naming no repository (the catalog) go anonymously: credentials are per repository.
-    async fn credentials(&self, scope: &str) -> Result<Option<(String, Secret)>> {
-        let Some(key) = repository_of(scope) else { return Ok(None) };
+    async fn credentials(&self, scopes: &[Scope]) -> Result<Option<(String, Secret)>> {
+        let Some(key) = repository_of(scopes) else { return Ok(None) };
         let slot = self.slot(&key);
         // Holding the slot's lock while minting makes concurrent requests for the same key wait for one mint.
         let mut cached = slot.lock().await;
@@ -102,13 +102,11 @@ mod tests {
 
     #[test]
     fn scopes() {
-        assert_eq!(repository_of("repository:a/b:pull"), Some((name("a/b"), Permissions::Pull)));
-        assert_eq!(repository_of("repository:a:pull,push"), Some((name("a"), Permissions::PushPull)));
-        assert_eq!(repository_of("repository:a:delete"), Some((name("a"), Permissions::PushPull)));
-        assert_eq!(
-            repository_of("registry:catalog:* repository:x:pull repository:y:push"),
-            Some((name("x"), Permissions::Pull))
-        );
-        assert_eq!(repository_of("registry:catalog:*"), None);
+        let of = |text: &str| repository_of(&Scope::parse_list([text]));
+        assert_eq!(of("repository:a/b:pull"), Some((name("a/b"), Permissions::Pull)));
+        assert_eq!(of("repository:a:pull,push"), Some((name("a"), Permissions::PushPull)));
+        assert_eq!(of("repository:a:delete"), Some((name("a"), Permissions::PushPull)));
+        assert_eq!(of("registry:catalog:* repository:x:pull repository:y:push"), Some((name("x"), Permissions::Pull)));
+        assert_eq!(of("registry:catalog:*"), None);
     }
 }

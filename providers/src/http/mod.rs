@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use regbridge::Secret;
+use regbridge::auth::Scope;
 
 pub use backoff::{Backoff, retry_after};
 pub use challenge::{Challenge, parse_challenge, select_challenge};
@@ -36,10 +37,9 @@ pub use token::{DEFAULT_TOKEN_LIFETIME, FetchedToken, MAX_REFRESH_MARGIN, TokenC
 /// Where an upstream client gets its credentials (static username/password, or minted by a provider).
 #[async_trait]
 pub trait CredentialSource: Send + Sync + std::fmt::Debug {
-    /// Username and password for a request needing `scope` (`repository:team/app:pull,push`, several
-    /// separated by spaces), or None for anonymous access. Sources that mint credentials per repository
-    /// read the repository and the actions from it.
-    async fn credentials(&self, scope: &str) -> regbridge::Result<Option<(String, regbridge::Secret)>>;
+    /// Username and password for a request needing `scopes`, or None for anonymous access. Sources that
+    /// mint credentials per repository read the repository and the actions from them.
+    async fn credentials(&self, scopes: &[Scope]) -> regbridge::Result<Option<(String, regbridge::Secret)>>;
 }
 
 /// Static credentials: a stored username and password (or token), or none at all.
@@ -79,7 +79,7 @@ impl fmt::Debug for StaticCredentials {
 
 #[async_trait]
 impl CredentialSource for StaticCredentials {
-    async fn credentials(&self, _scope: &str) -> regbridge::Result<Option<(String, Secret)>> {
+    async fn credentials(&self, _scopes: &[Scope]) -> regbridge::Result<Option<(String, Secret)>> {
         Ok(self.login.clone())
     }
 }

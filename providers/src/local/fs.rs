@@ -11,6 +11,7 @@
 //! repositories/<name>/_tags/<tag>               the digest a tag points at
 //! repositories/<name>/_referrers/<alg>/<subject hex>/<alg>-<hex>   referrer descriptors
 //! tmp/                                          staging for atomic renames
+//! gc/intents/<uuid>, gc/sweeps/<uuid>           the fence between manifest writes and gc (`fence`)
 //! ```
 //!
 //! Every file that becomes visible is written elsewhere first and renamed into place, so a killed
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -31,7 +33,10 @@ use regbridge::{Error, OciErrorCode, Resource, Result};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::storage::{BlobRead, ByteStream, MetaUpdate, ReferrerDescriptor, RepositoryMeta, Storage, StoredManifest};
+use super::fence;
+use super::storage::{
+    BlobRead, ByteStream, MetaUpdate, References, ReferrerDescriptor, RepositoryMeta, Storage, StoredManifest,
+};
 
 /// Read buffer for blob downloads: large enough that a 1 GiB blob is a few thousand reads.
 const READ_CHUNK: usize = 256 * 1024;
@@ -51,17 +56,25 @@ struct ManifestLink {
     subject: Option<Digest>,
 }
 
+/// How long an upload session may receive nothing before it expires: a day, long enough for any
+/// client that pauses a push, short enough that abandoned uploads do not fill the disk for a week
+/// (distribution's default).
+pub const DEFAULT_UPLOAD_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
 /// Hash state of an upload kept between requests, valid while the upload file has `size` bytes.
 #[derive(Debug)]
 struct UploadHash {
     size: u64,
     digester: Digester,
+    /// When it was kept: states of uploads idle past their expiry are dropped.
+    kept: Instant,
 }
 
 /// Registry storage in a directory.
 #[derive(Debug)]
 pub struct FsStorage {
     root: PathBuf,
+    upload_expiry: Duration,
     hashes: Mutex<HashMap<String, UploadHash>>,
     meta_lock: tokio::sync::Mutex<()>,
     manifests: Mutex<HashMap<(String, String), StoredManifest>>,
@@ -76,10 +89,18 @@ impl FsStorage {
         }
         Ok(Self {
             root,
+            upload_expiry: DEFAULT_UPLOAD_EXPIRY,
             hashes: Mutex::new(HashMap::new()),
             meta_lock: tokio::sync::Mutex::new(()),
             manifests: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Upload sessions that received nothing for `expiry` are unknown from then on
+    /// (`BLOB_UPLOAD_UNKNOWN`), and `gc` removes them; default [`DEFAULT_UPLOAD_EXPIRY`].
+    pub fn with_upload_expiry(mut self, expiry: Duration) -> Self {
+        self.upload_expiry = expiry;
+        self
     }
 
     /// The root directory.
@@ -171,33 +192,45 @@ impl FsStorage {
     /// The directory of upload `id` of `repo`. An upload whose data was already stored as a blob (a
     /// server killed while finishing it leaves the directory without `data`) is unknown, as it is once
     /// finished normally.
+    /// An upload idle for longer than the expiry is unknown too, whether or not gc removed it yet.
     async fn upload_of(&self, repo: &RepositoryName, id: &str) -> Result<PathBuf> {
         let dir = self.upload_dir(id)?;
+        let unknown = || Error::not_found(Resource::Upload, id);
         match Self::read_optional(&dir.join("repo")).await? {
-            Some(owner) if owner == repo.as_str().as_bytes() && Self::exists(&dir.join("data")).await? => Ok(dir),
-            _ => Err(Error::not_found(Resource::Upload, id)),
+            Some(owner) if owner == repo.as_str().as_bytes() => {}
+            _ => return Err(unknown()),
+        }
+        match tokio::fs::metadata(dir.join("data")).await {
+            Ok(meta) if super::gc::idle(&meta) <= self.upload_expiry => Ok(dir),
+            Ok(_) => Err(unknown()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(unknown()),
+            Err(e) => Err(io_err("stat upload", e)),
         }
     }
 
     fn forget_manifests(&self) {
-        self.manifests.lock().expect("cache lock").clear();
+        self.manifests.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     fn take_hash(&self, id: &str) -> Option<UploadHash> {
-        self.hashes.lock().expect("hash lock").remove(id)
+        self.hashes.lock().unwrap_or_else(|e| e.into_inner()).remove(id)
     }
 
-    fn keep_hash(&self, id: &str, hash: UploadHash) {
-        self.hashes.lock().expect("hash lock").insert(id.to_owned(), hash);
+    fn keep_hash(&self, id: &str, size: u64, digester: Digester) {
+        let hash = UploadHash { size, digester, kept: Instant::now() };
+        self.hashes.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), hash);
     }
 }
 
 /// Appends a stream to a file on a blocking thread, hashing as it goes, while the async side keeps
 /// receiving: network and disk+hash overlap on two cores. Returns the bytes written and the hash state.
+/// With `expected`, a body of any other length is an error (`SIZE_INVALID`), found as soon as it runs
+/// over, so an oversized chunk is never read to its end. On any error the caller rolls the file back.
 async fn append_hashing(
     path: PathBuf,
     mut hash: Option<Digester>,
     mut body: ByteStream,
+    expected: Option<u64>,
 ) -> Result<(u64, Option<Digester>)> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Option<Digester>)> {
@@ -214,16 +247,27 @@ async fn append_hashing(
         out.flush()?;
         Ok((written, hash))
     });
-    let mut body_error = None;
+    let mut received = 0u64;
+    let mut failure = None;
     while let Some(chunk) = body.next().await {
         match chunk {
             Ok(chunk) => {
+                received += chunk.len() as u64;
+                if let Some(expected) = expected
+                    && received > expected
+                {
+                    failure = Some(wrong_length(expected, format!("more than {expected}")));
+                    break;
+                }
                 if tx.send(chunk).await.is_err() {
                     break; // the writer failed; its error is reported below
                 }
             }
             Err(e) => {
-                body_error = Some(e);
+                failure = Some(Error::invalid(
+                    OciErrorCode::BlobUploadInvalid,
+                    format!("the request body ended with an error after {received} bytes: {e}"),
+                ));
                 break;
             }
         }
@@ -233,14 +277,20 @@ async fn append_hashing(
         .await
         .map_err(|e| Error::internal("storage: upload writer", e))?
         .map_err(|e| io_err("write upload", e))?;
-    match body_error {
-        // What arrived before the client went away stays: the upload can be resumed from there.
-        Some(e) => Err(Error::invalid(
-            OciErrorCode::BlobUploadInvalid,
-            format!("the request body ended with an error after {written} bytes: {e}"),
-        )),
-        None => Ok((written, hash)),
+    if let Some(failure) = failure {
+        return Err(failure);
     }
+    match expected {
+        Some(expected) if written != expected => Err(wrong_length(expected, written.to_string())),
+        _ => Ok((written, hash)),
+    }
+}
+
+fn wrong_length(expected: u64, got: String) -> Error {
+    Error::invalid(
+        OciErrorCode::SizeInvalid,
+        format!("the Content-Range announced {expected} bytes, the body had {got}; nothing of it was kept"),
+    )
 }
 
 fn hash_file(path: &Path, algorithm: Algorithm) -> std::io::Result<Digest> {
@@ -411,7 +461,10 @@ impl Storage for FsStorage {
         tokio::fs::write(dir.join("data"), b"").await.map_err(|e| io_err("create upload", e))?;
         // The owner file is written last: an upload without it is not visible.
         self.write_atomic(&dir.join("repo"), repo.as_str().as_bytes()).await?;
-        self.keep_hash(&id, UploadHash { size: 0, digester: Algorithm::Sha256.hasher() });
+        // Hash states of abandoned uploads would otherwise stay in memory for good.
+        let expiry = self.upload_expiry;
+        self.hashes.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, h| h.kept.elapsed() <= expiry);
+        self.keep_hash(&id, 0, Algorithm::Sha256.hasher());
         Ok(id)
     }
 
@@ -429,33 +482,56 @@ impl Storage for FsStorage {
         &self,
         repo: &RepositoryName,
         id: &str,
-        offset: Option<u64>,
+        range: Option<(u64, u64)>,
         body: ByteStream,
     ) -> Result<u64> {
         let size = self.upload_size(repo, id).await?;
-        if let Some(offset) = offset
-            && offset != size
+        if let Some((start, end)) = range
+            && end < start
+        {
+            return Err(Error::invalid(OciErrorCode::RangeInvalid, format!("the chunk range {start}-{end} is empty")));
+        }
+        if let Some((start, _)) = range
+            && start != size
         {
             return Err(Error::invalid(
                 OciErrorCode::RangeInvalid,
                 format!(
-                    "the chunk starts at byte {offset}, but the upload has {size} bytes; send the chunk starting at {size}"
+                    "the chunk starts at byte {start}, but the upload has {size} bytes; send the chunk starting at {size}"
                 ),
             ));
         }
         // The saved hash state is usable only if it covers exactly the bytes on disk (a restart loses it).
         let hash = self.take_hash(id).filter(|h| h.size == size).map(|h| h.digester);
         let path = self.upload_dir(id)?.join("data");
-        let result = append_hashing(path, hash, body).await;
-        let (written, hash) = match result {
-            Ok(r) => r,
-            Err(e) => return Err(e),
-        };
-        let new_size = size + written;
-        if let Some(digester) = hash {
-            self.keep_hash(id, UploadHash { size: new_size, digester });
+        let expected = range.map(|(start, end)| end - start + 1);
+        match append_hashing(path.clone(), hash.clone(), body, expected).await {
+            Ok((written, hash)) => {
+                let new_size = size + written;
+                if let Some(digester) = hash {
+                    self.keep_hash(id, new_size, digester);
+                }
+                Ok(new_size)
+            }
+            Err(e) => {
+                // All or nothing: a refused chunk, a body that broke midway (client gone, read timeout) or
+                // a failed write is cut off again, so the upload keeps exactly its size and hash state from
+                // before this request and the client resumes from the size a status request reports.
+                // Keeping a partial body instead would need it flushed and hashed exactly; cutting it off
+                // is one rule for every failure.
+                let file = tokio::fs::OpenOptions::new().write(true).open(&path).await;
+                match file {
+                    Ok(file) => file.set_len(size).await.map_err(|e| io_err("roll back upload", e))?,
+                    // Finished or cancelled by a concurrent request meanwhile: nothing to roll back.
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Err(Error::not_found(Resource::Upload, id)),
+                    Err(e) => return Err(io_err("roll back upload", e)),
+                }
+                if let Some(digester) = hash {
+                    self.keep_hash(id, size, digester);
+                }
+                Err(e)
+            }
         }
-        Ok(new_size)
     }
 
     async fn finish_upload(&self, repo: &RepositoryName, id: &str, digest: &Digest) -> Result<u64> {
@@ -502,9 +578,20 @@ impl Storage for FsStorage {
         &self,
         repo: &RepositoryName,
         manifest: &StoredManifest,
+        references: &References,
         referrer: Option<ReferrerDescriptor>,
         tag: Option<&Tag>,
     ) -> Result<()> {
+        // The fence against a collection's sweep (see `fence`): intent, wait, check, write, drop the intent.
+        let named: Vec<&Digest> = (references.blobs.iter().chain(&references.manifests))
+            .chain(manifest.subject.iter())
+            .chain(std::iter::once(&manifest.digest))
+            .collect();
+        let intent = fence::intents_dir(&self.root).join(uuid::Uuid::new_v4().simple().to_string());
+        self.write_atomic(&intent, &fence::intent_bytes(&named)).await?;
+        let _intent = fence::Intent(intent);
+        fence::wait_for_sweeps(&self.root).await?;
+        super::check_references(self, repo, references).await?;
         let blob = self.blob_path(&manifest.digest);
         if !Self::exists(&blob).await? {
             self.write_atomic(&blob, &manifest.bytes).await?;
@@ -525,7 +612,7 @@ impl Storage for FsStorage {
 
     async fn get_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<Option<StoredManifest>> {
         let key = (repo.to_string(), reference.to_string());
-        if let Some(hit) = self.manifests.lock().expect("cache lock").get(&key) {
+        if let Some(hit) = self.manifests.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(Some(hit.clone()));
         }
         let digest = match reference {
@@ -545,7 +632,7 @@ impl Storage for FsStorage {
         };
         let manifest =
             StoredManifest { media_type: link.media_type, digest, bytes: Bytes::from(bytes), subject: link.subject };
-        let mut cache = self.manifests.lock().expect("cache lock");
+        let mut cache = self.manifests.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= MANIFEST_CACHE_ENTRIES {
             cache.clear();
         }

@@ -5,6 +5,7 @@
 //! account; the server lets them use a repository of another account only while that account has a
 //! cross-account grant on it, checked on every request, so removing a grant takes effect at once.
 
+pub mod fence;
 pub mod fs;
 pub mod gc;
 pub mod manifest;
@@ -25,7 +26,7 @@ use regbridge::{
 };
 
 pub use fs::FsStorage;
-pub use storage::{Storage, StoredManifest};
+pub use storage::{References, Storage, StoredManifest};
 pub use token::{Access, Claims, TokenKind, TokenSigner};
 
 /// The account a registry acts as when none is configured.
@@ -65,7 +66,8 @@ pub fn actions_for(permissions: Permissions) -> &'static [&'static str] {
 /// of its subject, if any.
 ///
 /// The digest is of the bytes as sent. Pushing by digest checks that the bytes hash to it. Everything the
-/// manifest references (config, layers, index entries) must already be in the repository.
+/// manifest references (config, layers, index entries) must already be in the repository; the storage
+/// checks that under its fence against garbage collection ([`Storage::put_manifest`]).
 pub async fn store_manifest(
     storage: &dyn Storage,
     repo: &RepositoryName,
@@ -84,7 +86,17 @@ pub async fn store_manifest(
         }
         Reference::Tag(_) => Digest::sha256(&bytes),
     };
-    for blob in &parsed.blobs {
+    let referrer = parsed.subject.as_ref().map(|_| parsed.referrer(&digest, bytes.len() as u64));
+    let references = References { blobs: parsed.blobs, manifests: parsed.manifests };
+    let stored = StoredManifest { media_type: parsed.media_type, digest, bytes, subject: parsed.subject };
+    storage.put_manifest(repo, &stored, &references, referrer, reference.tag()).await?;
+    Ok((stored.digest, stored.subject))
+}
+
+/// Fails with `MANIFEST_BLOB_UNKNOWN` unless every blob and manifest in `references` is in `repo`: the
+/// check every [`Storage::put_manifest`] makes inside its fence against garbage collection.
+pub async fn check_references(storage: &dyn Storage, repo: &RepositoryName, references: &References) -> Result<()> {
+    for blob in &references.blobs {
         if storage.blob_size(repo, blob).await?.is_none() {
             return Err(Error::invalid(
                 OciErrorCode::ManifestBlobUnknown,
@@ -92,7 +104,7 @@ pub async fn store_manifest(
             ));
         }
     }
-    for child in &parsed.manifests {
+    for child in &references.manifests {
         if storage.get_manifest(repo, &Reference::Digest(child.clone())).await?.is_none() {
             return Err(Error::invalid(
                 OciErrorCode::ManifestBlobUnknown,
@@ -100,10 +112,7 @@ pub async fn store_manifest(
             ));
         }
     }
-    let referrer = parsed.subject.as_ref().map(|_| parsed.referrer(&digest, bytes.len() as u64));
-    let stored = StoredManifest { media_type: parsed.media_type, digest, bytes, subject: parsed.subject };
-    storage.put_manifest(repo, &stored, referrer, reference.tag()).await?;
-    Ok((stored.digest, stored.subject))
+    Ok(())
 }
 
 /// The local provider: repositories in the embedded storage, credentials signed by the server's key.

@@ -61,6 +61,15 @@ pub struct StoredManifest {
     pub subject: Option<Digest>,
 }
 
+/// What a manifest needs in its repository before it may be stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct References {
+    /// Blobs (config and layers).
+    pub blobs: Vec<Digest>,
+    /// Manifests (the entries of an index).
+    pub manifests: Vec<Digest>,
+}
+
 /// A descriptor listed by the referrers API (image-spec `descriptor.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -124,13 +133,17 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn start_upload(&self, repo: &RepositoryName) -> Result<String>;
     /// Bytes received so far by upload `id`.
     async fn upload_size(&self, repo: &RepositoryName, id: &str) -> Result<u64>;
-    /// Appends `body` to upload `id`. With `offset`, the chunk must start where the upload ends
-    /// (`RANGE_INVALID` otherwise). Returns the new size.
+    /// Appends `body` to upload `id`, returning the new size. With `range` (the inclusive `Content-Range`
+    /// of a chunk), the chunk must start where the upload ends (`RANGE_INVALID` otherwise) and have exactly
+    /// that many bytes (`SIZE_INVALID` otherwise).
+    ///
+    /// All or nothing: when this fails (a refused chunk, a body that ends with an error, a failed write),
+    /// the upload is left exactly as it was before the call, its size and its hash state.
     async fn append_upload(
         &self,
         repo: &RepositoryName,
         id: &str,
-        offset: Option<u64>,
+        range: Option<(u64, u64)>,
         body: ByteStream,
     ) -> Result<u64>;
     /// Verifies upload `id` against `digest` and stores it as a blob of `repo`; `DIGEST_INVALID` (and the
@@ -140,11 +153,21 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()>;
 
     /// Stores a manifest under its digest, records `referrer` under its subject, and tags it when `tag` is
-    /// given. Validation (shape, digest, referenced content) happens before, in [`super::store_manifest`].
+    /// given; `MANIFEST_BLOB_UNKNOWN` when something in `references` is not in `repo` (checked with
+    /// [`super::check_references`]). Validation of shape and digest happens before, in
+    /// [`super::store_manifest`].
+    ///
+    /// # Contract
+    ///
+    /// Once this returns `Ok`, no garbage collection — one running now, or any later — deletes the
+    /// manifest or anything in `references` while the manifest exists, whatever its grace period. An
+    /// implementation fences the check and the write against the collection's sweep (the filesystem's:
+    /// [`super::fence`]); a collection that deleted a reference first makes this fail instead.
     async fn put_manifest(
         &self,
         repo: &RepositoryName,
         manifest: &StoredManifest,
+        references: &References,
         referrer: Option<ReferrerDescriptor>,
         tag: Option<&Tag>,
     ) -> Result<()>;

@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
-use regbridge::auth::Action;
+use regbridge::auth::{Action, Scope};
 use regbridge::oci::{Digest, RepositoryName, media_types};
 use regbridge::{Error, Result};
 use serde_json::json;
@@ -116,7 +116,7 @@ async fn upstream_catalog(upstream: &Upstream) -> Result<Vec<String>> {
                 url::form_urlencoded::byte_serialize(last.as_bytes()).collect::<String>()
             ));
         }
-        let response = upstream.client.send(Method::GET, &path, HeaderMap::new(), None, "registry:catalog:*").await?;
+        let response = upstream.client.send(Method::GET, &path, HeaderMap::new(), None, &[Scope::Catalog]).await?;
         let status = response.status();
         if !status.is_success() {
             // Registries may refuse catalogs (many clouds do); their names are then simply not listed.

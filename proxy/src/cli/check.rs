@@ -3,6 +3,8 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use regbridge::auth::{Action, Scope};
+use regbridge::oci::RepositoryName;
 use regbridge::{Error, Result};
 
 use super::context::{ConfigArgs, local_registry};
@@ -45,8 +47,8 @@ async fn probe(target: &Target) -> Result<String> {
             let prefix = prefix.trim_matches('/');
             let repository =
                 if prefix.is_empty() { PROBE_REPOSITORY.to_owned() } else { format!("{prefix}/{PROBE_REPOSITORY}") };
-            let scope = format!("repository:{repository}:pull");
-            let reached = upstream.client.ping(&scope).await;
+            let scope = Scope::for_action(RepositoryName::parse(&repository)?, Action::Pull);
+            let reached = upstream.client.ping(&[scope]).await;
             if let Err(err) = upstream.provider.cleanup_credentials(&repository).await {
                 tracing::warn!(error = %err, "could not clean up the check's credentials");
             }

@@ -11,6 +11,26 @@ use crate::config::ServeConfig;
 use crate::config_file::FileConfig;
 use crate::routing::Target;
 
+/// `--upload-expiry-secs`, shared by `serve` (which expires sessions) and `gc` (which removes them), so
+/// both read the same setting.
+#[derive(clap::Args, Debug, Clone)]
+pub struct UploadExpiryArgs {
+    /// Seconds an upload session may receive nothing before it expires and gc may remove it
+    /// [default: the file's upload_expiry_secs, else 86400].
+    #[arg(long, env = "REGBRIDGE_UPLOAD_EXPIRY_SECS")]
+    pub upload_expiry_secs: Option<u64>,
+}
+
+impl UploadExpiryArgs {
+    /// `config` with this flag applied over it.
+    pub fn apply(&self, config: ServeConfig) -> ServeConfig {
+        match self.upload_expiry_secs {
+            Some(secs) => ServeConfig { upload_expiry: std::time::Duration::from_secs(secs), ..config },
+            None => config,
+        }
+    }
+}
+
 /// Where the configuration comes from.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConfigArgs {
@@ -54,6 +74,10 @@ impl ConfigArgs {
             routes: file.routes,
             connections_key: file.connections.key,
             manifest_url_prefixes: file.manifests.allowed_urls,
+            upload_expiry: file
+                .upload_expiry_secs
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(defaults.upload_expiry),
             ..defaults
         })
     }
@@ -86,7 +110,8 @@ pub struct Opened {
 pub fn local_registry(config: &ServeConfig) -> Result<LocalRegistry> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::internal(format!("create data directory {}", config.data_dir.display()), e))?;
-    let storage = std::sync::Arc::new(FsStorage::open(config.data_dir.join("storage"))?);
+    let storage = FsStorage::open(config.data_dir.join("storage"))?.with_upload_expiry(config.upload_expiry);
+    let storage = std::sync::Arc::new(storage);
     let signer = TokenSigner::load_or_create(&config.data_dir.join("signing.key"))?;
     Ok(LocalRegistry::new(storage, signer, server_url(config)))
 }

@@ -65,16 +65,9 @@ pub enum Format {
 
 /// Parses `900`, `900s`, `15m`, `1h`, `1h30m`.
 pub fn parse_ttl(text: &str) -> std::result::Result<Duration, String> {
-    let text = text.trim();
-    let parsed = if text.chars().all(|c| c.is_ascii_digit()) && !text.is_empty() {
-        text.parse().map(Duration::from_secs).map_err(|e| e.to_string())
-    } else {
-        humantime::parse_duration(text).map_err(|e| e.to_string())
-    };
-    match parsed {
-        Ok(d) if d.as_secs() > 0 => Ok(d),
-        Ok(_) => Err(format!("the TTL {text:?} is shorter than a second")),
-        Err(e) => Err(format!("invalid TTL {text:?} ({e}); write it as 900s, 15m or 1h")),
+    match super::parse_duration(text, "TTL")? {
+        d if d.as_secs() > 0 => Ok(d),
+        _ => Err(format!("the TTL {:?} is shorter than a second", text.trim())),
     }
 }
 

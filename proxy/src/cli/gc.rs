@@ -1,4 +1,5 @@
-//! `regbridge gc`: mark and sweep the local storage's unreferenced blobs.
+//! `regbridge gc`: mark and sweep the local storage's unreferenced blobs, expired uploads and stray staging
+//! files.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -6,7 +7,7 @@ use std::time::Duration;
 
 use regbridge_providers::local::gc::{GcOptions, collect};
 
-use super::context::ConfigArgs;
+use super::context::{ConfigArgs, UploadExpiryArgs};
 
 /// The flags of `gc`.
 #[derive(clap::Args)]
@@ -15,16 +16,24 @@ pub struct GcArgs {
     #[arg(long)]
     dry_run: bool,
     /// Spare unreferenced blobs written or used more recently than this (pushes in progress): `30m`, `2h`.
-    #[arg(long, default_value = "1h", value_parser = super::creds::parse_ttl)]
+    /// `0s` spares none; manifests already stored keep their blobs whatever the grace period.
+    #[arg(long, default_value = "1h", value_parser = parse_grace)]
     grace: Duration,
     #[command(flatten)]
+    upload_expiry: UploadExpiryArgs,
+    #[command(flatten)]
     config: ConfigArgs,
+}
+
+/// Parses `--grace`: any duration, zero included.
+fn parse_grace(text: &str) -> Result<Duration, String> {
+    super::parse_duration(text, "grace period")
 }
 
 /// Runs a collection and prints its report as JSON; progress on stderr when it is a terminal.
 pub fn run(args: GcArgs) -> ExitCode {
     let config = match args.config.load() {
-        Ok(c) => c,
+        Ok(c) => args.upload_expiry.apply(c),
         Err(e) => return super::fail(&e),
     };
     let root = config.data_dir.join("storage");
@@ -36,7 +45,7 @@ pub fn run(args: GcArgs) -> ExitCode {
         return super::fail(&err);
     }
     let terminal = std::io::stderr().is_terminal();
-    let options = GcOptions { grace: args.grace, dry_run: args.dry_run };
+    let options = GcOptions { grace: args.grace, upload_expiry: config.upload_expiry, dry_run: args.dry_run };
     let progress = |done: usize, total: usize| {
         if terminal && (done.is_multiple_of(256) || done == total) {
             eprint!("\rgc: examined {done}/{total} blobs");
@@ -49,9 +58,13 @@ pub fn run(args: GcArgs) -> ExitCode {
         Ok(report) => {
             let verb = if report.dry_run { "would delete" } else { "deleted" };
             eprintln!(
-                "gc: {verb} {} blobs ({} bytes); {} referenced, {} spared by the grace period",
+                "gc: {verb} {} blobs ({} bytes), {} expired uploads and {} staging files ({} bytes in all); \
+                 {} referenced, {} spared by the grace period",
                 report.deleted.len(),
                 report.deleted_bytes,
+                report.uploads_removed,
+                report.temp_files_removed,
+                report.reclaimed_bytes,
                 report.referenced,
                 report.spared
             );
@@ -59,5 +72,19 @@ pub fn run(args: GcArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => super::fail(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_periods() {
+        assert_eq!(parse_grace("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_grace("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_grace("30m"), Ok(Duration::from_secs(1800)));
+        let err = parse_grace("soon").unwrap_err();
+        assert!(err.contains("grace period") && !err.contains("TTL"), "{err}");
     }
 }

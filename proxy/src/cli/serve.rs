@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use regbridge::Secret;
 
-use super::context::ConfigArgs;
+use super::context::{ConfigArgs, UploadExpiryArgs};
 use crate::{ServeConfig, Server};
 
 /// The flags of `serve`.
@@ -26,12 +26,14 @@ pub struct ServeArgs {
     /// Seconds transfers in flight may take to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "REGBRIDGE_SHUTDOWN_GRACE", default_value_t = 30)]
     grace: u64,
+    #[command(flatten)]
+    upload_expiry: UploadExpiryArgs,
 }
 
 impl ServeArgs {
     /// The configuration: defaults, then the file, then flags and environment variables.
     fn into_config(self) -> Result<ServeConfig, regbridge::Error> {
-        let base = self.config.load()?;
+        let base = self.upload_expiry.apply(self.config.load()?);
         Ok(ServeConfig {
             anonymous_pull: self.anonymous_pull || base.anonymous_pull,
             tls: self.tls_cert.zip(self.tls_key).or(base.tls),

@@ -56,5 +56,5 @@ pub async fn validate(store: &ConnectionStore, id: &str) -> Result<Validation, C
         })
         .await?;
     let registry = generic_registry(&connection, login, "", ClientOptions::default())?;
-    Ok(Validation { error: registry.client().ping("").await.err() })
+    Ok(Validation { error: registry.client().ping(&[]).await.err() })
 }

@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::Response;
 use futures_util::TryStreamExt;
-use regbridge::auth::{Action, Scope, scope::format_list};
+use regbridge::auth::{Action, Scope};
 use regbridge::oci::RepositoryName;
 use regbridge::{Error, Result};
 
@@ -187,19 +187,19 @@ pub(crate) async fn forward(
             && !parts.headers.contains_key(header::TRANSFER_ENCODING);
     let has_body = matches!(*method, Method::PUT | Method::PATCH | Method::POST) && !empty;
     let body = has_body.then(|| reqwest::Body::wrap_stream(body.into_data_stream()));
-    let scope = format_list(&upstream_scopes(upstream_name, action, mount_from.as_deref())?);
+    let scopes = upstream_scopes(upstream_name, action, mount_from.as_deref())?;
     let started = std::time::Instant::now();
     let sent = if let OciRoute::Upload(..) = route {
-        upstream.client.send_session(method.clone(), &path, headers.clone(), body, &scope).await
+        upstream.client.send_session(method.clone(), &path, headers.clone(), body, &scopes).await
     } else {
-        upstream.client.send(method.clone(), &path, headers.clone(), body, &scope).await
+        upstream.client.send(method.clone(), &path, headers.clone(), body, &scopes).await
     };
     let provider = upstream.provider.to_string();
     crate::observe::upstream_latency(&provider, method.as_str(), started.elapsed());
     let response = sent?;
     let response = match route {
         OciRoute::Manifest(..) if method == Method::GET => {
-            recover::buffered_manifest(&provider, method, response, refetch_upstream(upstream, path, headers, scope))
+            recover::buffered_manifest(&provider, method, response, refetch_upstream(upstream, path, headers, scopes))
                 .await?
         }
         OciRoute::Blob(..) if method == Method::GET => {
@@ -212,7 +212,7 @@ pub(crate) async fn forward(
                 &provider,
                 method,
                 response,
-                refetch_upstream(upstream, path, headers, scope),
+                refetch_upstream(upstream, path, headers, scopes),
                 digest,
             )
         }
@@ -227,14 +227,14 @@ fn range_from(offset: u64) -> axum::http::HeaderValue {
 }
 
 /// Sends the same GET upstream again (from an offset, to resume a broken body).
-fn refetch_upstream(upstream: &Upstream, path: String, headers: HeaderMap, scope: String) -> recover::Refetch {
+fn refetch_upstream(upstream: &Upstream, path: String, headers: HeaderMap, scopes: Vec<Scope>) -> recover::Refetch {
     let client = upstream.client.clone();
     std::sync::Arc::new(move |offset| {
-        let (client, path, mut headers, scope) = (client.clone(), path.clone(), headers.clone(), scope.clone());
+        let (client, path, mut headers, scopes) = (client.clone(), path.clone(), headers.clone(), scopes.clone());
         if let Some(offset) = offset {
             headers.insert(header::RANGE, range_from(offset));
         }
-        Box::pin(async move { client.send(Method::GET, &path, headers, None, &scope).await })
+        Box::pin(async move { client.send(Method::GET, &path, headers, None, &scopes).await })
     })
 }
 
