@@ -12,6 +12,7 @@ pub mod connections;
 pub mod forward;
 pub mod observe;
 pub mod pipeline;
+pub mod ranges;
 pub mod routing;
 pub mod server;
 pub mod users;

@@ -55,24 +55,9 @@ pub async fn start(ctx: &Ctx, repo: &RepositoryName, body: Body) -> Result<Respo
     Ok(accepted(ctx, repo, &id, 0, StatusCode::ACCEPTED))
 }
 
-/// Parses `Content-Range: START-END` of a chunk (some clients prefix `bytes `).
-fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>> {
-    let Some(value) = headers.get(header::CONTENT_RANGE) else { return Ok(None) };
-    let bad = || Error::invalid(OciErrorCode::RangeInvalid, "Content-Range must be START-END, e.g. 0-1023");
-    let text = value.to_str().map_err(|_| bad())?.trim();
-    let text = text.strip_prefix("bytes ").unwrap_or(text);
-    let text = text.split('/').next().unwrap_or(text);
-    let (start, end) = text.split_once('-').ok_or_else(bad)?;
-    let (start, end): (u64, u64) = (start.parse().map_err(|_| bad())?, end.parse().map_err(|_| bad())?);
-    if end < start {
-        return Err(bad());
-    }
-    Ok(Some((start, end)))
-}
-
 /// PATCH: appends a chunk (with `Content-Range`, which must start where the upload ends) or a stream.
 pub async fn patch(ctx: &Ctx, repo: &RepositoryName, id: &str, headers: &HeaderMap, body: Body) -> Result<Response> {
-    let range = content_range(headers)?;
+    let range = crate::ranges::chunk_range(headers)?;
     // The storage checks the chunk against its range and keeps nothing of a chunk it refuses.
     let size = ctx.state.storage.append_upload(repo, id, range, body_stream(body)).await?;
     Ok(accepted(ctx, repo, id, size, StatusCode::ACCEPTED))

@@ -221,18 +221,13 @@ pub(crate) async fn forward(
     respond(ctx, upstream, repo, upstream_name, route, method, response).await
 }
 
-/// `Range: bytes=OFFSET-`, to resume a body after `offset` bytes.
-fn range_from(offset: u64) -> axum::http::HeaderValue {
-    hv(&format!("bytes={offset}-"))
-}
-
 /// Sends the same GET upstream again (from an offset, to resume a broken body).
 fn refetch_upstream(upstream: &Upstream, path: String, headers: HeaderMap, scopes: Vec<Scope>) -> recover::Refetch {
     let client = upstream.client.clone();
     std::sync::Arc::new(move |offset| {
         let (client, path, mut headers, scopes) = (client.clone(), path.clone(), headers.clone(), scopes.clone());
         if let Some(offset) = offset {
-            headers.insert(header::RANGE, range_from(offset));
+            headers.insert(header::RANGE, crate::ranges::from_offset(offset));
         }
         Box::pin(async move { client.send(Method::GET, &path, headers, None, &scopes).await })
     })
@@ -244,7 +239,7 @@ fn refetch_redirect(http: &reqwest::Client, provider: &str, target: url::Url) ->
     std::sync::Arc::new(move |offset| {
         let mut request = http.get(target.clone());
         if let Some(offset) = offset {
-            request = request.header(header::RANGE, range_from(offset));
+            request = request.header(header::RANGE, crate::ranges::from_offset(offset));
         }
         let provider = provider.clone();
         Box::pin(async move {

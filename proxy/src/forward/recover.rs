@@ -13,7 +13,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
@@ -175,12 +175,7 @@ impl Resume {
         self.recoveries += 1;
         tracing::debug!(provider = %self.provider, sent = self.sent, why, "blob body broke; resuming with a range");
         let response = (self.refetch)(Some(self.sent)).await?;
-        let expected = format!("bytes {}-", self.sent);
-        let range_ok = response
-            .headers()
-            .get(header::CONTENT_RANGE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with(&expected));
+        let range_ok = crate::ranges::starts_at(response.headers(), self.sent);
         if response.status() != StatusCode::PARTIAL_CONTENT || !range_ok {
             return Err(fail(format!(
                 "resuming at byte {} got {} without a matching Content-Range",
