@@ -10,6 +10,7 @@ pub mod config;
 pub mod config_file;
 pub mod connections;
 pub mod forward;
+pub mod limits;
 pub mod observe;
 pub mod route;
 pub mod routing;
