@@ -155,6 +155,10 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most header fields one request may carry (HTTP/1.1), and the largest header list (HTTP/2).
 const MAX_HEADERS: usize = 100;
 const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+/// The largest HTTP/1.1 request head (request line and headers), as for HTTP/2: a larger one gets 431.
+/// Without it hyper buffered up to ~400 KB per connection, and 300 unfinished 300 KB heads took the
+/// server to 280 MB.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Connection-level limits: a slow or oversized request head is refused before any handler runs. Bodies
 /// are limited where they are buffered (manifests, token forms); blob bodies stream to disk.
@@ -163,7 +167,11 @@ fn limits(builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_headers(MAX_HEADERS);
+        .max_headers(MAX_HEADERS)
+        // hyper's `max_header_size` would bound the head alone, but hyper-util's auto builder does not
+        // expose it; the read buffer's bound is the head's bound too (body reads are capped at it as well,
+        // which measured within noise for uploads: see the commit adding it).
+        .max_buf_size(MAX_HEAD_BYTES);
     builder.http2().timer(hyper_util::rt::TokioTimer::new()).max_header_list_size(MAX_HEADER_LIST_BYTES);
 }
 
