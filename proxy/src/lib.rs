@@ -11,6 +11,7 @@ pub mod config_file;
 pub mod connections;
 pub mod forward;
 pub mod limits;
+pub mod login_limit;
 pub mod observe;
 pub mod route;
 pub mod routing;

@@ -347,3 +347,51 @@ async fn http1_heads_over_64_kib_get_431() {
     let r = server.client.get(server.url("/healthz")).bearer_auth(token).header("X-Also", "x".repeat(30_000));
     assert_eq!(r.send().await.unwrap().status(), 200);
 }
+
+/// The reported starvation: 300 wrong passwords at once for the admin, from one address (127.0.0.2), then
+/// the admin logs in from another (127.0.0.1). The attacker is turned away with 429 before argon2 runs,
+/// and the correct login does not wait behind its guesses. (Timings: `bench/login-under-attack.sh`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_limited_per_address_and_cannot_starve_a_correct_one() {
+    let data = tempfile::tempdir().unwrap();
+    let (_process, base, _lines) = serve_with(data.path(), &[], None);
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let attacker = reqwest::Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/v2/");
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let (attacker, url) = (attacker.clone(), url.clone());
+        guesses.spawn(async move { attacker.get(url).basic_auth("admin", Some(format!("guess-{i}"))).send().await });
+    }
+    // Let the guesses arrive and queue before the real login.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let r = common::client().get(&url).basic_auth("admin", Some(PASSWORD)).send().await.unwrap();
+    let login = started.elapsed();
+    assert_eq!(r.status(), 200);
+    let (mut limited, mut unauthorized) = (0, 0);
+    while let Some(answer) = guesses.join_next().await {
+        let answer = answer.unwrap().unwrap();
+        match answer.status().as_u16() {
+            429 => {
+                let after: u64 = answer.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+                assert!((1..=60).contains(&after), "Retry-After {after}");
+                let body: serde_json::Value = answer.json().await.unwrap();
+                assert_eq!(body["errors"][0]["code"], "TOOMANYREQUESTS", "{body}");
+                limited += 1;
+            }
+            401 => unauthorized += 1,
+            other => panic!("a guess got {other}"),
+        }
+    }
+    assert!(unauthorized <= 10, "at most the address's burst reaches argon2: {unauthorized}");
+    assert_eq!(limited + unauthorized, 300);
+    // A sanity bound only (a debug build runs argon2 in about half a second); before the limit it was
+    // the time of 300 / 2 argon2 runs.
+    assert!(login < Duration::from_secs(5), "the correct login took {login:?}");
+}

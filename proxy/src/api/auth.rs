@@ -11,6 +11,7 @@ use regbridge::{Error, Result, Secret};
 use regbridge_providers::local::{Claims, DEFAULT_ACCOUNT, TokenKind, token::looks_like_token};
 
 use super::{AppState, Ctx};
+use crate::login_limit::ClientAddr;
 use crate::route::OciRoute;
 
 /// Who made a request.
@@ -70,8 +71,9 @@ impl Action {
     }
 }
 
-/// Parses `Authorization` into an identity. Wrong credentials are an error, not anonymous.
-pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity> {
+/// Parses `Authorization` into an identity. Wrong credentials are an error, not anonymous; too many of
+/// them from `client` or for a user, a 429.
+pub async fn identify(state: &AppState, headers: &HeaderMap, client: ClientAddr) -> Result<Identity> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(Identity::Anonymous) };
     let value =
         value.to_str().map_err(|_| Error::Unauthenticated { message: "malformed Authorization header".into() })?;
@@ -79,7 +81,7 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity>
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => {
             let (user, password) = regbridge::auth::decode_basic(rest)?;
-            basic_identity(state, &user, &password).await
+            basic_identity(state, &user, &password, client).await
         }
         "bearer" => Ok(Identity::Token(state.signer.verify(rest.trim())?)),
         _ => Err(Error::Unauthenticated {
@@ -89,9 +91,9 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity>
 }
 
 /// A user name and password: a configured user, or minted credentials whose password is a signed token.
-pub async fn basic_identity(state: &AppState, user: &str, password: &Secret) -> Result<Identity> {
+pub async fn basic_identity(state: &AppState, user: &str, password: &Secret, client: ClientAddr) -> Result<Identity> {
     if state.users.contains(user) {
-        state.users.verify(user, password).await?;
+        state.users.verify(user, password, client.0).await?;
         return Ok(Identity::User(user.to_owned()));
     }
     if looks_like_token(password.expose()) {

@@ -25,6 +25,7 @@ pub use auth::{Action, Identity};
 
 use crate::config::ServeConfig;
 use crate::forward::location::LocationSigner;
+use crate::login_limit::ClientAddr;
 use crate::route::OciRoute;
 use crate::routing::{RoutingTable, Target};
 use crate::users::Users;
@@ -117,9 +118,9 @@ pub(crate) fn error_response(err: &Error, state: &AppState, base_url: &str, scop
     response
 }
 
-async fn ping(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn ping(State(state): State<Arc<AppState>>, client: ClientAddr, headers: HeaderMap) -> Response {
     let base = base_url(&state, &headers);
-    match auth::identify(&state, &headers).await {
+    match auth::identify(&state, &headers, client).await {
         Ok(Identity::Anonymous) => {
             let err = Error::Unauthenticated { message: "authentication required".into() };
             error_response(&err, &state, &base, None)
@@ -160,7 +161,7 @@ async fn dispatch(State(state): State<Arc<AppState>>, Path(rest): Path<String>, 
         Err(err) => return error_response(&err, &state, &base, None),
     };
     let scope = scope_for(&route, &parts.method);
-    let identity = match auth::identify(&state, &parts.headers).await {
+    let identity = match auth::identify(&state, &parts.headers, ClientAddr::of(&parts.extensions)).await {
         Ok(i) => i,
         Err(err) => return error_response(&err, &state, &base, Some(&scope)),
     };

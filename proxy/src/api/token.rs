@@ -16,25 +16,36 @@ use serde_json::json;
 
 use super::auth::{Action, Identity, allowed, basic_identity, identify};
 use super::{AppState, base_url, error_response};
+use crate::login_limit::ClientAddr;
 
 /// How long a session token lives. Clients ask again when it expires.
 const SESSION_TTL: Duration = Duration::from_secs(300);
 
 /// `GET /token?service=...&scope=...&scope=...` with Basic credentials (or none).
-pub async fn get_token(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> Response {
+pub async fn get_token(
+    State(state): State<Arc<AppState>>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     let scopes = scopes_of(uri.query().unwrap_or(""));
-    let identity = identify(&state, &headers).await;
+    let identity = identify(&state, &headers, client).await;
     respond(&state, &headers, identity, scopes).await
 }
 
 /// `POST /token` with `grant_type=password&username=...&password=...&scope=...` (form-encoded).
-pub async fn post_token(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post_token(
+    State(state): State<Arc<AppState>>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     let identity = match get("grant_type").as_deref() {
         Some("password") => {
             let (user, pass) = (get("username").unwrap_or_default(), Secret::new(get("password").unwrap_or_default()));
-            basic_identity(&state, &user, &pass).await
+            basic_identity(&state, &user, &pass, client).await
         }
         other => Err(Error::bad_input(format!("unsupported grant_type {other:?}; use password"))),
     };
