@@ -25,9 +25,14 @@ pub use accept::ConnectionLimits;
 
 /// Middleware: a request body that delivers no bytes for `timeout` fails with a read error in the
 /// handler, and the client gets `408 Request Timeout` with `Connection: close`, whatever the handler made
-/// of the error (its body stays). The timer runs only while the handler waits for body bytes, so a slow disk does not count.
-/// What was written before the stall stays (a chunked upload can resume from there).
+/// of the error (its body stays). The timer runs only while the handler waits for body bytes, so a slow
+/// disk does not count. What was written before the stall stays (a chunked upload can resume from there).
 pub async fn body_read_timeout(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    use http_body::Body as _;
+    if request.body().is_end_stream() {
+        // GET, HEAD, DELETE: nothing to wait for, so no timer and no allocation on the busiest requests.
+        return next.run(request).await;
+    }
     let stalled = Arc::new(AtomicBool::new(false));
     let seen = stalled.clone();
     let request = request.map(|body| {
