@@ -123,7 +123,11 @@ impl Server {
             stopper.graceful_shutdown(Some(grace));
         });
         let config = &self.state.config;
-        let connections = ConnectionLimits::new(connection_cap(config.max_connections), config.idle_timeout);
+        let connections = ConnectionLimits::new(
+            connection_cap(config.max_connections),
+            config.idle_timeout,
+            config.body_read_timeout,
+        );
         let served = match &config.tls {
             None => {
                 let mut server = axum_server::from_tcp(self.listener).handle(handle).acceptor(connections);

@@ -71,7 +71,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(crate::observe::healthz))
         .route("/readyz", get(crate::observe::readyz))
         .merge(admin::routes())
-        .layer(axum::middleware::from_fn_with_state(state.config.body_read_timeout, crate::limits::body_read_timeout))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::observe::observe))
         .with_state(state)
 }

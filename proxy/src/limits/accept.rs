@@ -31,6 +31,7 @@ pub struct ConnectionLimits {
 pub(super) struct Registry {
     max: usize,
     pub(super) idle: Duration,
+    pub(super) body_read: Duration,
     /// The zero of the millisecond clocks in [`Conn`].
     pub(super) epoch: Instant,
     next_id: AtomicU64,
@@ -47,12 +48,14 @@ struct Shed {
 }
 
 impl ConnectionLimits {
-    /// At most `max` connections at once (at least 1); a connection idle for `idle` is closed.
-    pub fn new(max: usize, idle: Duration) -> Self {
+    /// At most `max` connections at once (at least 1); a connection idle for `idle` is closed; a request
+    /// body silent for `body_read` ends its request with 408.
+    pub fn new(max: usize, idle: Duration, body_read: Duration) -> Self {
         Self {
             registry: Arc::new(Registry {
                 max: max.max(1),
                 idle,
+                body_read,
                 epoch: Instant::now(),
                 next_id: AtomicU64::new(0),
                 open: Mutex::new(HashMap::new()),
@@ -133,7 +136,10 @@ where
 
     fn accept(&self, stream: I, service: S) -> Self::Future {
         ready(match self.admit() {
-            Some(conn) => Ok((Tracked::new(stream, conn.clone(), self.registry.clone()), InFlight::new(service, conn))),
+            Some(conn) => Ok((
+                Tracked::new(stream, conn.clone(), self.registry.clone()),
+                InFlight::new(service, conn, self.registry.body_read),
+            )),
             // axum_server drops the stream, which closes the connection.
             None => Err(io::Error::other("connection limit reached")),
         })

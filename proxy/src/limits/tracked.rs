@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::accept::Registry;
+use super::body::{Stalled, Watched};
 
 /// A connection's shared state.
 #[derive(Debug)]
@@ -181,22 +182,24 @@ impl Drop for Busy {
     }
 }
 
-/// The connection's service, counting its requests in flight.
+/// The connection's service: counts its requests in flight and watches their bodies for stalls.
 #[derive(Clone, Debug)]
 pub struct InFlight<S> {
     inner: S,
     conn: Arc<Conn>,
+    body_read: Duration,
 }
 
 impl<S> InFlight<S> {
-    pub(super) fn new(inner: S, conn: Arc<Conn>) -> Self {
-        Self { inner, conn }
+    pub(super) fn new(inner: S, conn: Arc<Conn>, body_read: Duration) -> Self {
+        Self { inner, conn, body_read }
     }
 }
 
 impl<S, B, R> tower_service::Service<Request<B>> for InFlight<S>
 where
-    S: tower_service::Service<Request<B>, Response = Response<R>>,
+    B: http_body::Body,
+    S: tower_service::Service<Request<Watched<B>>, Response = Response<R>>,
     S::Future: Send + 'static,
 {
     type Response = Response<Guarded<R>>;
@@ -209,9 +212,11 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let busy = Busy::new(self.conn.clone());
-        let response = self.inner.call(request);
+        let (timeout, stalled) = (self.body_read, Stalled::for_body(request.body()));
+        let response = self.inner.call(request.map(|body| Watched::new(body, timeout, stalled.clone())));
         Box::pin(async move {
-            let response = response.await?;
+            let mut response = response.await?;
+            stalled.answer(&mut response, timeout);
             Ok(response.map(|body| Guarded { body, _busy: busy }))
         })
     }
