@@ -173,8 +173,9 @@ fn limits(builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_headers(MAX_HEADERS)
         // hyper's `max_header_size` would bound the head alone, but hyper-util's auto builder does not
-        // expose it; the read buffer's bound is the head's bound too (body reads are capped at it as well,
-        // which measured within noise for uploads: see the commit adding it).
+        // expose it; the read buffer's bound is the head's bound too. It also caps body reads and buffered
+        // response bytes, which measured within noise: 100 MiB curl transfers, 12 interleaved runs each on
+        // a loaded 2-core machine, medians 480 -> 490 MiB/s up and 1,360 -> 1,440 MiB/s down.
         .max_buf_size(MAX_HEAD_BYTES);
     builder.http2().timer(hyper_util::rt::TokioTimer::new()).max_header_list_size(MAX_HEADER_LIST_BYTES);
 }
