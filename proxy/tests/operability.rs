@@ -391,6 +391,11 @@ async fn failed_logins_are_limited_per_address_and_cannot_starve_a_correct_one()
     }
     assert!(unauthorized <= 10, "at most the address's burst reaches argon2: {unauthorized}");
     assert_eq!(limited + unauthorized, 300);
+    // The admin API's own login is held to the same limits.
+    let admin = format!("http://127.0.0.1:{port}/admin/v1/registries");
+    let r = attacker.get(admin).basic_auth("admin", Some("one-more-guess")).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
     // A sanity bound only (a debug build runs argon2 in about half a second); before the limit it was
     // the time of 300 / 2 argon2 runs.
     assert!(login < Duration::from_secs(5), "the correct login took {login:?}");
