@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::config_file::RouteConfig;
 
@@ -36,6 +37,20 @@ pub struct ServeConfig {
     /// Upload sessions that receive nothing for this long expire (`BLOB_UPLOAD_UNKNOWN`), and `gc` removes
     /// them; default a day ([`regbridge_providers::local::fs::DEFAULT_UPLOAD_EXPIRY`]).
     pub upload_expiry: std::time::Duration,
+    /// Close a connection when no request is in flight on it and no byte has moved for this long (a client
+    /// that connects and sends nothing, a keep-alive connection left open). Default 120 s: longer than the
+    /// 90 s after which Go's and hyper's HTTP clients (docker, containerd, skopeo, oras) drop idle pooled
+    /// connections themselves, so the client, not the server, closes them and never reuses a closing one.
+    pub idle_timeout: Duration,
+    /// End a request whose body sends no bytes for this long with 408 (a PATCH, a monolithic POST or PUT, a
+    /// manifest PUT). Default 60 s: a push on a working link never pauses that long, and a stalled client
+    /// holds an upload (and a connection) for at most a minute. Bytes received before the stall are kept.
+    pub body_read_timeout: Duration,
+    /// Connections open at once. At the limit, the connection idle longest makes room for a new one; when
+    /// all are busy, new ones are closed at once. Default 4096: thousands of concurrent pulls, while a
+    /// flood of idle connections cannot exhaust the process's file descriptors (lowered at start to stay
+    /// under the open-file limit).
+    pub max_connections: usize,
 }
 
 impl ServeConfig {
@@ -53,6 +68,9 @@ impl ServeConfig {
             connections_key: None,
             manifest_url_prefixes: Vec::new(),
             upload_expiry: regbridge_providers::local::fs::DEFAULT_UPLOAD_EXPIRY,
+            idle_timeout: Duration::from_secs(120),
+            body_read_timeout: Duration::from_secs(60),
+            max_connections: 4096,
         }
     }
 }

@@ -7,6 +7,9 @@
 //! anonymous_pull = false
 //! tls = { cert = "tls.crt", key = "tls.key" }
 //! upload_expiry_secs = 86400    # upload sessions idle this long expire; gc removes them
+//! idle_timeout_secs = 120       # close connections with nothing in flight and no bytes moving this long
+//! body_read_timeout_secs = 60   # a request body silent this long ends the request with 408
+//! max_connections = 4096        # at the limit, the longest-idle connection makes room
 //!
 //! [users]                       # name = argon2 PHC hash (`regbridge` hashes with argon2id)
 //! alice = "$argon2id$v=19$m=19456,t=2,p=1$..."
@@ -56,6 +59,12 @@ pub struct FileConfig {
     pub anonymous_pull: Option<bool>,
     /// HTTPS certificate and key.
     pub tls: Option<TlsConfig>,
+    /// Seconds a connection may sit with no request in flight and no bytes moving.
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds a request body may send nothing before the request ends with 408.
+    pub body_read_timeout_secs: Option<u64>,
+    /// Connections open at once.
+    pub max_connections: Option<usize>,
     /// Users: name to argon2 hash.
     #[serde(default)]
     pub users: BTreeMap<String, String>,

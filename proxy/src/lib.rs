@@ -10,6 +10,8 @@ pub mod config;
 pub mod config_file;
 pub mod connections;
 pub mod forward;
+pub mod limits;
+pub mod login_limit;
 pub mod observe;
 pub mod pipeline;
 pub mod ranges;

@@ -2,8 +2,9 @@
 //! a short-lived cache of verified Basic credentials so a request costs a hash lookup, not an argon2 run.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use argon2::Argon2;
@@ -12,6 +13,8 @@ use rand::Rng;
 use regbridge::{Error, Result, Secret};
 use regbridge_providers::local::write_private;
 use sha2::Digest as _;
+
+use crate::login_limit::LoginLimits;
 
 /// The admin user created on first start.
 pub const ADMIN_USER: &str = "admin";
@@ -24,12 +27,18 @@ const VERIFIED_TTL: Duration = Duration::from_secs(60);
 /// the first one's result in the cache.
 const CONCURRENT_VERIFICATIONS: usize = 2;
 
+/// Of those, how many clients with recent failed logins may hold at once (see [`LoginLimits`]), so a
+/// password-guessing client cannot keep everyone else waiting.
+const SUSPECT_VERIFICATIONS: usize = 1;
+
 /// The configured users.
 #[derive(Debug)]
 pub struct Users {
     hashes: BTreeMap<String, String>,
     verified: Mutex<HashMap<[u8; 32], (String, Instant)>>,
     hashing: tokio::sync::Semaphore,
+    suspects: tokio::sync::Semaphore,
+    limits: LoginLimits,
 }
 
 /// What the first start created: the admin's password, to print once.
@@ -71,6 +80,8 @@ impl Users {
             hashes,
             verified: Mutex::new(HashMap::new()),
             hashing: tokio::sync::Semaphore::new(CONCURRENT_VERIFICATIONS),
+            suspects: tokio::sync::Semaphore::new(SUSPECT_VERIFICATIONS),
+            limits: LoginLimits::default(),
         }
     }
 
@@ -79,19 +90,27 @@ impl Users {
         self.hashes.contains_key(name)
     }
 
-    /// Checks a user's password. Recently verified credentials are answered from the cache; otherwise
+    /// Checks a user's password from `client` (its address, when known). Recently verified credentials are
+    /// answered from the cache; otherwise, unless `client` or the user failed too often lately (429),
     /// argon2 runs on a blocking thread.
-    pub async fn verify(&self, user: &str, password: &Secret) -> Result<()> {
+    pub async fn verify(&self, user: &str, password: &Secret, client: Option<IpAddr>) -> Result<()> {
         let key = cache_key(user, password);
         if self.recently_verified(&key) {
             return Ok(());
         }
+        let denied = || Error::Unauthenticated { message: "wrong user name or password".into() };
+        // Unknown names cost no argon2 run, so they are not counted per user (nor kept in memory).
+        let hash = self.hashes.get(user).cloned().ok_or_else(denied)?;
+        let attempt = self.limits.begin(client, user)?;
+        let _suspect = match attempt.is_suspect() {
+            true => Some(self.suspects.acquire().await.map_err(|e| Error::internal("verify password", e))?),
+            false => None,
+        };
         let _permit = self.hashing.acquire().await.map_err(|e| Error::internal("verify password", e))?;
         if self.recently_verified(&key) {
+            attempt.succeeded();
             return Ok(());
         }
-        let denied = || Error::Unauthenticated { message: "wrong user name or password".into() };
-        let hash = self.hashes.get(user).cloned().ok_or_else(denied)?;
         let password = password.clone();
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
@@ -102,7 +121,8 @@ impl Users {
         if !ok {
             return Err(denied());
         }
-        let mut cache = self.verified.lock().expect("cache lock");
+        attempt.succeeded();
+        let mut cache = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
         cache.retain(|_, (_, at)| at.elapsed() < VERIFIED_TTL);
         cache.insert(key, (user.to_owned(), Instant::now()));
         Ok(())
@@ -111,7 +131,11 @@ impl Users {
 
 impl Users {
     fn recently_verified(&self, key: &[u8; 32]) -> bool {
-        self.verified.lock().expect("cache lock").get(key).is_some_and(|(_, at)| at.elapsed() < VERIFIED_TTL)
+        self.verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .is_some_and(|(_, at)| at.elapsed() < VERIFIED_TTL)
     }
 }
 
@@ -149,9 +173,9 @@ mod tests {
         let (users, first) = Users::load_or_init(dir.path(), None).unwrap();
         let first = first.unwrap();
         assert!(first.generated);
-        users.verify(ADMIN_USER, &first.password).await.unwrap();
-        assert!(users.verify(ADMIN_USER, &Secret::new("wrong")).await.is_err());
-        assert!(users.verify("nobody", &first.password).await.is_err());
+        users.verify(ADMIN_USER, &first.password, None).await.unwrap();
+        assert!(users.verify(ADMIN_USER, &Secret::new("wrong"), None).await.is_err());
+        assert!(users.verify("nobody", &first.password, None).await.is_err());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -162,6 +186,6 @@ mod tests {
         }
         let (again, none) = Users::load_or_init(dir.path(), Some(Secret::new("ignored"))).unwrap();
         assert!(none.is_none());
-        again.verify(ADMIN_USER, &first.password).await.unwrap();
+        again.verify(ADMIN_USER, &first.password, None).await.unwrap();
     }
 }

@@ -141,6 +141,31 @@ async fn minted_credentials_in_every_format() {
     }
 }
 
+/// `regbridge creds mint ... | head -c0`: the reader is gone before anything is written. The command ends
+/// quietly with exit 0 instead of panicking on the broken pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_to_a_closed_pipe_ends_quietly() {
+    let server = TestServer::start().await;
+    assert!(cli(&server, &["repo", "create", "pipe/app"], "").status.success());
+    let listen = server.base.trim_start_matches("http://");
+    for format in ["json", "env", "k8s-secret"] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(BIN)
+            .args(["creds", "mint", "pipe/app", "--format", format])
+            .env("REGBRIDGE_DATA_DIR", &server.data_dir)
+            .env("REGBRIDGE_LISTEN", listen)
+            .env_remove("REGBRIDGE_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.is_empty(), "{format}: {:?} {stderr}", out.status);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn minting_on_a_generic_route_never_hands_out_the_upstream_password() {
     let server = TestServer::start().await;

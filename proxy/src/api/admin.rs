@@ -53,7 +53,16 @@ impl FromRequestParts<Arc<AppState>> for Admin {
         if user != ADMIN_USER || !state.users.contains(ADMIN_USER) {
             return Err(unauthorized("only the admin user may use the admin API"));
         }
-        state.users.verify(&user, &password).await.map_err(|_| unauthorized("wrong user name or password"))?;
+        let client = crate::login_limit::ClientAddr::of(&parts.extensions).0;
+        state.users.verify(&user, &password, client).await.map_err(|e| match e {
+            regbridge::Error::TooManyRequests { message, retry_after } => {
+                let mut response = errors(StatusCode::TOO_MANY_REQUESTS, vec![item("TOOMANYREQUESTS", &message, None)]);
+                let after = retry_after.unwrap_or_default().as_secs();
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after));
+                response
+            }
+            _ => unauthorized("wrong user name or password"),
+        })?;
         Ok(Admin)
     }
 }

@@ -16,6 +16,7 @@ use regbridge_providers::local::{Access, Claims, TokenKind};
 use serde_json::json;
 
 use super::AppState;
+use crate::login_limit::ClientAddr;
 use crate::pipeline::authorize::allowed_actions;
 use crate::pipeline::identity::{ANONYMOUS_SUBJECT, Identity, basic_identity, identify};
 use crate::pipeline::reply::error_response;
@@ -25,25 +26,35 @@ use crate::pipeline::{bad_host, host};
 const SESSION_TTL: Duration = Duration::from_secs(300);
 
 /// `GET /token?service=...&scope=...&scope=...` with Basic credentials (or none).
-pub async fn get_token(State(state): State<Arc<AppState>>, headers: HeaderMap, uri: Uri) -> Response {
+pub async fn get_token(
+    State(state): State<Arc<AppState>>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     let query = uri.query().unwrap_or("");
     let values: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| k == "scope")
         .map(|(_, v)| v.into_owned())
         .collect();
     let scopes = Scope::parse_list(values.iter().map(String::as_str));
-    let identity = identify(&state, &headers).await;
+    let identity = identify(&state, &headers, client).await;
     respond(&state, &headers, identity, scopes).await
 }
 
 /// `POST /token` with `grant_type=password&username=...&password=...&scope=...` (form-encoded).
-pub async fn post_token(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post_token(
+    State(state): State<Arc<AppState>>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let get = |k: &str| form.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     let identity = match get("grant_type").as_deref() {
         Some("password") => {
             let (user, pass) = (get("username").unwrap_or_default(), Secret::new(get("password").unwrap_or_default()));
-            basic_identity(&state, &user, &pass).await
+            basic_identity(&state, &user, &pass, client).await
         }
         other => Err(Error::bad_input(format!("unsupported grant_type {other:?}; use password"))),
     };

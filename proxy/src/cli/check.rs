@@ -82,10 +82,10 @@ pub async fn run(args: CheckArgs) -> Result<()> {
             eprint!("\r");
         }
         match outcome {
-            Ok(what) => println!("{}: ok ({what})", route.label),
+            Ok(what) => outln!("{}: ok ({what})", route.label),
             Err(err) => {
                 failed += 1;
-                println!("{}: FAILED: {err}; {}", route.label, advice(&err));
+                outln!("{}: FAILED: {err}; {}", route.label, advice(&err));
             }
         }
     }

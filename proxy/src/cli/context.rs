@@ -2,6 +2,7 @@
 //! repository name.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use regbridge::oci::RepositoryName;
 use regbridge::{DynArtifactRegistry, Error, Result};
@@ -78,9 +79,17 @@ impl ConfigArgs {
                 .upload_expiry_secs
                 .map(std::time::Duration::from_secs)
                 .unwrap_or(defaults.upload_expiry),
+            idle_timeout: file.idle_timeout_secs.map_or(defaults.idle_timeout, secs),
+            body_read_timeout: file.body_read_timeout_secs.map_or(defaults.body_read_timeout, secs),
+            max_connections: file.max_connections.unwrap_or(defaults.max_connections),
             ..defaults
         })
     }
+}
+
+/// A timeout setting in seconds; zero would close everything at once, so the least is one second.
+pub(super) fn secs(secs: u64) -> Duration {
+    Duration::from_secs(secs.max(1))
 }
 
 /// The URL clients reach the server at: the public URL, or the listen address.

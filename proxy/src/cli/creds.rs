@@ -95,18 +95,19 @@ fn print(creds: &Credentials, server: &ServerAddress, args: &MintArgs) -> Result
     match args.format {
         Format::Json => print_json(creds),
         Format::Env => {
-            println!("REGBRIDGE_REGISTRY={}", shell_quote(server.host()));
-            println!("REGBRIDGE_USERNAME={}", shell_quote(&creds.username));
-            println!("REGBRIDGE_PASSWORD={}", shell_quote(creds.password.expose()));
-            println!("REGBRIDGE_EXPIRES_AT={}", shell_quote(&creds.expires_at.to_rfc3339()));
+            outln!("REGBRIDGE_REGISTRY={}", shell_quote(server.host()));
+            outln!("REGBRIDGE_USERNAME={}", shell_quote(&creds.username));
+            outln!("REGBRIDGE_PASSWORD={}", shell_quote(creds.password.expose()));
+            outln!("REGBRIDGE_EXPIRES_AT={}", shell_quote(&creds.expires_at.to_rfc3339()));
         }
-        Format::DockerConfig => println!("{}", config().to_json()),
+        Format::DockerConfig => outln!("{}", config().to_json()),
         Format::XRegistryAuth => {
-            println!("{}", XRegistryAuth::basic(&creds.username, creds.password.clone(), server.host()).encode())
+            outln!("{}", XRegistryAuth::basic(&creds.username, creds.password.clone(), server.host()).encode())
         }
         Format::K8sSecret => {
             let name = args.secret_name.clone().unwrap_or_else(|| secret_name_for(&args.repo));
-            print!("{}", DockerConfigSecret::new(&name, args.namespace.as_deref(), &config())?.to_yaml());
+            let yaml = DockerConfigSecret::new(&name, args.namespace.as_deref(), &config())?.to_yaml();
+            super::write_out(format_args!("{yaml}"));
         }
     }
     Ok(())

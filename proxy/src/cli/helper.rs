@@ -75,16 +75,16 @@ fn stdin() -> Result<String> {
 pub fn run(args: HelperArgs) -> ExitCode {
     match act(&args) {
         Ok(Some(out)) => {
-            println!("{out}");
+            outln!("{out}");
             ExitCode::SUCCESS
         }
         Ok(None) => {
             // The protocol's answer for an unknown server: this message on stdout, exit 1.
-            println!("{CREDENTIALS_NOT_FOUND}");
+            outln!("{CREDENTIALS_NOT_FOUND}");
             ExitCode::FAILURE
         }
         Err(err) => {
-            println!("{err}");
+            outln!("{err}");
             super::fail(&err)
         }
     }

@@ -5,6 +5,13 @@
 //! 0 success, 1 other failures, 2 usage errors and bad input, 3 not found, 4 authentication or
 //! authorization failures (see [`exit_code`]).
 
+/// `println!` for a command's output; see [`write_out`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod access;
 mod check;
 mod context;
@@ -151,5 +158,20 @@ fn parse_duration(text: &str, what: &str) -> Result<std::time::Duration, String>
 
 /// Prints `value` as pretty JSON on stdout.
 fn print_json(value: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON serialises"));
+    outln!("{}", serde_json::to_string_pretty(value).expect("JSON serialises"));
+}
+
+/// Writes a command's output to stdout. When the reader has gone (`regbridge creds mint ... | head -1`),
+/// nobody wants the rest: the command ends quietly with exit 0, where `println!` would panic. Any other
+/// write error ends it with exit 1.
+fn write_out(output: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(output).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use regbridge::Secret;
 
-use super::context::{ConfigArgs, UploadExpiryArgs};
+use super::context::{ConfigArgs, UploadExpiryArgs, secs};
 use crate::{ServeConfig, Server};
 
 /// The flags of `serve`.
@@ -23,6 +23,15 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "REGBRIDGE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Seconds a connection may stay open with no request in flight and no bytes moving [default: 120].
+    #[arg(long, env = "REGBRIDGE_IDLE_TIMEOUT")]
+    idle_timeout: Option<u64>,
+    /// Seconds a request body may send nothing before the request ends with 408 [default: 60].
+    #[arg(long, env = "REGBRIDGE_BODY_READ_TIMEOUT")]
+    body_read_timeout: Option<u64>,
+    /// Connections open at once; at the limit the longest-idle one makes room [default: 4096].
+    #[arg(long, env = "REGBRIDGE_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
     /// Seconds transfers in flight may take to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "REGBRIDGE_SHUTDOWN_GRACE", default_value_t = 30)]
     grace: u64,
@@ -37,6 +46,9 @@ impl ServeArgs {
         Ok(ServeConfig {
             anonymous_pull: self.anonymous_pull || base.anonymous_pull,
             tls: self.tls_cert.zip(self.tls_key).or(base.tls),
+            idle_timeout: self.idle_timeout.map_or(base.idle_timeout, secs),
+            body_read_timeout: self.body_read_timeout.map_or(base.body_read_timeout, secs),
+            max_connections: self.max_connections.unwrap_or(base.max_connections),
             ..base
         })
     }

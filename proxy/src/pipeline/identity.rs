@@ -10,6 +10,7 @@ use regbridge::{Error, Result, Secret};
 use regbridge_providers::local::{Claims, DEFAULT_ACCOUNT, TokenKind, token::looks_like_token};
 
 use crate::api::AppState;
+use crate::login_limit::ClientAddr;
 
 /// The subject of session tokens issued to callers without credentials.
 pub const ANONYMOUS_SUBJECT: &str = "anonymous";
@@ -44,8 +45,9 @@ impl Identity {
     }
 }
 
-/// Parses `Authorization` into an identity.
-pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity> {
+/// Parses `Authorization` into an identity. Too many wrong credentials from `client` or for a user are a
+/// 429 before any password is checked.
+pub async fn identify(state: &AppState, headers: &HeaderMap, client: ClientAddr) -> Result<Identity> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(Identity::Anonymous) };
     let value =
         value.to_str().map_err(|_| Error::Unauthenticated { message: "malformed Authorization header".into() })?;
@@ -53,7 +55,7 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity>
     match scheme.to_ascii_lowercase().as_str() {
         "basic" => {
             let (user, password) = regbridge::auth::decode_basic(rest)?;
-            basic_identity(state, &user, &password).await
+            basic_identity(state, &user, &password, client).await
         }
         "bearer" => Ok(Identity::Token(state.signer.verify(rest.trim())?)),
         _ => Err(Error::Unauthenticated {
@@ -63,9 +65,9 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Identity>
 }
 
 /// A user name and password: a configured user, or minted credentials whose password is a signed token.
-pub async fn basic_identity(state: &AppState, user: &str, password: &Secret) -> Result<Identity> {
+pub async fn basic_identity(state: &AppState, user: &str, password: &Secret, client: ClientAddr) -> Result<Identity> {
     if state.users.contains(user) {
-        state.users.verify(user, password).await?;
+        state.users.verify(user, password, client.0).await?;
         return Ok(Identity::User(user.to_owned()));
     }
     if looks_like_token(password.expose()) {

@@ -30,6 +30,7 @@ pub use identity::Identity;
 pub use target::{OciRoute, Params};
 
 use crate::api::AppState;
+use crate::login_limit::ClientAddr;
 use crate::routing::{Target, Upstream};
 
 /// What a request is, as the first step of the pipeline found it.
@@ -122,12 +123,12 @@ enum Serving {
 }
 
 /// `/v2/` with any credentials: 200 when they are valid, 401 with a challenge otherwise.
-pub async fn ping(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub async fn ping(State(state): State<Arc<AppState>>, client: ClientAddr, headers: HeaderMap) -> Response {
     let base = match host::base_url(&state.config, &headers) {
         Ok(base) => base,
         Err(err) => return bad_host(&err),
     };
-    match identity::identify(&state, &headers).await {
+    match identity::identify(&state, &headers, client).await {
         Ok(Identity::Anonymous) => {
             let err = Error::Unauthenticated { message: "authentication required".into() };
             reply::error_response(&err, &state, &base, &[])
@@ -199,7 +200,7 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>
     };
 
     // 3. Identify.
-    let identity = match identity::identify(&state, &parts.headers).await {
+    let identity = match identity::identify(&state, &parts.headers, ClientAddr::of(&parts.extensions)).await {
         Ok(identity) => identity,
         Err(err) => return fail(&err),
     };
