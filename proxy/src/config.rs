@@ -44,7 +44,8 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     /// End a request whose body sends no bytes for this long with 408 (a PATCH, a monolithic POST or PUT, a
     /// manifest PUT). Default 60 s: a push on a working link never pauses that long, and a stalled client
-    /// holds an upload (and a connection) for at most a minute. Bytes received before the stall are kept.
+    /// holds an upload (and a connection) for at most a minute. The upload stays as it was before the stalled
+    /// request (what earlier requests committed is kept; the stalled chunk is rolled back, like a refused one).
     pub body_read_timeout: Duration,
     /// Connections open at once. At the limit, the connection idle longest makes room for a new one; when
     /// all are busy, new ones are closed at once. Default 4096: thousands of concurrent pulls, while a

@@ -15,8 +15,10 @@ pub mod login_limit;
 pub mod observe;
 pub mod pipeline;
 pub mod ranges;
+pub mod router;
 pub mod routing;
 pub mod server;
+pub mod state;
 pub mod users;
 
 pub use config::ServeConfig;

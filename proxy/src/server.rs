@@ -9,13 +9,14 @@ use regbridge_providers::generic::GenericRegistryBuilder;
 use regbridge_providers::http::{ClientOptions, MintedCredentials, UpstreamClient};
 use regbridge_providers::local::{FsStorage, LocalRegistry, Storage, TokenSigner};
 
-use crate::api::{AppState, router};
 use crate::config::ServeConfig;
 use crate::config_file::RouteConfig;
 use crate::connections::{ConnectionRoute, ConnectionStore};
 use crate::forward::location::LocationSigner;
 use crate::limits::ConnectionLimits;
+use crate::router::router;
 use crate::routing::{Route, RoutingTable, Target, Upstream};
+use crate::state::AppState;
 use crate::users::{ADMIN_USER, Users};
 
 /// A server ready to accept connections.

@@ -25,9 +25,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::AppState;
 use crate::connections::validate::validate;
 use crate::connections::{ConnectionError, ConnectionInput};
+use crate::state::AppState;
 use crate::users::ADMIN_USER;
 
 /// The admin API's routes, merged into [`super::router`].

@@ -7,7 +7,7 @@ use regbridge::oci::{Digest, RepositoryName};
 use regbridge::{Error, OciErrorCode, Resource, Result};
 
 use super::hv;
-use crate::pipeline::Ctx;
+use crate::pipeline::request::Ctx;
 
 /// GET or HEAD of a blob.
 pub async fn get(

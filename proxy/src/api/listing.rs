@@ -11,7 +11,9 @@ use serde_json::json;
 
 use super::hv;
 use crate::pipeline::authorize::allowed;
-use crate::pipeline::{Ctx, Identity, Params};
+use crate::pipeline::identity::Identity;
+use crate::pipeline::request::Ctx;
+use crate::pipeline::target::Params;
 use crate::routing::{RoutingTable, Target, Upstream};
 
 /// The largest page served, whatever `n` asks for.

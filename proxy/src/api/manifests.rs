@@ -11,7 +11,7 @@ use regbridge_providers::local::manifest::MAX_MANIFEST_BYTES;
 use regbridge_providers::local::store_manifest;
 
 use super::hv;
-use crate::pipeline::Ctx;
+use crate::pipeline::request::Ctx;
 
 /// GET (with body) or HEAD of a manifest: exact bytes, type, length and digest.
 pub async fn get(ctx: &Ctx, repo: &RepositoryName, reference: &Reference, with_body: bool) -> Result<Response> {

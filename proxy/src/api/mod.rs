@@ -1,70 +1,21 @@
 //! The local registry's handlers (step 5 of the [pipeline](crate::pipeline)), the token endpoint and the
-//! router that puts the pipeline in front of them.
+//! admin API.
 
-mod admin;
+pub(crate) mod admin;
 mod blobs;
 mod listing;
 mod manifests;
-mod token;
+pub(crate) mod token;
 mod uploads;
 
-use std::sync::Arc;
-
-use axum::Router;
 use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method};
 use axum::response::Response;
-use axum::routing::{any, get};
 use regbridge::{Error, Result};
-use regbridge_providers::local::{Storage, TokenSigner};
 
-use crate::config::ServeConfig;
-use crate::forward::location::LocationSigner;
-use crate::pipeline::{Ctx, OciRoute};
-use crate::routing::RoutingTable;
-use crate::users::Users;
-
-/// Everything the handlers share.
-#[derive(Debug)]
-pub struct AppState {
-    /// Settings.
-    pub config: ServeConfig,
-    /// The local storage.
-    pub storage: Arc<dyn Storage>,
-    /// Signs and verifies tokens.
-    pub signer: TokenSigner,
-    /// Configured users.
-    pub users: Users,
-    /// Which provider serves which names.
-    pub routes: RoutingTable,
-    /// Signs upload locations of upstream routes.
-    pub locations: LocationSigner,
-    /// A plain HTTP client (no credentials) for following presigned blob redirects.
-    pub http: reqwest::Client,
-    /// Registry connections (`/admin/v1/registries`, and routes with `connection = "NAME"`).
-    pub connections: crate::connections::ConnectionStore,
-    /// This server's metric handles.
-    pub meters: crate::observe::Meters,
-    /// Recent insufficient-scope refusals (see [`crate::pipeline::reply::insufficient_scope`]).
-    pub scope_refusals: crate::pipeline::reply::ScopeRefusals,
-}
-
-/// The router: `/v2/`, `/v2/{*rest}`, `/token`, and `/metrics`, `/healthz`, `/readyz`.
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v2/", get(crate::pipeline::ping))
-        .route("/v2", get(crate::pipeline::ping))
-        .route("/v2/{*rest}", any(crate::pipeline::dispatch))
-        .route("/token", get(token::get_token).post(token::post_token))
-        .route("/metrics", get(crate::observe::metrics_endpoint))
-        .route("/healthz", get(crate::observe::healthz))
-        .route("/readyz", get(crate::observe::readyz))
-        .merge(admin::routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::observe::observe))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::pipeline::parse))
-        .with_state(state)
-}
+use crate::pipeline::request::Ctx;
+use crate::pipeline::target::OciRoute;
 
 /// Step 5 for the local registry: the endpoint's handler. Authorization is done.
 pub(crate) async fn handle(ctx: &Ctx, route: &OciRoute, parts: &Parts, body: Body) -> Result<Response> {

@@ -15,12 +15,13 @@ use regbridge_providers::local::token::ISSUER;
 use regbridge_providers::local::{Access, Claims, TokenKind};
 use serde_json::json;
 
-use super::AppState;
 use crate::login_limit::ClientAddr;
 use crate::pipeline::authorize::allowed_actions;
+use crate::pipeline::host;
 use crate::pipeline::identity::{ANONYMOUS_SUBJECT, Identity, basic_identity, identify};
+use crate::pipeline::reply::bad_host;
 use crate::pipeline::reply::error_response;
-use crate::pipeline::{bad_host, host};
+use crate::state::AppState;
 
 /// How long a session token lives. Clients ask again when it expires.
 const SESSION_TTL: Duration = Duration::from_secs(300);

@@ -8,7 +8,7 @@ use regbridge::oci::{Digest, RepositoryName};
 use regbridge::{Error, OciErrorCode, Result};
 
 use super::{body_stream, hv};
-use crate::pipeline::Ctx;
+use crate::pipeline::request::Ctx;
 
 /// 202 with the upload's location and the range received so far.
 fn accepted(ctx: &Ctx, repo: &RepositoryName, id: &str, size: u64, status: StatusCode) -> Response {

@@ -18,7 +18,8 @@ use regbridge::{Error, Result};
 
 use crate::api::hv;
 use crate::pipeline::authorize::action_for;
-use crate::pipeline::{Ctx, OciRoute};
+use crate::pipeline::request::Ctx;
+use crate::pipeline::target::{OciRoute, Params};
 use crate::routing::{RoutingTable, Target, Upstream};
 
 /// How long a presigned blob URL from the provider is asked to live.
@@ -355,7 +356,7 @@ fn client_link(route: &OciRoute, repo: &RepositoryName, text: &str) -> Option<St
     let target = text.split_once('<')?.1.split_once('>')?.0;
     let query = target.split_once('?')?.1;
     let next = OciRoute::Tags(repo.clone());
-    let params = crate::pipeline::Params::parse(&next, query).ok()?;
+    let params = Params::parse(&next, query).ok()?;
     Some(format!("</v2/{repo}/tags/list?{}>; rel=\"next\"", params.to_query()))
 }
 

@@ -18,7 +18,7 @@ use regbridge_providers::local::{Claims, TokenKind};
 
 use super::identity::{ANONYMOUS_SUBJECT, Identity};
 use super::target::{OciRoute, Params};
-use crate::api::AppState;
+use crate::state::AppState;
 
 /// The action a request needs on its repository; `None` for the catalog, which is filtered per entry.
 pub fn action_for(route: &OciRoute, method: &Method) -> Option<Action> {

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use regbridge::{Error, Result, Secret};
 use regbridge_providers::local::{Claims, DEFAULT_ACCOUNT, TokenKind, token::looks_like_token};
 
-use crate::api::AppState;
 use crate::login_limit::ClientAddr;
+use crate::state::AppState;
 
 /// The subject of session tokens issued to callers without credentials.
 pub const ANONYMOUS_SUBJECT: &str = "anonymous";

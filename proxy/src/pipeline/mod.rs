@@ -13,108 +13,28 @@
 pub mod authorize;
 pub mod host;
 pub mod identity;
+pub mod refusals;
 pub mod reply;
+pub mod request;
 pub mod target;
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, StatusCode, header};
+
 use axum::response::{IntoResponse, Response};
-use regbridge::{Error, Result};
+use regbridge::Error;
 
 pub use authorize::Grant;
 pub use identity::Identity;
+pub use request::{Ctx, Endpoint, Parsed, parse};
 pub use target::{OciRoute, Params};
 
-use crate::api::AppState;
 use crate::login_limit::ClientAddr;
 use crate::routing::{Target, Upstream};
-
-/// What a request is, as the first step of the pipeline found it.
-#[derive(Debug)]
-pub enum Endpoint {
-    /// `/v2/`.
-    Ping,
-    /// `/token`.
-    Token,
-    /// `/metrics`.
-    Metrics,
-    /// `/healthz`, `/readyz`.
-    Health,
-    /// `/admin/...`.
-    Admin,
-    /// Any other path.
-    Other,
-    /// `/v2/<...>`: an OCI endpoint, or why the path is not one.
-    Oci(Result<OciRoute>),
-}
-
-/// The parsed request: the endpoint and, for a repository, the index of the route serving it.
-#[derive(Debug)]
-pub struct Parsed {
-    /// The endpoint.
-    pub endpoint: Endpoint,
-    /// The route serving the repository (an index into the routing table) and the repository's name there.
-    pub route: Option<(usize, String)>,
-}
-
-impl Parsed {
-    /// Parses `uri` (its path as sent, not percent-decoded) and resolves the repository's route.
-    pub fn of(state: &AppState, uri: &Uri) -> Self {
-        let path = uri.path();
-        let endpoint = match path.strip_prefix("/v2/") {
-            Some("") => Endpoint::Ping,
-            Some(rest) => Endpoint::Oci(OciRoute::parse(rest)),
-            None => match path {
-                "/v2" => Endpoint::Ping,
-                "/token" => Endpoint::Token,
-                "/metrics" => Endpoint::Metrics,
-                "/healthz" | "/readyz" => Endpoint::Health,
-                p if p.starts_with("/admin/") => Endpoint::Admin,
-                _ => Endpoint::Other,
-            },
-        };
-        let route = match &endpoint {
-            Endpoint::Oci(Ok(route)) => {
-                route.repository().and_then(|name| state.routes.resolve(name).ok().map(|r| (r.index, r.upstream_name)))
-            }
-            _ => None,
-        };
-        Parsed { endpoint, route }
-    }
-
-    /// The OCI route, when the request is for one.
-    pub fn oci(&self) -> Option<&OciRoute> {
-        match &self.endpoint {
-            Endpoint::Oci(Ok(route)) => Some(route),
-            _ => None,
-        }
-    }
-}
-
-/// The outermost layer: parses every request once ([`Parsed::of`]) into its extensions.
-pub async fn parse(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
-    let parsed = Arc::new(Parsed::of(&state, request.uri()));
-    request.extensions_mut().insert(parsed);
-    next.run(request).await
-}
-
-/// One request's context for the handlers: everything the pipeline decided.
-pub struct Ctx {
-    /// The shared state.
-    pub state: Arc<AppState>,
-    /// The URL clients reach us at.
-    pub base_url: String,
-    /// Who is asking.
-    pub identity: Identity,
-    /// What authorization decided beyond yes (a mount source the caller may read).
-    pub grant: Grant,
-    /// The query parameters, typed.
-    pub params: Params,
-}
+use crate::state::AppState;
 
 /// Who serves a request's repository.
 enum Serving {
@@ -126,7 +46,7 @@ enum Serving {
 pub async fn ping(State(state): State<Arc<AppState>>, client: ClientAddr, headers: HeaderMap) -> Response {
     let base = match host::base_url(&state.config, &headers) {
         Ok(base) => base,
-        Err(err) => return bad_host(&err),
+        Err(err) => return reply::bad_host(&err),
     };
     match identity::identify(&state, &headers, client).await {
         Ok(Identity::Anonymous) => {
@@ -146,17 +66,12 @@ pub async fn ping(State(state): State<Arc<AppState>>, client: ClientAddr, header
     }
 }
 
-/// A 400 for a `Host` header we cannot build URLs from (no challenge: its realm would be that host).
-pub fn bad_host(err: &Error) -> Response {
-    (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], reply::envelope(err)).into_response()
-}
-
 /// Every `/v2/<...>` request: steps 2 to 5.
 pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>) -> Response {
     let (parts, body) = request.into_parts();
     let base = match host::base_url(&state.config, &parts.headers) {
         Ok(base) => base,
-        Err(err) => return bad_host(&err),
+        Err(err) => return reply::bad_host(&err),
     };
     let parsed = match parts.extensions.get::<Arc<Parsed>>() {
         Some(parsed) => parsed.clone(),

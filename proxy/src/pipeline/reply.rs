@@ -1,15 +1,12 @@
 //! Error answers: the OCI error body with its status, and on 401 (or a repeated insufficient-scope 403) a
 //! `WWW-Authenticate` challenge naming the scopes the request needs (RFC 6750 section 3).
 
-use std::time::Duration;
-
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use regbridge::Error;
 use regbridge::auth::{Scope, scope::format_list};
-use sha2::Digest as _;
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 /// The `WWW-Authenticate` value asking for a token with `scopes`; `insufficient` adds
 /// `error="insufficient_scope"`. Every part is ours: the base URL comes from a validated `Host` or the
@@ -75,28 +72,7 @@ pub fn insufficient_scope(
     with_challenge(&denied, state, base_url, scopes, true)
 }
 
-/// Recently refused (token, scopes) pairs, remembered by hash for a minute, bounded.
-#[derive(Debug)]
-pub struct ScopeRefusals {
-    seen: moka::sync::Cache<[u8; 32], ()>,
-}
-
-impl Default for ScopeRefusals {
-    fn default() -> Self {
-        Self { seen: moka::sync::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(60)).build() }
-    }
-}
-
-impl ScopeRefusals {
-    /// Records the refusal and says whether it was already recorded.
-    fn seen_before(&self, token: &str, scopes: &[Scope]) -> bool {
-        let mut h = sha2::Sha256::new();
-        h.update(token.as_bytes());
-        h.update([0]);
-        h.update(format_list(scopes).as_bytes());
-        let key: [u8; 32] = h.finalize().into();
-        let seen = self.seen.contains_key(&key);
-        self.seen.insert(key, ());
-        seen
-    }
+/// A 400 for a `Host` header we cannot build URLs from (no challenge: its realm would be that host).
+pub fn bad_host(err: &Error) -> Response {
+    (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], envelope(err)).into_response()
 }

@@ -14,8 +14,13 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::api::AppState;
-use crate::pipeline::{Endpoint, Parsed};
+pub mod meters;
+
+pub use meters::Meters;
+use meters::{ENDPOINTS, METHODS, NO_REPOSITORY, NO_ROUTE, method_index, route_label};
+
+use crate::pipeline::request::{Endpoint, Parsed};
+use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -84,30 +89,6 @@ pub fn upstream_latency(provider: &str, method: &str, elapsed: Duration) {
     metrics::histogram!("regbridge_upstream_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
 }
 
-/// Endpoint kinds, the `endpoint` label's values.
-const ENDPOINTS: [&str; 13] = [
-    "ping",
-    "token",
-    "metrics",
-    "health",
-    "admin",
-    "other",
-    "invalid",
-    "catalog",
-    "manifest",
-    "blob",
-    "upload",
-    "tags",
-    "referrers",
-];
-
-/// Methods with a label of their own; the rest count as `other`.
-const METHODS: [&str; 8] = ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS", "other"];
-
-fn method_index(method: &axum::http::Method) -> usize {
-    METHODS.iter().position(|m| *m == method.as_str()).unwrap_or(METHODS.len() - 1)
-}
-
 /// The endpoint kind (an index into [`ENDPOINTS`]) of a parsed request.
 fn classify(parsed: &Parsed) -> usize {
     match &parsed.endpoint {
@@ -119,74 +100,6 @@ fn classify(parsed: &Parsed) -> usize {
         Endpoint::Other => 5,
         Endpoint::Oci(Err(_)) => 6,
         Endpoint::Oci(Ok(route)) => ENDPOINTS.iter().position(|e| *e == route.endpoint()).unwrap_or(5),
-    }
-}
-
-/// Route labels: the index of the route in the routing table, or one of these for requests no route serves.
-const NO_REPOSITORY: usize = usize::MAX;
-const NO_ROUTE: usize = usize::MAX - 1;
-
-/// The `route` label of a route index: its prefix, `(default)` for the catch-all route.
-fn route_label(state: &AppState, index: usize) -> String {
-    match index {
-        NO_REPOSITORY => "-".into(),
-        NO_ROUTE => "(none)".into(),
-        i => match state.routes.routes().get(i) {
-            Some(r) if r.prefix.is_empty() => "(default)".into(),
-            Some(r) => r.prefix.clone(),
-            None => "(none)".into(),
-        },
-    }
-}
-
-/// One server's metric handles, created on first use and kept: a request then costs a few atomic adds, not
-/// the registry's lookup of a freshly built label set.
-#[derive(Debug, Default)]
-pub struct Meters {
-    requests: std::sync::RwLock<std::collections::HashMap<(usize, usize, usize, u16), metrics::Counter>>,
-    bytes: std::sync::RwLock<std::collections::HashMap<usize, (metrics::Counter, metrics::Counter)>>,
-    durations: OnceLock<Vec<metrics::Histogram>>,
-}
-
-impl Meters {
-    fn requests(&self, state: &AppState, key: (usize, usize, usize, u16)) -> metrics::Counter {
-        if let Some(c) = self.requests.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return c.clone();
-        }
-        let (route, endpoint, method, status) = key;
-        let labels = [
-            ("route", route_label(state, route)),
-            ("endpoint", ENDPOINTS[endpoint].to_owned()),
-            ("method", METHODS[method].to_owned()),
-            ("status", status.to_string()),
-        ];
-        let counter = metrics::counter!("regbridge_http_requests_total", &labels);
-        self.requests.write().unwrap_or_else(|e| e.into_inner()).insert(key, counter.clone());
-        counter
-    }
-
-    /// Bytes received and sent on `route`.
-    fn bytes(&self, state: &AppState, route: usize) -> (metrics::Counter, metrics::Counter) {
-        if let Some(c) = self.bytes.read().unwrap_or_else(|e| e.into_inner()).get(&route) {
-            return c.clone();
-        }
-        let label = [("route", route_label(state, route))];
-        let pair = (
-            metrics::counter!("regbridge_http_received_bytes_total", &label),
-            metrics::counter!("regbridge_http_sent_bytes_total", &label),
-        );
-        self.bytes.write().unwrap_or_else(|e| e.into_inner()).insert(route, pair.clone());
-        pair
-    }
-
-    fn duration(&self, endpoint: usize) -> &metrics::Histogram {
-        let all = self.durations.get_or_init(|| {
-            ENDPOINTS
-                .iter()
-                .map(|e| metrics::histogram!("regbridge_http_request_duration_seconds", "endpoint" => *e))
-                .collect()
-        });
-        &all[endpoint]
     }
 }
 
@@ -256,7 +169,7 @@ impl AccessLine {
                 target: "regbridge::access",
                 method = %method,
                 path = %path,
-                route = %route_label(state, self.route),
+                route = %route_label(&state.routes, self.route),
                 status = self.status,
                 bytes_in = received,
                 bytes_out = sent,
@@ -266,8 +179,8 @@ impl AccessLine {
             );
         }
         let meters = &state.meters;
-        meters.requests(state, (self.route, self.endpoint, self.method, self.status)).increment(1);
-        let (bytes_in, bytes_out) = meters.bytes(state, self.route);
+        meters.requests(&state.routes, (self.route, self.endpoint, self.method, self.status)).increment(1);
+        let (bytes_in, bytes_out) = meters.bytes(&state.routes, self.route);
         bytes_in.increment(received);
         bytes_out.increment(sent);
         meters.duration(self.endpoint).record(elapsed.as_secs_f64());
