@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 use regbridge::oci::Digest;
 use regbridge::{Error, Result};
 
-use super::gc::idle;
+use super::mtime::idle;
 
 /// How long a sweep record counts as live without a refresh.
 pub const SWEEP_LEASE: Duration = Duration::from_secs(30);

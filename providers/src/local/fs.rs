@@ -56,10 +56,7 @@ struct ManifestLink {
     subject: Option<Digest>,
 }
 
-/// How long an upload session may receive nothing before it expires: a day, long enough for any
-/// client that pauses a push, short enough that abandoned uploads do not fill the disk for a week
-/// (distribution's default).
-pub const DEFAULT_UPLOAD_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+pub use super::storage::DEFAULT_UPLOAD_EXPIRY;
 
 /// Hash state of an upload kept between requests, valid while the upload file has `size` bytes.
 #[derive(Debug)]
@@ -177,7 +174,7 @@ impl FsStorage {
     async fn link_blob(&self, repo: &RepositoryName, d: &Digest) -> Result<()> {
         // A garbage collection running now must spare a blob a push is using, even an old one.
         let blob = self.blob_path(d);
-        let _ = tokio::task::spawn_blocking(move || super::gc::touch(&blob)).await;
+        let _ = tokio::task::spawn_blocking(move || super::mtime::touch(&blob)).await;
         let link = self.layer_link(repo, d);
         if !Self::exists(&link).await? {
             self.write_atomic(&link, b"").await?;
@@ -201,7 +198,7 @@ impl FsStorage {
             _ => return Err(unknown()),
         }
         match tokio::fs::metadata(dir.join("data")).await {
-            Ok(meta) if super::gc::idle(&meta) <= self.upload_expiry => Ok(dir),
+            Ok(meta) if super::mtime::idle(&meta) <= self.upload_expiry => Ok(dir),
             Ok(_) => Err(unknown()),
             Err(e) if e.kind() == ErrorKind::NotFound => Err(unknown()),
             Err(e) => Err(io_err("stat upload", e)),

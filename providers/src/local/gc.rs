@@ -18,11 +18,13 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use regbridge::oci::Digest;
 use regbridge::{Error, Result};
 use serde::Serialize;
+
+use super::mtime::idle;
 
 use super::fence;
 
@@ -65,9 +67,9 @@ pub struct GcOptions {
 }
 
 impl Default for GcOptions {
-    /// One hour of grace, uploads expiring after [`super::fs::DEFAULT_UPLOAD_EXPIRY`], deleting.
+    /// One hour of grace, uploads expiring after [`super::storage::DEFAULT_UPLOAD_EXPIRY`], deleting.
     fn default() -> Self {
-        Self { grace: Duration::from_secs(3600), upload_expiry: super::fs::DEFAULT_UPLOAD_EXPIRY, dry_run: false }
+        Self { grace: Duration::from_secs(3600), upload_expiry: super::storage::DEFAULT_UPLOAD_EXPIRY, dry_run: false }
     }
 }
 
@@ -258,11 +260,6 @@ pub fn collect(root: &Path, options: &GcOptions, mut progress: impl FnMut(usize,
     Ok(report)
 }
 
-/// How long ago the file or directory `meta` describes was last modified (zero for the future).
-pub(crate) fn idle(meta: &std::fs::Metadata) -> Duration {
-    meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).unwrap_or_default()
-}
-
 /// Removes upload sessions idle for longer than the upload expiry (an upload's `data` is written by
 /// every chunk; a session without it, left by a crash, counts from its directory) and staging files
 /// older than the grace period. Returns the bytes freed.
@@ -330,13 +327,6 @@ fn unlink(root: &Path, deleted: &HashSet<Digest>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Refreshes the modification time of the blob at `path`, so a collection running now spares it.
-pub(crate) fn touch(path: &Path) {
-    if let Ok(file) = std::fs::File::options().write(true).open(path) {
-        let _ = file.set_modified(SystemTime::now());
-    }
 }
 
 #[cfg(test)]

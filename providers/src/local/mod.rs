@@ -9,6 +9,7 @@ pub mod fence;
 pub mod fs;
 pub mod gc;
 pub mod manifest;
+mod mtime;
 pub mod storage;
 pub mod token;
 

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -15,6 +16,11 @@ use futures_util::Stream;
 use regbridge::oci::{Digest, Reference, RepositoryName, Tag};
 use regbridge::{Permissions, Result};
 use serde::{Deserialize, Serialize};
+
+/// How long an upload session may receive nothing before it expires: a day, long enough for any
+/// client that pauses a push, short enough that abandoned uploads do not fill the disk for a week
+/// (distribution's default is a week).
+pub const DEFAULT_UPLOAD_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 
 /// A change to a repository's metadata, applied under the storage's lock.
 pub type MetaUpdate = Box<dyn for<'a> FnOnce(&'a mut RepositoryMeta) + Send + 'static>;

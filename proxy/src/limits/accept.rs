@@ -5,17 +5,16 @@ use std::collections::HashMap;
 use std::future::{Ready, ready};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum_server::accept::Accept;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::tracked::{Conn, InFlight, Tracked};
-
-/// How often, at most, the cap being reached is logged (a flood would otherwise log a line per connection).
-const WARN_EVERY: Duration = Duration::from_secs(10);
+use super::conn::Conn;
+use super::registry::{Registry, Shed};
+use super::tracked::{InFlight, Tracked};
 
 /// The connection cap and idle timeout, as an `axum_server` acceptor. Cloning shares the same registry.
 ///
@@ -25,26 +24,6 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct ConnectionLimits {
     registry: Arc<Registry>,
-}
-
-#[derive(Debug)]
-pub(super) struct Registry {
-    max: usize,
-    pub(super) idle: Duration,
-    pub(super) body_read: Duration,
-    /// The zero of the millisecond clocks in [`Conn`].
-    pub(super) epoch: Instant,
-    next_id: AtomicU64,
-    open: Mutex<HashMap<u64, Arc<Conn>>>,
-    shed: Mutex<Shed>,
-}
-
-/// What the cap did since it was last logged.
-#[derive(Debug, Default)]
-struct Shed {
-    logged: Option<Instant>,
-    closed_idle: u64,
-    refused: u64,
 }
 
 impl ConnectionLimits {
@@ -84,45 +63,13 @@ impl ConnectionLimits {
                 }
             }
         }
-        let conn = Arc::new(Conn::new(registry.next_id.fetch_add(1, Ordering::Relaxed), registry));
+        let conn = Arc::new(Conn::new(registry.next_id.fetch_add(1, Ordering::Relaxed), registry.epoch));
         open.insert(conn.id, conn.clone());
         drop(open);
         if evicted {
             registry.shed(true);
         }
         Some(conn)
-    }
-}
-
-impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
-        // A panic while holding the map leaves it consistent (inserts and removes are single calls).
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(super) fn forget(&self, id: u64) {
-        self.lock().remove(&id);
-    }
-
-    /// Counts one connection closed (`idle`) or refused at the cap, and logs the counts now and then.
-    fn shed(&self, idle: bool) {
-        let mut shed = self.shed.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle {
-            shed.closed_idle += 1;
-        } else {
-            shed.refused += 1;
-        }
-        if shed.logged.is_some_and(|at| at.elapsed() < WARN_EVERY) {
-            return;
-        }
-        tracing::warn!(
-            max_connections = self.max,
-            closed_idle = shed.closed_idle,
-            refused_busy = shed.refused,
-            "connection limit reached: closing the longest-idle connections for new ones, and refusing new ones \
-             when all are busy (raise max_connections if this is real load)"
-        );
-        *shed = Shed { logged: Some(Instant::now()), ..Shed::default() };
     }
 }
 

@@ -9,6 +9,8 @@
 
 mod accept;
 mod body;
+mod conn;
+mod registry;
 mod tracked;
 
 pub use accept::ConnectionLimits;

@@ -5,68 +5,18 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::http::{Request, Response};
-use futures_util::task::AtomicWaker;
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
-use super::accept::Registry;
 use super::body::{Stalled, Watched};
-
-/// A connection's shared state.
-#[derive(Debug)]
-pub(super) struct Conn {
-    pub(super) id: u64,
-    epoch: Instant,
-    /// Milliseconds since `epoch` when bytes last moved or a request started or ended.
-    last_active: AtomicU64,
-    in_flight: AtomicUsize,
-    closed: AtomicBool,
-    /// The reader's waker, so [`Conn::close`] makes hyper poll the stream and see the error.
-    reader: AtomicWaker,
-}
-
-impl Conn {
-    pub(super) fn new(id: u64, registry: &Registry) -> Self {
-        let conn = Self {
-            id,
-            epoch: registry.epoch,
-            last_active: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
-            reader: AtomicWaker::new(),
-        };
-        conn.touch();
-        conn
-    }
-
-    fn touch(&self) {
-        self.last_active.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    pub(super) fn last_active(&self) -> u64 {
-        self.last_active.load(Ordering::Relaxed)
-    }
-
-    /// No request in flight: closing the connection loses nothing but a keep-alive.
-    pub(super) fn is_idle(&self) -> bool {
-        self.in_flight.load(Ordering::Relaxed) == 0 && !self.closed.load(Ordering::Relaxed)
-    }
-
-    pub(super) fn close(&self) {
-        self.closed.store(true, Ordering::Relaxed);
-        self.reader.wake();
-    }
-
-    fn idle_deadline(&self, idle: Duration) -> Instant {
-        self.epoch + Duration::from_millis(self.last_active()) + idle
-    }
-}
+use super::conn::Conn;
+use super::registry::Registry;
 
 /// A connection's byte stream (TCP, under TLS when there is TLS).
 pub struct Tracked<I> {
