@@ -10,9 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::upstream::ReferenceRegistry;
 use common::{RawBody, raw_request, sha256, unique};
-use regbridge::{ArtifactRegistry, Permissions, Secret};
-use regbridge_proxy::config_file::RouteConfig;
-use regbridge_proxy::{ServeConfig, Server};
+use regbridge::{ArtifactRegistry, Permissions};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -26,28 +24,10 @@ struct Proxy {
     _dir: tempfile::TempDir,
 }
 
-/// regbridge with the local registry as default route and `hub/...` forwarded to `upstream` as `mirror/...`.
+/// regbridge with `hub/...` forwarded to `upstream` as `mirror/...`.
 async fn start(upstream: &ReferenceRegistry) -> Proxy {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = RouteConfig {
-        prefix: "hub".into(),
-        provider: "generic".into(),
-        registry: Some(upstream.addr.clone()),
-        username: Some(UPSTREAM_USER.into()),
-        password: Some(Secret::new(UPSTREAM_PASSWORD)),
-        upstream_prefix: "mirror".into(),
-        ..RouteConfig::local()
-    };
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        routes: vec![RouteConfig::local(), hub],
-        ..ServeConfig::new()
-    };
-    let server = Server::bind(config, Some(Secret::new(ADMIN_PASSWORD))).unwrap();
-    let base = format!("http://{}", server.local_addr());
-    let registry = server.local_registry(&base);
-    tokio::spawn(server.run());
+    let (base, registry, dir) =
+        common::upstream::start_hub_proxy(upstream, UPSTREAM_USER, UPSTREAM_PASSWORD, ADMIN_PASSWORD);
     Proxy { base, registry, _dir: dir }
 }
 

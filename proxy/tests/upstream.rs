@@ -6,9 +6,6 @@ mod common;
 
 use common::upstream::ReferenceRegistry;
 use common::{sha256, unique};
-use regbridge::Secret;
-use regbridge_proxy::config_file::RouteConfig;
-use regbridge_proxy::{ServeConfig, Server};
 use reqwest::{Client, StatusCode};
 
 const ADMIN_PASSWORD: &str = "proxy-admin-pw";
@@ -21,27 +18,9 @@ struct Proxy {
     _dir: tempfile::TempDir,
 }
 
-/// regbridge with the local registry as default route and `hub/...` forwarded to `upstream` as `mirror/...`.
+/// regbridge with `hub/...` forwarded to `upstream` as `mirror/...`.
 async fn start_proxy(upstream: &ReferenceRegistry) -> Proxy {
-    let dir = tempfile::tempdir().unwrap();
-    let hub = RouteConfig {
-        prefix: "hub".into(),
-        provider: "generic".into(),
-        registry: Some(upstream.addr.clone()),
-        username: Some(UPSTREAM_USER.into()),
-        password: Some(Secret::new(UPSTREAM_PASSWORD)),
-        upstream_prefix: "mirror".into(),
-        ..RouteConfig::local()
-    };
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        routes: vec![RouteConfig::local(), hub],
-        ..ServeConfig::new()
-    };
-    let server = Server::bind(config, Some(Secret::new(ADMIN_PASSWORD))).unwrap();
-    let base = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run());
+    let (base, _, dir) = common::upstream::start_hub_proxy(upstream, UPSTREAM_USER, UPSTREAM_PASSWORD, ADMIN_PASSWORD);
     Proxy { base, client: common::client(), _dir: dir }
 }
 

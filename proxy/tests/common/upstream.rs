@@ -82,3 +82,38 @@ fn config_yaml(dir: &Path, addr: &str, auth: &str, storage: Option<&str>) -> Str
          enabled: true\nhttp:\n  addr: {addr}\n  secret: regbridge-test-secret\nauth:\n{auth}"
     )
 }
+
+/// regbridge with the local registry as its default route and `hub/...` forwarded to `upstream` as
+/// `mirror/...` with the upstream's `user` and `password`, running on the calling test's runtime. Returns its
+/// base URL, the local provider over its storage (to mint credentials), and its directory.
+pub fn start_hub_proxy(
+    upstream: &ReferenceRegistry,
+    user: &str,
+    password: &str,
+    admin_password: &str,
+) -> (String, regbridge_providers::local::LocalRegistry, tempfile::TempDir) {
+    use regbridge::Secret;
+    use regbridge_proxy::config_file::RouteConfig;
+    use regbridge_proxy::{ServeConfig, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = RouteConfig {
+        prefix: "hub".into(),
+        provider: "generic".into(),
+        registry: Some(upstream.addr.clone()),
+        username: Some(user.into()),
+        password: Some(Secret::new(password)),
+        upstream_prefix: "mirror".into(),
+        ..RouteConfig::local()
+    };
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        routes: vec![RouteConfig::local(), hub],
+        ..ServeConfig::new()
+    };
+    let server = Server::bind(config, Some(Secret::new(admin_password))).unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let registry = server.local_registry(&base);
+    tokio::spawn(server.run());
+    (base, registry, dir)
+}
