@@ -39,6 +39,9 @@ pub struct Users {
     hashing: tokio::sync::Semaphore,
     suspects: tokio::sync::Semaphore,
     limits: LoginLimits,
+    /// One verification at a time per credentials: clients arriving together with the same uncached
+    /// credentials wait for the first one's result instead of each spending a login attempt.
+    pending: moka::sync::Cache<[u8; 32], std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// What the first start created: the admin's password, to print once.
@@ -82,6 +85,7 @@ impl Users {
             hashing: tokio::sync::Semaphore::new(CONCURRENT_VERIFICATIONS),
             suspects: tokio::sync::Semaphore::new(SUSPECT_VERIFICATIONS),
             limits: LoginLimits::default(),
+            pending: moka::sync::Cache::builder().max_capacity(10_000).time_to_idle(VERIFIED_TTL).build(),
         }
     }
 
@@ -101,6 +105,13 @@ impl Users {
         let denied = || Error::Unauthenticated { message: "wrong user name or password".into() };
         // Unknown names cost no argon2 run, so they are not counted per user (nor kept in memory).
         let hash = self.hashes.get(user).cloned().ok_or_else(denied)?;
+        // Without this, sixteen connections of one client sending the right password at once took sixteen
+        // login attempts from their address while the first argon2 ran, and got 429s for correct logins.
+        let gate = self.pending.get_with(key, Default::default);
+        let _turn = gate.lock().await;
+        if self.recently_verified(&key) {
+            return Ok(());
+        }
         let attempt = self.limits.begin(client, user)?;
         let _suspect = match attempt.is_suspect() {
             true => Some(self.suspects.acquire().await.map_err(|e| Error::internal("verify password", e))?),
@@ -187,5 +198,22 @@ mod tests {
         let (again, none) = Users::load_or_init(dir.path(), Some(Secret::new("ignored"))).unwrap();
         assert!(none.is_none());
         again.verify(ADMIN_USER, &first.password, None).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_correct_logins_from_one_address_is_never_limited() {
+        // More concurrent first logins than the address's login budget (10): they share one argon2 run.
+        let dir = tempfile::tempdir().unwrap();
+        let password = Secret::new("burst-password");
+        let (users, _) = Users::load_or_init(dir.path(), Some(password.clone())).unwrap();
+        let users = std::sync::Arc::new(users);
+        let client = Some(IpAddr::from([127, 0, 0, 9]));
+        let logins = (0..40).map(|_| {
+            let (users, password) = (users.clone(), password.clone());
+            tokio::spawn(async move { users.verify(ADMIN_USER, &password, client).await })
+        });
+        for login in futures_util::future::join_all(logins).await {
+            login.unwrap().unwrap();
+        }
     }
 }
