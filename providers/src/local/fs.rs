@@ -31,7 +31,7 @@ use futures_util::StreamExt;
 use regbridge::oci::{Algorithm, Digest, Digester, Reference, RepositoryName, Tag};
 use regbridge::{Error, OciErrorCode, Resource, Result};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncSeekExt;
 
 use super::fence;
 use super::storage::{
@@ -217,6 +217,38 @@ impl FsStorage {
         let hash = UploadHash { size, digester, kept: Instant::now() };
         self.hashes.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_owned(), hash);
     }
+}
+
+/// Chunks read ahead of the client, per download.
+const READ_AHEAD: usize = 2;
+
+/// `len` bytes of `file` from its position, read on a blocking thread up to [`READ_AHEAD`] chunks ahead of
+/// the consumer: the next chunk comes off the disk while the previous one is being sent, instead of reads
+/// and writes taking turns (hyper flushes a chunk before asking for the next one once its bounded write
+/// buffer is full). Memory per download stays at a few chunks; a consumer that goes away stops the reads.
+fn read_ahead(mut file: std::fs::File, len: u64) -> ByteStream {
+    use std::io::Read as _;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let mut left = len;
+        while left > 0 {
+            let mut chunk = vec![0u8; READ_CHUNK.min(left as usize)];
+            let sent = match file.read_exact(&mut chunk) {
+                Ok(()) => {
+                    left -= chunk.len() as u64;
+                    tx.blocking_send(Ok(bytes::Bytes::from(chunk)))
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    });
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
 }
 
 /// Appends a stream to a file on a blocking thread, hashing as it goes, while the async side keeps
@@ -431,8 +463,7 @@ impl Storage for FsStorage {
             }
         };
         let len = range.map(|(s, e)| e - s + 1).unwrap_or(size);
-        let body: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK));
-        Ok(BlobRead { size, range, body })
+        Ok(BlobRead { size, range, body: read_ahead(file.into_std().await, len) })
     }
 
     async fn mount_blob(&self, repo: &RepositoryName, from: &RepositoryName, digest: &Digest) -> Result<bool> {
