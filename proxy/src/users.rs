@@ -23,8 +23,8 @@ pub const ADMIN_USER: &str = "admin";
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 
 /// Password hashes verified at once. Each argon2 run holds 19 MiB; sixteen clients arriving together with
-/// the same uncached credentials once took the server from 35 to 340 MiB. Later arrivals wait, then find
-/// the first one's result in the cache.
+/// the same uncached credentials once took the server from 35 to 340 MiB. Arrivals with the same
+/// credentials wait at their gate ([`Users::verify`]), then find the first one's result in the cache.
 const CONCURRENT_VERIFICATIONS: usize = 2;
 
 /// Of those, how many clients with recent failed logins may hold at once (see [`LoginLimits`]), so a
@@ -117,11 +117,8 @@ impl Users {
             true => Some(self.suspects.acquire().await.map_err(|e| Error::internal("verify password", e))?),
             false => None,
         };
+        // Requests with these credentials wait at the gate above, so none verified them meanwhile.
         let _permit = self.hashing.acquire().await.map_err(|e| Error::internal("verify password", e))?;
-        if self.recently_verified(&key) {
-            attempt.succeeded();
-            return Ok(());
-        }
         let password = password.clone();
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)

@@ -20,7 +20,7 @@ use crate::api::hv;
 use crate::pipeline::authorize::action_for;
 use crate::pipeline::request::Ctx;
 use crate::pipeline::target::{OciRoute, Params};
-use crate::routing::{RoutingTable, Target, Upstream};
+use crate::routing::{Target, Upstream};
 
 /// How long a presigned blob URL from the provider is asked to live.
 const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(600);
@@ -76,9 +76,9 @@ fn upstream_request_headers(headers: &HeaderMap) -> HeaderMap {
 
 /// The upstream name of a mount source the caller may read, when the same upstream serves it (a mount
 /// across registries is impossible, so the client then gets a normal upload session).
-fn upstream_mount_source(ctx: &Ctx, table: &RoutingTable, upstream: &Upstream) -> Option<String> {
+fn upstream_mount_source(ctx: &Ctx, upstream: &Upstream) -> Option<String> {
     let from = ctx.grant.mount_from.as_ref()?;
-    let resolved = table.resolve(from).ok()?;
+    let resolved = ctx.state.routes.resolve(from).ok()?;
     match &resolved.route.target {
         Target::Upstream(u) if std::ptr::eq(u.as_ref(), upstream) => Some(resolved.upstream_name),
         Target::Connection(c) if c.is_current(upstream) => Some(resolved.upstream_name),
@@ -86,8 +86,13 @@ fn upstream_mount_source(ctx: &Ctx, table: &RoutingTable, upstream: &Upstream) -
     }
 }
 
+/// `path` with `query` appended (after `?`, or after `&` when `path` has a query already).
 fn with_query(path: String, query: &str) -> String {
-    if query.is_empty() { path } else { format!("{path}?{query}") }
+    match (query.is_empty(), path.contains('?')) {
+        (true, _) => path,
+        (false, true) => format!("{path}&{query}"),
+        (false, false) => format!("{path}?{query}"),
+    }
 }
 
 /// The upstream path and query of a request: built from the route's upstream name and the typed parts of
@@ -107,27 +112,18 @@ fn upstream_path(
         OciRoute::Manifest(_, reference) => format!("/v2/{upstream_name}/manifests/{reference}"),
         OciRoute::Blob(_, digest) => format!("/v2/{upstream_name}/blobs/{digest}"),
         OciRoute::UploadStart(_) => {
-            let mut query = query;
-            if let (Some((digest, _)), Some(from)) =
-                (&ctx.params.mount, upstream_mount_source(ctx, &ctx.state.routes, upstream))
-            {
+            let mut path = format!("/v2/{upstream_name}/blobs/uploads/");
+            if let (Some((digest, _)), Some(from)) = (&ctx.params.mount, upstream_mount_source(ctx, upstream)) {
                 let mount = url::form_urlencoded::Serializer::new(String::new())
                     .append_pair("mount", &digest.to_string())
                     .append_pair("from", &from)
                     .finish();
-                query = if query.is_empty() { mount } else { format!("{mount}&{query}") };
+                path = with_query(path, &mount);
                 mount_from = Some(from);
             }
-            with_query(format!("/v2/{upstream_name}/blobs/uploads/"), &query)
+            with_query(path, &query)
         }
-        OciRoute::Upload(_, id) => {
-            let target = location::decode_upload_id(id)?;
-            match (query.is_empty(), target.contains('?')) {
-                (true, _) => target,
-                (false, true) => format!("{target}&{query}"),
-                (false, false) => format!("{target}?{query}"),
-            }
-        }
+        OciRoute::Upload(_, id) => with_query(location::decode_upload_id(id)?, &query),
         OciRoute::Tags(_) => with_query(format!("/v2/{upstream_name}/tags/list"), &query),
         OciRoute::Referrers(_, digest) => with_query(format!("/v2/{upstream_name}/referrers/{digest}"), &query),
         OciRoute::Catalog => return Err(Error::bad_input("the catalog is not forwarded")),
@@ -203,20 +199,14 @@ pub(crate) async fn forward(
             recover::buffered_manifest(&provider, method, response, refetch_upstream(upstream, path, headers, scopes))
                 .await?
         }
-        OciRoute::Blob(..) if method == Method::GET => {
-            // A 200 is the whole blob whatever the client asked for, so it can always be checked.
-            let digest = match route {
-                OciRoute::Blob(_, digest) => Some(digest),
-                _ => None,
-            };
-            recover::resuming_blob(
-                &provider,
-                method,
-                response,
-                refetch_upstream(upstream, path, headers, scopes),
-                digest,
-            )
-        }
+        // A 200 is the whole blob whatever the client asked for, so it can always be checked.
+        OciRoute::Blob(_, digest) if method == Method::GET => recover::resuming_blob(
+            &provider,
+            method,
+            response,
+            refetch_upstream(upstream, path, headers, scopes),
+            Some(digest),
+        ),
         _ => response,
     };
     respond(ctx, upstream, repo, upstream_name, route, method, response).await
@@ -355,8 +345,7 @@ fn client_link(route: &OciRoute, repo: &RepositoryName, text: &str) -> Option<St
     let OciRoute::Tags(_) = route else { return None };
     let target = text.split_once('<')?.1.split_once('>')?.0;
     let query = target.split_once('?')?.1;
-    let next = OciRoute::Tags(repo.clone());
-    let params = Params::parse(&next, query).ok()?;
+    let params = Params::parse(route, query).ok()?;
     Some(format!("</v2/{repo}/tags/list?{}>; rel=\"next\"", params.to_query()))
 }
 

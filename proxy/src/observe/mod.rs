@@ -111,10 +111,10 @@ pub async fn observe(State(state): State<Arc<AppState>>, request: Request, next:
     let parsed = request.extensions().get::<Arc<Parsed>>().cloned();
     let parsed = parsed.unwrap_or_else(|| Arc::new(Parsed::of(&state, request.uri())));
     let endpoint = classify(&parsed);
-    let route = match (&parsed.route, parsed.oci().and_then(|r| r.repository())) {
-        (Some((index, _)), _) => *index,
-        (None, Some(_)) => NO_ROUTE,
-        (None, None) => NO_REPOSITORY,
+    let route = match &parsed.route {
+        Some(Ok((index, _))) => *index,
+        Some(Err(_)) => NO_ROUTE,
+        None => NO_REPOSITORY,
     };
     // The path is copied only when the access line will be written.
     let path = tracing::enabled!(target: "regbridge::access", tracing::Level::INFO)

@@ -98,13 +98,10 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>
     let fail = |err: &Error| reply::error_response(err, &state, &base, &scopes);
 
     // 2. Route.
-    let serving = match (route.repository(), &parsed.route) {
-        (None, _) => Serving::Local,
-        (Some(name), None) => match state.routes.resolve(name) {
-            Err(err) => return fail(&err),
-            Ok(_) => Serving::Local,
-        },
-        (Some(_), Some((index, upstream_name))) => match state.routes.routes().get(*index).map(|r| &r.target) {
+    let serving = match &parsed.route {
+        None => Serving::Local,
+        Some(Err(err)) => return fail(err),
+        Some(Ok((index, upstream_name))) => match state.routes.routes().get(*index).map(|r| &r.target) {
             None | Some(Target::Local) => Serving::Local,
             Some(Target::Upstream(upstream)) => Serving::Upstream(upstream.clone(), upstream_name.clone()),
             Some(Target::Connection(connection)) => match connection.upstream(&state.connections).await {

@@ -39,8 +39,9 @@ pub enum Endpoint {
 pub struct Parsed {
     /// The endpoint.
     pub endpoint: Endpoint,
-    /// The route serving the repository (an index into the routing table) and the repository's name there.
-    pub route: Option<(usize, String)>,
+    /// For a request naming a repository: the route serving it (an index into the routing table) and the
+    /// repository's name there, or why no route serves it (`NAME_UNKNOWN`).
+    pub route: Option<Result<(usize, String)>>,
 }
 
 impl Parsed {
@@ -61,7 +62,7 @@ impl Parsed {
         };
         let route = match &endpoint {
             Endpoint::Oci(Ok(route)) => {
-                route.repository().and_then(|name| state.routes.resolve(name).ok().map(|r| (r.index, r.upstream_name)))
+                route.repository().map(|name| state.routes.resolve(name).map(|r| (r.index, r.upstream_name)))
             }
             _ => None,
         };
