@@ -78,6 +78,10 @@ pub struct Claims {
     pub exp: i64,
     /// Issue time, seconds since the epoch.
     pub iat: i64,
+    /// A random id, so that two tokens issued in the same second with the same claims still differ (a
+    /// refusal remembered for one token must not apply to another client's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jti: String,
 }
 
 impl Claims {
@@ -158,12 +162,16 @@ impl TokenSigner {
             access,
             exp: now + ttl.as_secs().max(1) as i64,
             iat: now,
+            jti: String::new(),
         };
         self.sign_claims(claims)
     }
 
-    /// Signs `claims` as they are (the caller chose the expiry).
-    pub fn sign_claims(&self, claims: Claims) -> Result<(Secret, Claims)> {
+    /// Signs `claims` as they are (the caller chose the expiry), with a fresh random `jti`.
+    pub fn sign_claims(&self, mut claims: Claims) -> Result<(Secret, Claims)> {
+        let mut id = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        claims.jti = id.iter().map(|b| format!("{b:02x}")).collect();
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::internal("sign token", e))?;
         Ok((Secret::new(token), claims))
@@ -209,6 +217,10 @@ mod tests {
             .unwrap();
         let back = signer.verify(token.expose()).unwrap();
         assert_eq!(back, claims);
+        let (twin, _) = signer
+            .sign(&claims.sub, claims.acct.as_deref(), claims.kind, claims.access.clone(), Duration::from_secs(60))
+            .unwrap();
+        assert_ne!(twin.expose(), token.expose(), "the same claims in the same second still make another token");
         assert!(back.access[0].allows("a/x", "pull"));
         assert!(!back.access[0].allows("a/x", "push"));
         assert!(!back.access[0].allows("a/y", "pull"));

@@ -142,6 +142,7 @@ async fn issue(state: &AppState, identity: &Identity, scopes: &[Scope]) -> Resul
         }
         exp = exp.min(until.timestamp());
     }
-    let claims = Claims { iss: ISSUER.into(), sub, acct, kind: TokenKind::Session, access, exp, iat: now };
+    let claims =
+        Claims { iss: ISSUER.into(), sub, acct, kind: TokenKind::Session, access, exp, iat: now, jti: String::new() };
     state.signer.sign_claims(claims)
 }
