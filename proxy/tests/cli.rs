@@ -69,6 +69,25 @@ async fn repo_and_access_commands() {
     let removed = ok_json(&cli(&server, &["access", "remove", "team/app", "--local-account", "acme"], ""));
     assert!(!removed.to_string().contains("acme") && removed.to_string().contains("globex"), "{removed}");
     assert_eq!(ok_json(&cli(&server, &["access", "get", "team/app"], "")), removed);
+    // A push grant is removed by a plain "remove" too; a named level leaves the other one alone; removing
+    // what is not granted is "not found" (exit 3), not a silent success.
+    ok_json(&cli(&server, &["access", "add", "team/app", "--local-account", "pusher", "--push"], ""));
+    ok_json(&cli(&server, &["access", "add", "team/app", "--local-account", "both"], ""));
+    ok_json(&cli(&server, &["access", "add", "team/app", "--local-account", "both", "--push"], ""));
+    let only_pull = ok_json(&cli(&server, &["access", "remove", "team/app", "--local-account", "both", "--pull"], ""));
+    let push_level = only_pull.as_array().unwrap().iter().find(|g| g["permissions"] == "pushPull").unwrap();
+    assert!(push_level.to_string().contains("both"), "--pull left the push grant: {only_pull}");
+    let gone = ok_json(&cli(&server, &["access", "remove", "team/app", "--local-account", "pusher,both"], ""));
+    assert!(!gone.to_string().contains("pusher") && !gone.to_string().contains("both"), "{gone}");
+    let absent = cli(&server, &["access", "remove", "team/app", "--local-account", "pusher"], "");
+    assert_eq!(code(&absent), 3, "{}", String::from_utf8_lossy(&absent.stderr));
+    assert!(
+        String::from_utf8_lossy(&absent.stderr).contains("team/app"),
+        "{}",
+        String::from_utf8_lossy(&absent.stderr)
+    );
+    let wrong_level = cli(&server, &["access", "remove", "team/app", "--local-account", "globex", "--push"], "");
+    assert_eq!(code(&wrong_level), 3, "globex holds pull only");
     let nobody = cli(&server, &["access", "add", "team/app"], "");
     assert_eq!(code(&nobody), 2);
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("--aws-account"));

@@ -13,8 +13,8 @@ mod common;
 #[path = "../../providers/tests/support/live.rs"]
 mod live;
 
-use regbridge::oci::media_types::OCI_MANIFEST;
 use regbridge::DynArtifactRegistry;
+use regbridge::oci::media_types::OCI_MANIFEST;
 use regbridge_proxy::config_file::RouteConfig;
 use regbridge_proxy::routing::Target;
 use serde_json::json;

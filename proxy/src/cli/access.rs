@@ -2,7 +2,10 @@
 
 use std::collections::BTreeSet;
 
-use regbridge::{ComputeServiceType, CrossAccountAccess, CrossAccountPermissions, Error, Permissions, Result};
+use regbridge::{
+    ArtifactRegistry, ComputeServiceType, CrossAccountAccess, CrossAccountPermissions, Error, Permissions, Resource,
+    Result,
+};
 
 use super::context::{ConfigArgs, open};
 use super::print_json;
@@ -12,7 +15,8 @@ use super::print_json;
 pub enum AccessCommand {
     /// Grant the named principals access to REPO, keeping every grant already there.
     Add(GrantArgs),
-    /// Revoke the named principals' access to REPO, keeping every other grant.
+    /// Revoke the named principals' access to REPO at every level they hold (or only at the level --pull
+    /// or --push names), keeping every other grant. Exit 3 when none of them has access.
     Remove(GrantArgs),
     /// List the grants on REPO as JSON.
     Get(RepoOnly),
@@ -56,9 +60,12 @@ pub struct GrantArgs {
     /// Compute that pulls: virtual-machine, kubernetes, serverless (adds the cloud's serverless principal).
     #[arg(long = "service-type", value_delimiter = ',', value_parser = parse_service_type)]
     service_types: Vec<ComputeServiceType>,
-    /// Grant push as well as pull (where the provider supports it).
-    #[arg(long)]
+    /// add: grant push as well as pull (where the provider supports it). remove: revoke only the push level.
+    #[arg(long, conflicts_with = "pull")]
     push: bool,
+    /// add: grant pull only (the default). remove: revoke only the pull level.
+    #[arg(long)]
+    pull: bool,
     #[command(flatten)]
     config: ConfigArgs,
 }
@@ -77,7 +84,16 @@ fn set(values: &[String]) -> BTreeSet<String> {
 }
 
 impl GrantArgs {
-    /// The grant these flags describe; exactly one platform's flags may be given.
+    /// The level --pull or --push names, if either does.
+    fn level(&self) -> Option<Permissions> {
+        match (self.pull, self.push) {
+            (_, true) => Some(Permissions::PushPull),
+            (true, false) => Some(Permissions::Pull),
+            (false, false) => None,
+        }
+    }
+
+    /// The grant these flags describe (pull unless --push); exactly one platform's flags may be given.
     fn grant(&self) -> Result<CrossAccountPermissions> {
         let types: BTreeSet<ComputeServiceType> = self.service_types.iter().copied().collect();
         let mut given = Vec::new();
@@ -132,7 +148,7 @@ pub async fn run(command: AccessCommand) -> Result<()> {
         AccessCommand::Remove(args) => {
             let grant = args.grant()?;
             let opened = open(&args.config.load()?, &args.repo).await?;
-            opened.registry.remove_cross_account_access(&opened.id, &grant).await?;
+            revoke(opened.registry.as_ref(), &opened.id, &grant.access, args.level()).await?;
             print_json(&opened.registry.get_cross_account_access(&opened.id).await?);
         }
         AccessCommand::Get(args) => {
@@ -141,4 +157,40 @@ pub async fn run(command: AccessCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Revokes `access`'s principals on repository `id` at `level`, or at every level where any of them holds a
+/// grant when `level` is `None` (a principal granted push would otherwise keep it after "remove"). Answers
+/// the levels revoked; `NotFound` when none of the principals holds a grant there, so a typo in an account
+/// id is not reported as success.
+pub(crate) async fn revoke(
+    registry: &dyn ArtifactRegistry,
+    id: &str,
+    access: &CrossAccountAccess,
+    level: Option<Permissions>,
+) -> Result<Vec<Permissions>> {
+    let current = registry.get_cross_account_access(id).await?;
+    let held: Vec<Permissions> = current
+        .iter()
+        .filter(|g| level.is_none_or(|l| g.permissions == l))
+        // A grant holds one of the principals when removing them changes it.
+        .filter(|g| g.access.difference(access).is_some_and(|rest| rest != g.access))
+        .map(|g| g.permissions)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if held.is_empty() {
+        let at = level.map_or(String::new(), |l| format!(" at the {} level", level_name(l)));
+        let platform = access.platform();
+        return Err(Error::not_found(Resource::Other, format!("{platform} grant of these principals on {id}{at}")));
+    }
+    for permissions in &held {
+        let grant = CrossAccountPermissions { access: access.clone(), permissions: *permissions };
+        registry.remove_cross_account_access(id, &grant).await?;
+    }
+    Ok(held)
+}
+
+fn level_name(level: Permissions) -> &'static str {
+    if level.can_push() { "push" } else { "pull" }
 }
