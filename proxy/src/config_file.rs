@@ -6,9 +6,9 @@
 //! data_dir = "/var/lib/regbridge"
 //! anonymous_pull = false
 //! tls = { cert = "tls.crt", key = "tls.key" }
-//! upload_expiry_secs = 86400    # upload sessions idle this long expire; gc removes them
-//! idle_timeout_secs = 120       # close connections with nothing in flight and no bytes moving this long
-//! body_read_timeout_secs = 60   # a request body silent this long ends the request with 408
+//! upload_expiry = "24h"        # upload sessions idle this long expire; gc removes them
+//! idle_timeout = "2m"          # close connections with nothing in flight and no bytes moving this long
+//! body_read_timeout = 60       # a request body silent this long ends the request with 408
 //! max_connections = 4096        # at the limit, the longest-idle connection makes room
 //!
 //! [users]                       # name = argon2 PHC hash (`regbridge` hashes with argon2id)
@@ -25,7 +25,7 @@
 //! password_env = "HUB_PASSWORD" # or password = "..." (the file is then a secret itself)
 //! upstream_prefix = "library"   # hub/alpine -> library/alpine upstream
 //! redirect_blobs = true         # pass upstream blob redirects to clients (default) or stream the bytes
-//! idle_timeout_secs = 60        # give up on an upstream silent for this long (502)
+//! idle_timeout = "1m"          # give up on an upstream silent for this long (502)
 //!
 //! [[routes]]
 //! prefix = "ghcr"
@@ -41,6 +41,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use regbridge::{Error, Result, Secret};
 use serde::Deserialize;
@@ -49,7 +50,8 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// Address to listen on.
+    /// Address to listen on (`127.0.0.1:5000`, `:5000`, `localhost:5000`).
+    #[serde(default, deserialize_with = "crate::values::listen")]
     pub listen: Option<SocketAddr>,
     /// URL clients reach the server at.
     pub public_url: Option<String>,
@@ -59,10 +61,12 @@ pub struct FileConfig {
     pub anonymous_pull: Option<bool>,
     /// HTTPS certificate and key.
     pub tls: Option<TlsConfig>,
-    /// Seconds a connection may sit with no request in flight and no bytes moving.
-    pub idle_timeout_secs: Option<u64>,
-    /// Seconds a request body may send nothing before the request ends with 408.
-    pub body_read_timeout_secs: Option<u64>,
+    /// How long a connection may sit with no request in flight and no bytes moving (seconds, or `"2m"`).
+    #[serde(default, alias = "idle_timeout_secs", deserialize_with = "crate::values::duration")]
+    pub idle_timeout: Option<Duration>,
+    /// How long a request body may send nothing before the request ends with 408.
+    #[serde(default, alias = "body_read_timeout_secs", deserialize_with = "crate::values::duration")]
+    pub body_read_timeout: Option<Duration>,
     /// Connections open at once.
     pub max_connections: Option<usize>,
     /// Users: name to argon2 hash.
@@ -74,8 +78,9 @@ pub struct FileConfig {
     /// Registry connections: `[connections]`.
     #[serde(default)]
     pub connections: ConnectionsConfig,
-    /// Seconds an upload session may receive nothing before it expires (serve and gc); default 86400.
-    pub upload_expiry_secs: Option<u64>,
+    /// How long an upload session may receive nothing before it expires (serve and gc); default 24 h.
+    #[serde(default, alias = "upload_expiry_secs", deserialize_with = "crate::values::duration")]
+    pub upload_expiry: Option<Duration>,
     /// What pushed manifests may contain: `[manifests]`.
     #[serde(default)]
     pub manifests: ManifestsConfig,
@@ -147,9 +152,10 @@ pub struct RouteConfig {
     pub endpoint: Option<String>,
     /// Pass upstream blob redirects to clients (default true), or follow them and stream the bytes.
     pub redirect_blobs: Option<bool>,
-    /// Seconds to wait for the upstream between two reads (its response headers, or the next bytes of a
-    /// body) before the request fails with 502; default 60.
-    pub idle_timeout_secs: Option<u64>,
+    /// How long to wait for the upstream between two reads (its response headers, or the next bytes of a
+    /// body) before the request fails with 502 (seconds, or `"1m"`); default 60 s.
+    #[serde(default, alias = "idle_timeout_secs", deserialize_with = "crate::values::duration")]
+    pub idle_timeout: Option<Duration>,
     /// gar: the `[routes.gar]` settings.
     #[cfg(feature = "gar")]
     pub gar: Option<crate::cloud::gar::Settings>,
@@ -176,7 +182,7 @@ impl RouteConfig {
             push_role_arn: None,
             endpoint: None,
             redirect_blobs: None,
-            idle_timeout_secs: None,
+            idle_timeout: None,
             #[cfg(feature = "gar")]
             gar: None,
             #[cfg(feature = "acr")]

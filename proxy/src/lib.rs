@@ -20,6 +20,7 @@ pub mod routing;
 pub mod server;
 pub mod state;
 pub mod users;
+pub mod values;
 
 pub use config::ServeConfig;
 pub use server::Server;

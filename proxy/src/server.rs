@@ -114,7 +114,12 @@ impl Server {
         let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let addr = self.local_addr();
         let scheme = if self.state.config.tls.is_some() { "https" } else { "http" };
-        tracing::info!(%addr, "regbridge listening on {scheme}://{addr}");
+        if addr.ip().is_unspecified() {
+            // Not a URL: 0.0.0.0 is no address a client can connect to.
+            tracing::info!(%addr, "regbridge listening ({scheme}) on every address, port {}", addr.port());
+        } else {
+            tracing::info!(%addr, "regbridge listening on {scheme}://{addr}");
+        }
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         tokio::spawn(async move {
@@ -221,8 +226,8 @@ fn route_label(index: usize, r: &RouteConfig) -> String {
 
 fn client_options(r: &RouteConfig) -> ClientOptions {
     let mut options = ClientOptions::default();
-    if let Some(secs) = r.idle_timeout_secs {
-        options.idle_timeout = std::time::Duration::from_secs(secs.max(1));
+    if let Some(timeout) = r.idle_timeout {
+        options.idle_timeout = crate::values::at_least_a_second(timeout);
     }
     options
 }

@@ -348,6 +348,8 @@ async fn gc_deletes_only_unreferenced_blobs() {
     assert_eq!(zero["deleted"], serde_json::json!([orphan_digest]), "{zero}");
     let r = server.admin(reqwest::Method::GET, "/v2/gc/app/manifests/v1").send().await.unwrap();
     assert_eq!(r.bytes().await.unwrap().to_vec(), image.bytes, "the image is intact");
+    // The upload expiry reads durations as every setting does.
+    ok_json(&cli(&server, &["gc", "--dry-run", "--upload-expiry", "2h"], ""));
     let bad = cli(&server, &["gc", "--grace", "soon"], "");
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(code(&bad), 2);
@@ -466,4 +468,35 @@ async fn registry_connections_from_the_command_line() {
     assert_eq!(code(&cli(&server, &["registry", "get", "nope"], "")), 3);
     assert!(cli(&server, &["registry", "rm", "hub"], "").status.success());
     assert_eq!(code(&cli(&server, &["registry", "get", "hub"], "")), 3);
+}
+
+/// A wildcard listen address is where the server accepts connections, not an address clients reach: it
+/// never ends up in minted credentials, and the command says that --public-url is needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_listen_address_never_reaches_credentials() {
+    let server = TestServer::start().await;
+    ok_json(&cli(&server, &["repo", "create", "team/wild"], ""));
+    for listen in [":5999", "0.0.0.0:5999", "[::]:5999"] {
+        let out = cli(&server, &["creds", "mint", "team/wild", "--format", "docker-config", "--listen", listen], "");
+        let minted = ok_json(&out);
+        let hosts: Vec<&String> = minted["auths"].as_object().expect("a docker config").keys().collect();
+        assert!(hosts.iter().all(|h| h.contains("127.0.0.1") || h.contains("[::1]")), "{listen}: {hosts:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--public-url"), "{listen}: no hint");
+    }
+    let public = ok_json(&cli(
+        &server,
+        &[
+            "creds",
+            "mint",
+            "team/wild",
+            "--format",
+            "docker-config",
+            "--listen",
+            ":5999",
+            "--public-url",
+            "https://reg.example.com",
+        ],
+        "",
+    ));
+    assert!(public.to_string().contains("reg.example.com"), "{public}");
 }

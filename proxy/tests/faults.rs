@@ -110,7 +110,7 @@ async fn proxy_to(upstream: &str) -> (String, tempfile::TempDir) {
         prefix: "up".into(),
         provider: "generic".into(),
         registry: Some(upstream.to_owned()),
-        idle_timeout_secs: Some(1),
+        idle_timeout: Some(std::time::Duration::from_secs(1)),
         ..RouteConfig::local()
     };
     common::start_proxy(vec![route], PASSWORD).await

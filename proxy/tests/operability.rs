@@ -406,3 +406,37 @@ async fn failed_logins_are_limited_per_address_and_cannot_starve_a_correct_one()
     // the time of 300 / 2 argon2 runs.
     assert!(login < Duration::from_secs(5), "the correct login took {login:?}");
 }
+
+/// Flags, `REGBRIDGE_*` variables and the file read values the same way: `--listen localhost:PORT`, a
+/// boolean variable written `yes` or `0`, `--idle-timeout 2m`, `--grace 1s`, and the file's
+/// `upload_expiry = "1h"` and `body_read_timeout = 30`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_are_read_the_same_way_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("regbridge.toml");
+    std::fs::write(&file, "upload_expiry = \"1h\"\nbody_read_timeout = 30\n").unwrap();
+    for (value, anonymous) in [("yes", true), ("0", false)] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(env!("CARGO_BIN_EXE_regbridge"))
+            .args(["serve", "--idle-timeout", "2m", "--grace", "1s", "--listen", &format!("localhost:{port}")])
+            .arg("--config")
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(dir.path().join(format!("data-{value}")))
+            .env("REGBRIDGE_ANONYMOUS_PULL", value)
+            .env("REGBRIDGE_ADMIN_PASSWORD", PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _process = Process(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "localhost:{port} did not listen on 127.0.0.1");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let r = common::client().get(format!("http://127.0.0.1:{port}/v2/nothing/tags/list")).send().await.unwrap();
+        let expected = if anonymous { 404 } else { 401 };
+        assert_eq!(r.status(), expected, "REGBRIDGE_ANONYMOUS_PULL={value}");
+    }
+}

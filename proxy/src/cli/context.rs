@@ -11,25 +11,31 @@ use regbridge_providers::local::{FsStorage, LocalRegistry, TokenSigner};
 use crate::config::ServeConfig;
 use crate::config_file::FileConfig;
 use crate::routing::Target;
+use crate::values::at_least_a_second;
 
 /// `--upload-expiry-secs`, shared by `serve` (which expires sessions) and `gc` (which removes them), so
 /// both read the same setting.
 #[derive(clap::Args, Debug, Clone)]
 pub struct UploadExpiryArgs {
-    /// Seconds an upload session may receive nothing before it expires and gc may remove it
-    /// [default: the file's upload_expiry_secs, else 86400].
-    #[arg(long, env = "REGBRIDGE_UPLOAD_EXPIRY_SECS")]
-    pub upload_expiry_secs: Option<u64>,
+    /// How long an upload session may receive nothing before it expires and gc may remove it: `86400`
+    /// (seconds), `24h`, `30m` [default: the file's upload_expiry, else 24h].
+    #[arg(long = "upload-expiry", alias = "upload-expiry-secs", env = "REGBRIDGE_UPLOAD_EXPIRY_SECS",
+          value_parser = parse_expiry)]
+    pub upload_expiry: Option<Duration>,
 }
 
 impl UploadExpiryArgs {
     /// `config` with this flag applied over it.
     pub fn apply(&self, config: ServeConfig) -> ServeConfig {
-        match self.upload_expiry_secs {
-            Some(secs) => ServeConfig { upload_expiry: std::time::Duration::from_secs(secs), ..config },
+        match self.upload_expiry {
+            Some(upload_expiry) => ServeConfig { upload_expiry, ..config },
             None => config,
         }
     }
+}
+
+fn parse_expiry(text: &str) -> std::result::Result<Duration, String> {
+    super::parse_duration(text, "upload expiry")
 }
 
 /// Where the configuration comes from.
@@ -40,7 +46,8 @@ pub struct ConfigArgs {
     #[arg(long, short, env = "REGBRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address and port the server listens on [default: 127.0.0.1:5000].
-    #[arg(long, env = "REGBRIDGE_LISTEN")]
+    /// Also `:5000` (every address) or `localhost:5000`.
+    #[arg(long, env = "REGBRIDGE_LISTEN", value_parser = crate::values::parse_listen)]
     pub listen: Option<std::net::SocketAddr>,
     /// Directory for blobs, manifests, keys and users [default: regbridge-data].
     #[arg(long, env = "REGBRIDGE_DATA_DIR")]
@@ -75,32 +82,39 @@ impl ConfigArgs {
             routes: file.routes,
             connections_key: file.connections.key,
             manifest_url_prefixes: file.manifests.allowed_urls,
-            upload_expiry: file
-                .upload_expiry_secs
-                .map(std::time::Duration::from_secs)
-                .unwrap_or(defaults.upload_expiry),
-            idle_timeout: file.idle_timeout_secs.map_or(defaults.idle_timeout, secs),
-            body_read_timeout: file.body_read_timeout_secs.map_or(defaults.body_read_timeout, secs),
+            upload_expiry: file.upload_expiry.unwrap_or(defaults.upload_expiry),
+            idle_timeout: file.idle_timeout.map_or(defaults.idle_timeout, at_least_a_second),
+            body_read_timeout: file.body_read_timeout.map_or(defaults.body_read_timeout, at_least_a_second),
             max_connections: file.max_connections.unwrap_or(defaults.max_connections),
             ..defaults
         })
     }
 }
 
-/// A timeout setting in seconds; zero would close everything at once, so the least is one second.
-pub(super) fn secs(secs: u64) -> Duration {
-    Duration::from_secs(secs.max(1))
-}
-
-/// The URL clients reach the server at: the public URL, or the listen address.
+/// The URL clients reach the server at: the public URL, or the listen address. A wildcard listen address
+/// (`0.0.0.0`, `::`) is where the server accepts connections, not an address a client can connect to, so it
+/// never goes into credentials or printed URLs: this host's loopback address stands in, with a warning
+/// that `--public-url` is needed for clients elsewhere.
 pub fn server_url(config: &ServeConfig) -> String {
-    match &config.public_url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let scheme = if config.tls.is_some() { "https" } else { "http" };
-            format!("{scheme}://{}", config.listen)
-        }
+    if let Some(url) = &config.public_url {
+        return url.trim_end_matches('/').to_owned();
     }
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        let loopback: std::net::IpAddr =
+            if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+        addr.set_ip(loopback);
+        static WARNED: std::sync::Once = std::sync::Once::new();
+        WARNED.call_once(|| {
+            tracing::warn!(
+                "the server listens on every address ({}); URLs and credentials printed here name {addr}, which \
+                 only this host reaches: give --public-url (REGBRIDGE_PUBLIC_URL) with the URL clients use",
+                config.listen
+            )
+        });
+    }
+    format!("{scheme}://{addr}")
 }
 
 /// A repository name resolved to the provider that serves it.

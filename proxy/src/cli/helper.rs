@@ -33,7 +33,7 @@ pub struct HelperArgs {
     #[arg(long, env = "REGBRIDGE_HELPER_TTL", default_value = "15m", value_parser = super::creds::parse_ttl)]
     ttl: Duration,
     /// Mint credentials that may only pull.
-    #[arg(long, env = "REGBRIDGE_HELPER_PULL_ONLY")]
+    #[arg(long, env = "REGBRIDGE_HELPER_PULL_ONLY", value_parser = super::boolish(), action = clap::ArgAction::SetTrue)]
     pull_only: bool,
     #[command(flatten)]
     config: ConfigArgs,

@@ -145,15 +145,16 @@ pub fn exit_code(err: &Error) -> u8 {
     }
 }
 
-/// Parses a duration flag: `900` (seconds), `900s`, `15m`, `1h30m`, `0s`. `what` names it in the error.
+/// Parses a duration flag as every setting is read ([`crate::values::parse_duration`]); `what` names it
+/// in the error.
 fn parse_duration(text: &str, what: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let parsed = if text.chars().all(|c| c.is_ascii_digit()) && !text.is_empty() {
-        text.parse().map(std::time::Duration::from_secs).map_err(|e| e.to_string())
-    } else {
-        humantime::parse_duration(text).map_err(|e| e.to_string())
-    };
-    parsed.map_err(|e| format!("invalid {what} {text:?} ({e}); write it as 900s, 15m or 1h"))
+    crate::values::parse_duration(text).map_err(|e| format!("invalid {what}: {e}"))
+}
+
+/// The parser of boolean flags that a `REGBRIDGE_*` variable can also set: `1/0`, `true/false`, `yes/no`,
+/// `on/off` (clap's default takes only `true` and `false`, so `REGBRIDGE_ANONYMOUS_PULL=1` was refused).
+fn boolish() -> clap::builder::BoolishValueParser {
+    clap::builder::BoolishValueParser::new()
 }
 
 /// Prints `value` as pretty JSON on stdout.

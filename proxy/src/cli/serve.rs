@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use regbridge::Secret;
 
-use super::context::{ConfigArgs, UploadExpiryArgs, secs};
+use super::context::{ConfigArgs, UploadExpiryArgs};
+use crate::values::at_least_a_second;
 use crate::{ServeConfig, Server};
 
 /// The flags of `serve`.
@@ -15,7 +16,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// Let clients without credentials pull (pushing always needs credentials).
-    #[arg(long, env = "REGBRIDGE_ANONYMOUS_PULL")]
+    #[arg(long, env = "REGBRIDGE_ANONYMOUS_PULL", value_parser = super::boolish(), action = clap::ArgAction::SetTrue)]
     anonymous_pull: bool,
     /// PEM certificate to serve HTTPS with (needs --tls-key).
     #[arg(long, env = "REGBRIDGE_TLS_CERT", requires = "tls_key")]
@@ -23,18 +24,19 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "REGBRIDGE_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Seconds a connection may stay open with no request in flight and no bytes moving [default: 120].
-    #[arg(long, env = "REGBRIDGE_IDLE_TIMEOUT")]
-    idle_timeout: Option<u64>,
-    /// Seconds a request body may send nothing before the request ends with 408 [default: 60].
-    #[arg(long, env = "REGBRIDGE_BODY_READ_TIMEOUT")]
-    body_read_timeout: Option<u64>,
+    /// How long a connection may stay open with no request in flight and no bytes moving: `120` (seconds),
+    /// `2m` [default: 120].
+    #[arg(long, env = "REGBRIDGE_IDLE_TIMEOUT", value_parser = parse_timeout)]
+    idle_timeout: Option<Duration>,
+    /// How long a request body may send nothing before the request ends with 408: `60`, `1m` [default: 60].
+    #[arg(long, env = "REGBRIDGE_BODY_READ_TIMEOUT", value_parser = parse_timeout)]
+    body_read_timeout: Option<Duration>,
     /// Connections open at once; at the limit the longest-idle one makes room [default: 4096].
     #[arg(long, env = "REGBRIDGE_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
-    /// Seconds transfers in flight may take to finish after SIGTERM or Ctrl-C.
-    #[arg(long, env = "REGBRIDGE_SHUTDOWN_GRACE", default_value_t = 30)]
-    grace: u64,
+    /// How long transfers in flight may take to finish after SIGTERM or Ctrl-C: `30` (seconds), `2m`.
+    #[arg(long, env = "REGBRIDGE_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_timeout)]
+    grace: Duration,
     #[command(flatten)]
     upload_expiry: UploadExpiryArgs,
 }
@@ -46,12 +48,16 @@ impl ServeArgs {
         Ok(ServeConfig {
             anonymous_pull: self.anonymous_pull || base.anonymous_pull,
             tls: self.tls_cert.zip(self.tls_key).or(base.tls),
-            idle_timeout: self.idle_timeout.map_or(base.idle_timeout, secs),
-            body_read_timeout: self.body_read_timeout.map_or(base.body_read_timeout, secs),
+            idle_timeout: self.idle_timeout.map_or(base.idle_timeout, at_least_a_second),
+            body_read_timeout: self.body_read_timeout.map_or(base.body_read_timeout, at_least_a_second),
             max_connections: self.max_connections.unwrap_or(base.max_connections),
             ..base
         })
     }
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    super::parse_duration(text, "duration")
 }
 
 /// SIGTERM or Ctrl-C.
@@ -75,7 +81,7 @@ async fn stop_signal() {
 
 /// Runs the server until a stop signal.
 pub fn run(args: ServeArgs) -> ExitCode {
-    let grace = Duration::from_secs(args.grace);
+    let grace = args.grace;
     let config = match args.into_config() {
         Ok(c) => c,
         Err(e) => return super::fail(&e),

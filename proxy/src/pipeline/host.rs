@@ -15,6 +15,13 @@ pub fn base_url(config: &ServeConfig, headers: &HeaderMap) -> Result<String> {
     }
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let host = match headers.get(header::HOST) {
+        // HTTP/1.0 without Host: only a concrete listen address names this server; 0.0.0.0 would send the
+        // client's next request (an upload location, a token realm) nowhere.
+        None if config.listen.ip().is_unspecified() => {
+            return Err(Error::bad_input(
+                "send a Host header: this server listens on every address and has no public URL configured",
+            ));
+        }
         None => config.listen.to_string(),
         Some(value) => {
             let text = value.to_str().ok().filter(|h| valid_host(h)).ok_or_else(|| {
@@ -82,5 +89,16 @@ mod tests {
         ] {
             assert!(!valid_host(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn without_host_only_a_concrete_listen_address_names_the_server() {
+        let mut config = ServeConfig::new();
+        config.listen = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(base_url(&config, &HeaderMap::new()).unwrap(), "http://127.0.0.1:5000");
+        config.listen = "0.0.0.0:5000".parse().unwrap();
+        assert!(base_url(&config, &HeaderMap::new()).unwrap_err().to_string().contains("Host"));
+        config.public_url = Some("https://reg.example.com/".into());
+        assert_eq!(base_url(&config, &HeaderMap::new()).unwrap(), "https://reg.example.com");
     }
 }
