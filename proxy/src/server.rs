@@ -46,6 +46,11 @@ impl Server {
     fn bind_with_routes(config: ServeConfig, initial_password: Option<Secret>, routes: RoutingTable) -> Result<Self> {
         // Metrics recorded before the recorder exists would be lost.
         crate::observe::prometheus();
+        // The port first: a server that cannot listen (the port is busy) must leave nothing behind, not a
+        // new data directory with an admin whose one-time password scrolled past with the error.
+        let listener = std::net::TcpListener::bind(config.listen)
+            .map_err(|e| Error::bad_input(format!("cannot listen on {}: {e}", config.listen)))?;
+        listener.set_nonblocking(true).map_err(|e| Error::internal("listener", e))?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::internal(format!("create data directory {}", config.data_dir.display()), e))?;
         let storage = FsStorage::open(config.data_dir.join("storage"))?.with_upload_expiry(config.upload_expiry);
@@ -65,9 +70,6 @@ impl Server {
                 config.data_dir.join("admin-password").display()
             );
         }
-        let listener = std::net::TcpListener::bind(config.listen)
-            .map_err(|e| Error::bad_input(format!("cannot listen on {}: {e}", config.listen)))?;
-        listener.set_nonblocking(true).map_err(|e| Error::internal("listener", e))?;
         let locations = LocationSigner::new(signer.derive_key("upload-location"));
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))

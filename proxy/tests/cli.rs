@@ -500,3 +500,32 @@ async fn a_wildcard_listen_address_never_reaches_credentials() {
     ));
     assert!(public.to_string().contains("reg.example.com"), "{public}");
 }
+
+/// Only `serve` creates a data directory: a command given the wrong one says so and creates nothing. OS
+/// reasons stay in messages, and under `--log-format json` an error is one JSON object.
+#[test]
+fn commands_never_create_a_data_directory_and_keep_os_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("not-a-data-dir");
+    let run = |args: &[&str]| {
+        Command::new(BIN).args(args).arg("--data-dir").arg(&missing).env_remove("REGBRIDGE_CONFIG").output().unwrap()
+    };
+    for args in [&["repo", "create", "team/app"][..], &["creds", "mint", "team/app"], &["access", "get", "team/app"]] {
+        let out = run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(code(&out), 2, "{args:?}: {stderr}");
+        assert!(stderr.contains("not a regbridge data directory") && stderr.contains("serve"), "{args:?}: {stderr}");
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+    let out = run(&["--log-format", "json", "repo", "get", "team/app"]);
+    let line: Value = serde_json::from_slice(&out.stderr).expect("one JSON object");
+    assert_eq!((line["level"].as_str(), line["exit_code"].as_u64()), (Some("ERROR"), Some(2)), "{line}");
+
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", "/proc/regbridge-cannot-be-here"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("create data directory") && stderr.contains("os error"), "{stderr}");
+    assert!(!stderr.contains("internal error"), "{stderr}");
+}

@@ -440,3 +440,56 @@ async fn settings_are_read_the_same_way_everywhere() {
         assert_eq!(r.status(), expected, "REGBRIDGE_ANONYMOUS_PULL={value}");
     }
 }
+
+/// `serve` on a busy port fails before it creates anything (no data directory, no admin whose one-time
+/// password scrolled past with the error); a serve whose stderr reader went away still stops on SIGTERM.
+#[test]
+fn a_busy_port_creates_nothing_and_a_closed_stderr_does_not_block_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_regbridge"))
+        .args(["serve", "--listen", &busy.local_addr().unwrap().to_string(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
+    assert!(!dir.path().join("data").exists(), "a failed start created the data directory");
+    drop(busy);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regbridge"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("REGBRIDGE_ADMIN_PASSWORD", PASSWORD)
+        .env("REGBRIDGE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take();
+    let mut process = Process(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut stream = loop {
+        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break stream;
+        }
+        assert!(Instant::now() < deadline, "regbridge did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stderr); // nobody reads the log any more: every write to it now fails with EPIPE
+    use std::io::{Read, Write};
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let _ = stream.read_to_end(&mut Vec::new()); // an access log line, written into the closed pipe
+    let pid = process.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = process.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "regbridge ignored SIGTERM once its stderr pipe was closed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "a stop on SIGTERM exits 0: {status}");
+}

@@ -7,7 +7,7 @@ use regbridge::auth::{Action, Scope};
 use regbridge::oci::RepositoryName;
 use regbridge::{Error, Result};
 
-use super::context::{ConfigArgs, local_registry};
+use super::context::ConfigArgs;
 use crate::routing::Target;
 
 /// The flags of `check`.
@@ -38,9 +38,14 @@ const PROBE_REPOSITORY: &str = "regbridge-check";
 /// Reaches one upstream route: its `/v2/` endpoint through the route's own client, asking for pull access to
 /// a probe repository. A cloud route's client mints credentials for it first (STS, IAM Credentials, an ACR
 /// token), so the control plane is reached too; whatever was minted is cleaned up afterwards.
-async fn probe(target: &Target) -> Result<String> {
+async fn probe(target: &Target, data_dir: &std::path::Path) -> Result<String> {
     match target {
-        Target::Local => Ok("local storage".into()),
+        Target::Local if data_dir.join("signing.key").is_file() => {
+            Ok(format!("local storage in {}", data_dir.display()))
+        }
+        Target::Local => {
+            Ok(format!("local storage in {}, which `regbridge serve` creates on its first start", data_dir.display()))
+        }
         Target::Connection(_) => Ok("a registry connection (check it with `regbridge registry validate`)".into()),
         Target::Upstream(upstream) => {
             let prefix = upstream.provider.upstream_repository_prefix();
@@ -60,7 +65,6 @@ async fn probe(target: &Target) -> Result<String> {
 /// Loads the configuration and checks every route; fails when any route fails.
 pub async fn run(args: CheckArgs) -> Result<()> {
     let config = args.config.load()?;
-    local_registry(&config)?;
     let routes = crate::server::build_routes(&config.routes).await?;
     let terminal = std::io::stderr().is_terminal();
     let total = routes.routes().len();
@@ -69,8 +73,9 @@ pub async fn run(args: CheckArgs) -> Result<()> {
         if terminal {
             eprint!("\rchecking {}/{total}...", i + 1);
         }
-        let outcome =
-            tokio::time::timeout(Duration::from_secs(args.timeout), probe(&route.target)).await.unwrap_or_else(|_| {
+        let outcome = tokio::time::timeout(Duration::from_secs(args.timeout), probe(&route.target, &config.data_dir))
+            .await
+            .unwrap_or_else(|_| {
                 Err(Error::Upstream {
                     provider: route.label.clone(),
                     status: None,

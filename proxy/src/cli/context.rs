@@ -131,12 +131,25 @@ pub struct Opened {
 
 /// The local provider over the server's data directory, reachable at the server's URL.
 pub fn local_registry(config: &ServeConfig) -> Result<LocalRegistry> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| Error::internal(format!("create data directory {}", config.data_dir.display()), e))?;
+    let signer = server_signer(config)?;
     let storage = FsStorage::open(config.data_dir.join("storage"))?.with_upload_expiry(config.upload_expiry);
-    let storage = std::sync::Arc::new(storage);
-    let signer = TokenSigner::load_or_create(&config.data_dir.join("signing.key"))?;
-    Ok(LocalRegistry::new(storage, signer, server_url(config)))
+    Ok(LocalRegistry::new(std::sync::Arc::new(storage), signer, server_url(config)))
+}
+
+/// The signing key of the server's data directory. Only `serve` creates a data directory: a command
+/// pointed at the wrong one must say so, not create a new directory and key whose credentials the server
+/// rejects.
+pub fn server_signer(config: &ServeConfig) -> Result<TokenSigner> {
+    let path = config.data_dir.join("signing.key");
+    match std::fs::read(&path) {
+        Ok(key) => TokenSigner::new(&key),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::bad_input(format!(
+            "{} is not a regbridge data directory (it has no signing.key): give the server's --data-dir or \
+             --config; only `regbridge serve` creates one",
+            config.data_dir.display()
+        ))),
+        Err(e) => Err(Error::internal(format!("read signing key {}", path.display()), e)),
+    }
 }
 
 /// The provider serving `name` under the configured routes.

@@ -15,10 +15,9 @@ use std::time::Duration;
 use regbridge::auth::credential_helper::{CREDENTIALS_NOT_FOUND, parse_server_url};
 use regbridge::auth::{HelperCredentials, ServerAddress};
 use regbridge::{Error, Result};
-use regbridge_providers::local::TokenSigner;
 use regbridge_providers::local::token::{Access, TokenKind};
 
-use super::context::{ConfigArgs, server_url};
+use super::context::{ConfigArgs, server_signer, server_url};
 
 /// The user name of helper tokens (never a configured user, so Basic logins with it are token logins).
 pub const HELPER_USER: &str = "regbridge-credential-helper";
@@ -100,7 +99,7 @@ fn act(args: &HelperArgs) -> Result<Option<String>> {
             if !names.contains(&address) {
                 return Ok(None);
             }
-            let signer = TokenSigner::load_or_create(&config.data_dir.join("signing.key"))?;
+            let signer = server_signer(&config)?;
             let actions: &[&str] = if args.pull_only { &["pull"] } else { &["pull", "push", "delete"] };
             let access = vec![Access::every_repository(actions)];
             let (token, _) = signer.sign(HELPER_USER, None, TokenKind::Minted, access, args.ttl)?;

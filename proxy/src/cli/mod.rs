@@ -104,11 +104,18 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
     }
 }
 
+/// The log format in use, so errors are printed in it too.
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
 fn init_logging(format: Option<LogFormat>) {
     use std::io::IsTerminal;
+    let _ = LOG_FORMAT.set(format.unwrap_or(LogFormat::Human));
     let filter = tracing_subscriber::EnvFilter::try_from_env("REGBRIDGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Without log_internal_errors(false) a failed write (stderr is a pipe whose reader is gone) is reported
+    // with eprintln!, which panics: the task logging "shutting down" died and SIGTERM was ignored.
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     let json = format == Some(LogFormat::Json);
     let _ = if json {
         builder.json().flatten_event(true).try_init()
@@ -127,8 +134,43 @@ fn block_on(future: impl std::future::Future<Output = Result<(), Error>>) -> Exi
 
 /// Prints `err` to stderr and answers its exit code.
 fn fail(err: &Error) -> ExitCode {
-    eprintln!("error: {err}");
-    ExitCode::from(exit_code(err))
+    let code = exit_code(err);
+    report(&describe(err), code);
+    ExitCode::from(code)
+}
+
+/// Prints an error message on stderr: `error: MESSAGE`, or under `--log-format json` one JSON object
+/// (`{"level":"ERROR","message":...,"exit_code":N}`) that log collectors read like the log lines.
+fn report(message: &str, exit_code: u8) {
+    if LOG_FORMAT.get() == Some(&LogFormat::Json) {
+        let line = serde_json::json!({
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "level": "ERROR",
+            "message": message,
+            "exit_code": exit_code,
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("error: {message}");
+    }
+}
+
+/// The message for `err`. A failure of this machine (I/O on the data directory) keeps its OS reason
+/// ("create data directory /srv/reg: Permission denied (os error 13)"), which says what to fix; other
+/// errors are their message alone, since an upstream's source error may carry URLs with signatures.
+fn describe(err: &Error) -> String {
+    match err {
+        Error::Internal { message, source: Some(source) } => {
+            let mut text = format!("{message}: {source}");
+            let mut next = source.source();
+            while let Some(cause) = next {
+                text.push_str(&format!(": {cause}"));
+                next = cause.source();
+            }
+            text
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The exit code for an error: 2 bad input or unsupported, 3 not found, 4 authentication or

@@ -126,7 +126,7 @@ fn exit(result: Result<u8, Failure>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            super::report(&failure.message, failure.code);
             ExitCode::from(failure.code)
         }
     }
