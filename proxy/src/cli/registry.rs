@@ -40,6 +40,19 @@ pub enum RegistryCommand {
         /// The connection's name.
         name: String,
     },
+    /// Change a connection: fields not given keep their value; a new password or token is read from
+    /// standard input.
+    Update(UpdateArgs),
+    /// Let routes use the connection again.
+    Activate {
+        /// The connection's name.
+        name: String,
+    },
+    /// Keep the connection but let no route use it until it is activated.
+    Deactivate {
+        /// The connection's name.
+        name: String,
+    },
     /// Log in to the connection's registry with its stored credentials; exit code 4 when it refuses them.
     Validate {
         /// The connection's name.
@@ -58,7 +71,8 @@ pub struct AddArgs {
     /// The connection's name, for routes (`connection = "NAME"`) and these commands.
     #[arg(long)]
     pub name: String,
-    /// The registry as host[:port]: ghcr.io, myregistry.azurecr.io, registry-1.docker.io.
+    /// The registry as host[:port]: ghcr.io, myregistry.azurecr.io, registry-1.docker.io; http://host[:port]
+    /// for one without TLS on a trusted network (the credentials then cross it readable).
     #[arg(long)]
     pub registry: String,
     /// The user name to log in with (omit it, and the secret, for anonymous access).
@@ -73,6 +87,28 @@ pub struct AddArgs {
     /// Store the connection inactive: routes do not use it until it is activated.
     #[arg(long)]
     pub inactive: bool,
+}
+
+/// `regbridge registry update`.
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// The connection to change.
+    pub name: String,
+    /// A new name.
+    #[arg(long)]
+    pub rename: Option<String>,
+    /// A new registry (host[:port], or http://host[:port]).
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// A new user name (give the password or token with it).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read a new password from standard input.
+    #[arg(long, conflicts_with = "token_stdin")]
+    pub password_stdin: bool,
+    /// Read a new access token from standard input.
+    #[arg(long)]
+    pub token_stdin: bool,
 }
 
 /// A failed command: its message and exit code.
@@ -139,10 +175,15 @@ fn execute(
     stdin: &mut dyn Read,
     stdout: &mut dyn Write,
 ) -> Result<u8, Failure> {
-    if !matches!(command, RegistryCommand::Add(_)) && !data_dir.is_dir() {
+    // Only `serve` creates a data directory: connections added to a mistyped one would serve nothing.
+    if !data_dir.is_dir() {
         return Err(Failure {
             code: 2,
-            message: format!("there is no data directory {}: give the server's with --data-dir", data_dir.display()),
+            message: format!(
+                "there is no data directory {}: give the server's with --data-dir (only `regbridge serve` creates \
+                 one)",
+                data_dir.display()
+            ),
         });
     }
     let store = ConnectionStore::open(data_dir, key)?;
@@ -159,8 +200,27 @@ fn execute(
             };
             let created = store.create(&input)?;
             eprintln!("added registry connection {:?} ({})", created.name, created.registry);
+            warn_plain_http(&created);
             print(stdout, &created)
         }
+        RegistryCommand::Update(update) => {
+            let existing = store.get_by_name(&update.name)?;
+            let secret = if update.password_stdin || update.token_stdin { Some(read_secret(stdin)?) } else { None };
+            let input = ConnectionInput {
+                name: update.rename,
+                registry: update.registry,
+                username: update.username,
+                password: secret.clone().filter(|_| update.password_stdin),
+                token: secret.filter(|_| update.token_stdin),
+                active: None,
+            };
+            let updated = store.update(&existing.id, &input)?;
+            eprintln!("updated registry connection {:?} ({})", updated.name, updated.registry);
+            warn_plain_http(&updated);
+            print(stdout, &updated)
+        }
+        RegistryCommand::Activate { name } => set_active(&store, &name, true, stdout),
+        RegistryCommand::Deactivate { name } => set_active(&store, &name, false, stdout),
         RegistryCommand::List => print(stdout, &store.list()?),
         RegistryCommand::Get { name } => print(stdout, &store.get_by_name(&name)?),
         RegistryCommand::Validate { name } => {
@@ -185,6 +245,26 @@ fn execute(
             eprintln!("removed registry connection {name:?}");
             Ok(0)
         }
+    }
+}
+
+/// Activates or deactivates the connection `name` and prints it.
+fn set_active(store: &ConnectionStore, name: &str, active: bool, stdout: &mut dyn Write) -> Result<u8, Failure> {
+    let existing = store.get_by_name(name)?;
+    let updated =
+        store.update(&existing.id, &ConnectionInput { active: Some(active), ..ConnectionInput::default() })?;
+    eprintln!("registry connection {name:?} is {}", if active { "active" } else { "inactive" });
+    print(stdout, &updated)
+}
+
+/// Says on stderr that a connection's traffic, its credentials included, crosses the network unencrypted.
+fn warn_plain_http(connection: &crate::connections::Connection) {
+    if crate::connections::is_plain_http(&connection.registry) {
+        eprintln!(
+            "warning: {} is reached over plain HTTP: its credentials and images cross the network readable; use \
+             it only on a network you trust",
+            connection.registry
+        );
     }
 }
 
@@ -264,6 +344,25 @@ mod tests {
         let (result, out) = run_cli(dir.path(), &["list"], "");
         assert_eq!(result.unwrap(), 0);
         assert!(out.contains("\"name\": \"hub\"") && !out.contains(password), "{out}");
+
+        // update changes only what it is given; a new secret comes from stdin; activate/deactivate toggle.
+        let update = ["update", "hub", "--rename", "dockerhub", "--username", "robot2", "--token-stdin"];
+        let (result, out) = run_cli(dir.path(), &update, "new-Token-value\n");
+        assert_eq!(result.unwrap(), 0, "{out}");
+        assert!(out.contains("\"name\": \"dockerhub\"") && out.contains("docker.io") && !out.contains("new-Token"));
+        assert_eq!(store.credentials(&id).unwrap().unwrap().1.expose(), "new-Token-value");
+        let (_, out) = run_cli(dir.path(), &["deactivate", "dockerhub"], "");
+        assert!(out.contains("\"active\": false"), "{out}");
+        let (_, out) = run_cli(dir.path(), &["activate", "dockerhub"], "");
+        assert!(out.contains("\"active\": true"), "{out}");
+        assert_eq!(run_cli(dir.path(), &["update", "nope", "--username", "x"], "").0.unwrap_err().code, 3);
+        let plain = ["update", "dockerhub", "--registry", "http://registry.lan:5000"];
+        let (result, out) = run_cli(dir.path(), &plain, "");
+        assert_eq!(result.unwrap(), 0);
+        assert!(out.contains("\"registry\": \"http://registry.lan:5000\""), "{out}");
+        assert_eq!(run_cli(dir.path(), &["rm", "dockerhub"], "").0.unwrap(), 0);
+        let (result, _) = run_cli(dir.path(), &add, &format!("{password}\n"));
+        assert_eq!(result.unwrap(), 0);
         assert_eq!(run_cli(dir.path(), &["get", "nope"], "").0.unwrap_err().code, 3);
         assert_eq!(run_cli(dir.path(), &["rm", "hub"], "").0.unwrap(), 0);
         assert_eq!(run_cli(dir.path(), &["rm", "hub"], "").0.unwrap_err().code, 3);

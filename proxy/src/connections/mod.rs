@@ -163,16 +163,27 @@ pub fn check_name(name: &str) -> Result<(), String> {
 
 /// The registry as stored: `host[:port]` (lower-case, no default port), validated by the generic
 /// provider's URL rules. It is written without scheme or trailing `/`, as container platforms ask for a
-/// registry, so each registry has one spelling and connections are unique per registry.
+/// registry, so each registry has one spelling and connections are unique per registry. The one scheme
+/// kept is `http://`, for a registry on a trusted network that serves no TLS (see [`is_plain_http`]); on
+/// loopback hosts, where plain HTTP is the default, it is dropped.
 pub fn normalize_registry(input: &str) -> Result<String, String> {
     let url = normalize_registry_url(input).map_err(|e| e.to_string())?;
     let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
-    if input.contains("://") || input.trim().ends_with('/') {
+    let plain_http = input.trim().get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+    if (input.contains("://") && !plain_http) || input.trim().ends_with('/') {
         return Err(format!(
-            "write the registry as {authority} (host and port only, without a scheme or a trailing /), not {input:?}"
+            "write the registry as {authority} (host and port only, without a scheme or a trailing /; \
+             http://{authority} for a registry without TLS), not {input:?}"
         ));
     }
-    Ok(authority.to_owned())
+    let https_by_default = normalize_registry_url(authority).map_err(|e| e.to_string())?.scheme() == "https";
+    Ok(if plain_http && https_by_default { format!("http://{authority}") } else { authority.to_owned() })
+}
+
+/// Whether a stored registry is reached over plain HTTP although it is not on this host: its traffic,
+/// the stored credentials included, can be read on the network, so commands warn.
+pub fn is_plain_http(registry: &str) -> bool {
+    registry.starts_with("http://")
 }
 
 impl ConnectionInput {
@@ -259,7 +270,11 @@ mod tests {
         assert_eq!(normalize_registry("GHCR.io").unwrap(), "ghcr.io");
         assert_eq!(normalize_registry("127.0.0.1:5000").unwrap(), "127.0.0.1:5000");
         assert_eq!(normalize_registry("ghcr.io:443").unwrap(), "ghcr.io");
-        assert!(normalize_registry("http://127.0.0.1:5000").unwrap_err().contains("as 127.0.0.1:5000"));
+        // Plain HTTP is kept where it is not the default, dropped on loopback where it is.
+        assert_eq!(normalize_registry("http://127.0.0.1:5000").unwrap(), "127.0.0.1:5000");
+        assert_eq!(normalize_registry("HTTP://Registry.LAN:5000").unwrap(), "http://registry.lan:5000");
+        assert!(is_plain_http("http://registry.lan:5000") && !is_plain_http("registry.lan:5000"));
+        assert!(normalize_registry("http://registry.lan/").unwrap_err().contains("trailing /"));
         let err = normalize_registry("https://myregistry.azurecr.io/").unwrap_err();
         assert!(err.contains("write the registry as myregistry.azurecr.io"), "{err}");
         let err = normalize_registry("ghcr.io/team").unwrap_err();
