@@ -656,9 +656,167 @@ async fn a_failed_policy_read_writes_nothing() {
     assert!(matches!(err, Error::Denied { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("artifactregistry.repositories.getIamPolicy"), "Google's message is kept: {text}");
-    assert!(text.contains("roles/artifactregistry.repoAdmin"), "the fix is named: {text}");
+    assert!(text.contains("grant roles/artifactregistry.admin"), "the role that has the permission: {text}");
     assert!(!sent(&requests(&server).await).iter().any(|r| r.ends_with(":setIamPolicy")));
     assert!(matches!(reg.get_cross_account_access("test-project/images/app").await, Err(Error::Denied { .. })));
+}
+
+/// The documented predefined roles: only `roles/artifactregistry.admin` carries
+/// `repositories.getIamPolicy` and `setIamPolicy`; `repoAdmin` manages artifacts, not access.
+#[tokio::test]
+async fn a_denied_policy_write_names_the_role_that_has_set_iam_policy() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO_PATH}/packages/app")))
+        .respond_with(google(200, "package.json"))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO_PATH}:getIamPolicy")))
+        .respond_with(google(200, "get-iam-policy.json"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{REPO_PATH}:setIamPolicy")))
+        .respond_with(google(403, "error-set-iam-policy-denied.json"))
+        .mount(&server)
+        .await;
+    let reg = builder(&server).build().unwrap();
+    let err = reg.add_cross_account_access("test-project/images/app", &gcp(&["1"], &[])).await.unwrap_err();
+    assert!(matches!(err, Error::Denied { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("artifactregistry.repositories.setIamPolicy"), "Google's message is kept: {text}");
+    assert!(text.contains("grant roles/artifactregistry.admin"), "the role that has the permission: {text}");
+    assert!(text.contains("repoAdmin lacks them"), "the role people reach for first is ruled out: {text}");
+    assert_eq!(regbridge_providers::gar::POLICY_ADMIN_ROLE, "roles/artifactregistry.admin");
+    let writes = sent(&requests(&server).await).iter().filter(|r| r.ends_with(":setIamPolicy")).count();
+    assert_eq!(writes, 1, "a refusal is not retried");
+}
+
+/// setIamPolicy over a policy kept in memory: the first write is applied and then answered 503 (the
+/// answer is lost, as when a connection breaks after the service acted); later writes check the etag.
+#[derive(Clone, Default)]
+struct LostAnswer {
+    policy: Arc<Mutex<Option<(Value, u32)>>>,
+    writes: Arc<Mutex<u32>>,
+}
+
+impl Respond for LostAnswer {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut stored = self.policy.lock().unwrap();
+        let (policy, etag) = stored.get_or_insert_with(|| (fixture_json("get-iam-policy.json"), 1));
+        if request.url.path().ends_with(":getIamPolicy") {
+            let mut answer = policy.clone();
+            answer["etag"] = json!(format!("etag-{etag}"));
+            return ResponseTemplate::new(200).set_body_json(answer);
+        }
+        let mut writes = self.writes.lock().unwrap();
+        *writes += 1;
+        let written = request.body_json::<Value>().unwrap()["policy"].clone();
+        if written["etag"] != json!(format!("etag-{etag}")) {
+            return google(409, "error-aborted.json");
+        }
+        *policy = written;
+        *etag += 1;
+        if *writes == 1 {
+            return google(503, "error-unavailable.json");
+        }
+        ResponseTemplate::new(200).set_body_json(&*policy)
+    }
+}
+
+#[tokio::test]
+async fn set_iam_policy_is_retried_after_503() {
+    // Not applied: the 503 came first, the repeat applies it.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO_PATH}/packages/app")))
+        .respond_with(google(200, "package.json"))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO_PATH}:getIamPolicy")))
+        .respond_with(google(200, "get-iam-policy.json"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{REPO_PATH}:setIamPolicy")))
+        .respond_with(google(503, "error-unavailable.json"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{REPO_PATH}:setIamPolicy")))
+        .respond_with(|r: &Request| {
+            ResponseTemplate::new(200).set_body_json(&r.body_json::<Value>().unwrap()["policy"])
+        })
+        .mount(&server)
+        .await;
+    let reg = builder(&server).build().unwrap();
+    let grant = gcp(&[], &["ci@partner-project.iam.gserviceaccount.com"]);
+    reg.add_cross_account_access("test-project/images/app", &grant).await.unwrap();
+    let all = requests(&server).await;
+    let writes: Vec<Value> = all
+        .iter()
+        .filter(|r| r.url.path().ends_with(":setIamPolicy"))
+        .map(|r| r.body_json::<Value>().unwrap()["policy"].clone())
+        .collect();
+    assert_eq!(writes.len(), 2, "the 503 was retried");
+    assert_eq!(writes[0], writes[1], "the same write, with the same etag");
+    let reads = sent(&all).iter().filter(|r| r.ends_with(":getIamPolicy")).count();
+    assert_eq!(reads, 1, "a 503 is retried by the client, not by re-reading");
+
+    // Applied, answer lost: the repeat meets an etag conflict, the policy is read again, the grant is
+    // found there, and nothing more is written.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO_PATH}/packages/app")))
+        .respond_with(google(200, "package.json"))
+        .mount(&server)
+        .await;
+    let lost = LostAnswer::default();
+    Mock::given(wiremock::matchers::path_regex(":(get|set)IamPolicy$")).respond_with(lost.clone()).mount(&server).await;
+    let reg = builder(&server).build().unwrap();
+    reg.add_cross_account_access("test-project/images/app", &grant).await.unwrap();
+    assert_eq!(*lost.writes.lock().unwrap(), 2, "the applied write and its repeat, refused by the etag");
+    let sent = sent(&requests(&server).await);
+    assert_eq!(sent.iter().filter(|r| r.ends_with(":getIamPolicy")).count(), 2, "{sent:?}");
+    let policy = lost.policy.lock().unwrap().clone().unwrap().0;
+    let readers: Vec<&Value> =
+        policy["bindings"].as_array().unwrap().iter().filter(|b| b.get("condition").is_none()).collect();
+    assert!(
+        readers.iter().any(|b| b["members"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("serviceAccount:ci@partner-project.iam.gserviceaccount.com"))),
+        "{policy}"
+    );
+}
+
+#[tokio::test]
+async fn generate_access_token_is_retried_after_503() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).and(path(REPO_PATH)).respond_with(google(200, "repository.json")).mount(&server).await;
+    let mint = format!("/v1/projects/-/serviceAccounts/{PULL_SA}:generateAccessToken");
+    Mock::given(method("POST"))
+        .and(path(&mint))
+        .respond_with(google(503, "error-unavailable.json"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(&mint))
+        .respond_with(google(200, "generate-access-token.json"))
+        .mount(&server)
+        .await;
+    let reg = builder(&server).build().unwrap();
+    let creds =
+        reg.generate_credentials("test-project/images/app", Permissions::Pull, Duration::from_secs(600)).await.unwrap();
+    assert_eq!(creds.password.expose(), fixture_json("generate-access-token.json")["accessToken"].as_str().unwrap());
+    let minted = sent(&requests(&server).await).iter().filter(|r| r.ends_with(":generateAccessToken")).count();
+    assert_eq!(minted, 2, "the 503 was retried");
 }
 
 #[tokio::test]
@@ -818,8 +976,60 @@ async fn throttling_is_retried_then_too_many_requests() {
     assert_eq!(requests(&server).await.len(), 3, "bounded attempts");
 }
 
-#[tokio::test]
-async fn manifests_and_blobs_are_read_with_a_service_account_token() {
+/// How the registry stub authenticates its `/v2/` API.
+#[derive(Clone, Copy, PartialEq)]
+enum RegistryAuth {
+    /// A `Basic` challenge; the service account token is sent as Basic `oauth2accesstoken` / token.
+    Basic,
+    /// Real GAR (`{location}-docker.pkg.dev`): `Bearer realm="https://{host}/v2/token",service="{host}",
+    /// scope="repository:...:pull"`; the token endpoint takes Basic `oauth2accesstoken` / access token for
+    /// that scope and answers a registry token, which the reads then carry.
+    Bearer,
+}
+
+const REGISTRY_TOKEN: &str = "gar-registry-token-for-team-app";
+
+/// Mounts `auth`'s challenge (and for Bearer, the token endpoint) on `server`; answers the `Authorization`
+/// the registry accepts.
+async fn registry_auth(server: &MockServer, auth: RegistryAuth, image: &str, sa_token: &str) -> String {
+    let basic = format!("Basic {}", STANDARD.encode(format!("oauth2accesstoken:{sa_token}")));
+    let host = server.address().to_string();
+    let challenge = match auth {
+        RegistryAuth::Basic => "Basic realm=\"gar\"".to_owned(),
+        RegistryAuth::Bearer => {
+            format!("Bearer realm=\"{}/v2/token\",service=\"{host}\",scope=\"repository:{image}:pull\"", server.uri())
+        }
+    };
+    for m in ["GET", "HEAD"] {
+        Mock::given(method(m))
+            .and(wiremock::matchers::path_regex("^/v2/"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .insert_header("WWW-Authenticate", challenge.as_str())
+                    .set_body_json(json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})),
+            )
+            .with_priority(10)
+            .mount(server)
+            .await;
+    }
+    if auth == RegistryAuth::Basic {
+        return basic;
+    }
+    // Only the service account's token, for the scope the challenge named, gets a registry token.
+    Mock::given(method("GET"))
+        .and(path("/v2/token"))
+        .and(query_param("service", host.as_str()))
+        .and(query_param("scope", format!("repository:{image}:pull").as_str()))
+        .and(header("authorization", basic.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"token": REGISTRY_TOKEN, "expires_in": 3600})))
+        .with_priority(1)
+        .mount(server)
+        .await;
+    format!("Bearer {REGISTRY_TOKEN}")
+}
+
+/// Reads a manifest and a blob of `team/app` through a registry that authenticates as `auth` does.
+async fn reads_with_a_service_account_token(auth: RegistryAuth) {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(format!("/v1/projects/-/serviceAccounts/{PULL_SA}:generateAccessToken")))
@@ -829,12 +1039,12 @@ async fn manifests_and_blobs_are_read_with_a_service_account_token() {
         .await;
     let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}"#;
     let digest = Digest::sha256(manifest);
-    let basic = format!("Basic {}", STANDARD.encode("oauth2accesstoken:pull-sa-token"));
+    let accepted = registry_auth(&server, auth, "test-project/images/team/app", "pull-sa-token").await;
     let image = "/v2/test-project/images/team/app";
     for m in ["GET", "HEAD"] {
         Mock::given(method(m))
             .and(path(format!("{image}/manifests/v1")))
-            .and(header("authorization", basic.as_str()))
+            .and(header("authorization", accepted.as_str()))
             .respond_with(
                 ResponseTemplate::new(200)
                     .insert_header("Docker-Content-Digest", digest.to_string().as_str())
@@ -847,21 +1057,8 @@ async fn manifests_and_blobs_are_read_with_a_service_account_token() {
     let blob = Digest::sha256(b"layer");
     Mock::given(method("HEAD"))
         .and(path(format!("{image}/blobs/{blob}")))
-        .and(header("authorization", basic.as_str()))
+        .and(header("authorization", accepted.as_str()))
         .respond_with(ResponseTemplate::new(200).insert_header("Content-Length", "5"))
-        .mount(&server)
-        .await;
-    // Without the token: GAR's challenge.
-    Mock::given(method("GET"))
-        .and(wiremock::matchers::path_regex("^/v2/"))
-        .respond_with(ResponseTemplate::new(401).insert_header("WWW-Authenticate", "Basic realm=\"gar\""))
-        .with_priority(10)
-        .mount(&server)
-        .await;
-    Mock::given(method("HEAD"))
-        .and(wiremock::matchers::path_regex("^/v2/"))
-        .respond_with(ResponseTemplate::new(401).insert_header("WWW-Authenticate", "Basic realm=\"gar\""))
-        .with_priority(10)
         .mount(&server)
         .await;
 
@@ -875,6 +1072,21 @@ async fn manifests_and_blobs_are_read_with_a_service_account_token() {
     assert_eq!((head.digest, head.size), (digest.clone(), manifest.len() as u64));
     assert_eq!(reg.head_blob(id, &blob).await.unwrap(), Some(5));
     assert_eq!(reg.generate_blob_download_url(id, &blob, Duration::from_secs(60)).await.unwrap(), None);
-    let minted = sent(&requests(&server).await).iter().filter(|r| r.ends_with(":generateAccessToken")).count();
+    let sent = sent(&requests(&server).await);
+    let minted = sent.iter().filter(|r| r.ends_with(":generateAccessToken")).count();
     assert_eq!(minted, 1, "the read token is cached");
+    if auth == RegistryAuth::Bearer {
+        let exchanged = sent.iter().filter(|r| r.as_str() == "GET /v2/token").count();
+        assert_eq!(exchanged, 1, "the registry token is fetched once and cached: {sent:?}");
+    }
+}
+
+#[tokio::test]
+async fn manifests_and_blobs_are_read_with_a_service_account_token() {
+    reads_with_a_service_account_token(RegistryAuth::Basic).await;
+}
+
+#[tokio::test]
+async fn manifests_and_blobs_are_read_through_gars_bearer_challenge() {
+    reads_with_a_service_account_token(RegistryAuth::Bearer).await;
 }

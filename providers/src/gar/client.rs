@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::operations::Operation;
-use crate::http::{RestClient, RestError};
+use crate::http::{RestClient, RestError, RestMethod};
 
 /// The OAuth scope requested for minted access tokens.
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -119,7 +119,7 @@ impl GarApi {
     /// Sends a JSON request as the caller. `what` says what is attempted, for errors.
     pub(crate) async fn call<T: DeserializeOwned>(
         &self,
-        method: Method,
+        method: impl Into<RestMethod>,
         url: &Url,
         body: Option<&Value>,
         what: &str,
@@ -218,15 +218,20 @@ impl GarApi {
     }
 
     /// `repositories.setIamPolicy` with `policy` (carrying the etag it was read with).
+    ///
+    /// Safe to repeat after a 5xx or a lost answer: the etag makes a second delivery of a write that was
+    /// applied fail with a conflict, and the caller's conflict loop reads the policy again (and finds the
+    /// change made).
     pub(crate) async fn set_iam_policy(&self, policy: &Value) -> Result<Value, RestError> {
         let resource = self.repository_resource();
         let url = self.api_url(&format!("{resource}:setIamPolicy"), &[]);
         let body = json!({ "policy": policy });
-        self.call(Method::POST, &url, Some(&body), &format!("write the IAM policy of {resource}")).await
+        let what = format!("write the IAM policy of {resource}");
+        self.call(RestMethod::safe_to_repeat(Method::POST), &url, Some(&body), &what).await
     }
 
     /// IAM Credentials `generateAccessToken` for service account `email`, living `lifetime_secs`: the token
-    /// and its `expireTime`.
+    /// and its `expireTime`. Safe to repeat: each call mints a new token and changes no state.
     pub(crate) async fn generate_access_token(
         &self,
         email: &str,
@@ -242,7 +247,8 @@ impl GarApi {
         ]);
         let body = json!({"scope": [CLOUD_PLATFORM_SCOPE], "lifetime": format!("{lifetime_secs}s")});
         let what = format!("generate an access token for {email}");
-        let answer: AccessTokenResponse = self.call(Method::POST, &url, Some(&body), &what).await.map_err(|e| {
+        let method = RestMethod::safe_to_repeat(Method::POST);
+        let answer: AccessTokenResponse = self.call(method, &url, Some(&body), &what).await.map_err(|e| {
             if e.is_not_found() {
                 // A missing service account is the route's configuration, not a missing repository.
                 return Error::Upstream {

@@ -64,6 +64,10 @@ use iam::Policy;
 /// The provider name used in `Upstream` errors.
 pub(crate) const PROVIDER: &str = "gar";
 
+/// The predefined role that carries `artifactregistry.repositories.getIamPolicy` and `setIamPolicy`, which
+/// cross-account grants need.
+pub const POLICY_ADMIN_ROLE: &str = "roles/artifactregistry.admin";
+
 /// How many times a read-modify-write of the IAM policy is tried when the etag keeps changing.
 pub const MAX_POLICY_ATTEMPTS: u32 = 5;
 
@@ -272,10 +276,14 @@ impl GarRegistry {
     }
 }
 
+/// What to grant when a policy call is refused. Of the predefined roles only `roles/artifactregistry.admin`
+/// carries `repositories.getIamPolicy` and `setIamPolicy` (`repoAdmin` manages artifacts, not access); see
+/// <https://cloud.google.com/iam/docs/roles-permissions/artifactregistry>.
 fn policy_fix(resource: &str) -> String {
     format!(
-        "the caller needs artifactregistry.repositories.getIamPolicy and setIamPolicy on {resource} \
-         (roles/artifactregistry.repoAdmin)"
+        "the caller needs artifactregistry.repositories.getIamPolicy and setIamPolicy on {resource}: grant \
+         {POLICY_ADMIN_ROLE} on the repository (roles/artifactregistry.repoAdmin lacks them), or a custom role \
+         with both"
     )
 }
 
