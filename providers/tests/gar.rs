@@ -107,8 +107,57 @@ fn gcp(numbers: &[&str], emails: &[&str]) -> CrossAccountPermissions {
     }
 }
 
+/// `packages.get` of the image `app` finds it.
+async fn image_app_exists(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO_PATH}/packages/app")))
+        .respond_with(google(200, "package.json"))
+        .mount(server)
+        .await;
+}
+
+/// `getIamPolicy` of the GAR repository answers `status` with the fixture `name`.
+async fn policy_read_answers(server: &MockServer, status: u16, name: &str) {
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO_PATH}:getIamPolicy")))
+        .respond_with(google(status, name))
+        .mount(server)
+        .await;
+}
+
+/// `POST p` answers 503 `UNAVAILABLE` once, before the mocks mounted after it.
+async fn unavailable_once(server: &MockServer, p: &str) {
+    Mock::given(method("POST"))
+        .and(path(p))
+        .respond_with(google(503, "error-unavailable.json"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(server)
+        .await;
+}
+
+/// `setIamPolicy` of the GAR repository applies what it is sent and answers it.
+async fn policy_write_echoes(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path(format!("{REPO_PATH}:setIamPolicy")))
+        .respond_with(|r: &Request| {
+            ResponseTemplate::new(200).set_body_json(&r.body_json::<Value>().unwrap()["policy"])
+        })
+        .mount(server)
+        .await;
+}
+
 async fn requests(server: &MockServer) -> Vec<Request> {
     server.received_requests().await.unwrap()
+}
+
+/// The policies `setIamPolicy` was sent, in order.
+fn written_policies(requests: &[Request]) -> Vec<Value> {
+    requests
+        .iter()
+        .filter(|r| r.url.path().ends_with(":setIamPolicy"))
+        .map(|r| r.body_json::<Value>().unwrap()["policy"].clone())
+        .collect()
 }
 
 fn sent(requests: &[Request]) -> Vec<String> {
@@ -483,24 +532,14 @@ async fn a_failed_or_endless_operation_is_an_error() {
 #[tokio::test]
 async fn access_merges_into_the_reader_binding_with_the_etag() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}/packages/app")))
-        .respond_with(google(200, "package.json"))
-        .mount(&server)
-        .await;
+    image_app_exists(&server).await;
     Mock::given(method("GET"))
         .and(path(format!("{REPO_PATH}:getIamPolicy")))
         .and(query_param("options.requestedPolicyVersion", "3"))
         .respond_with(google(200, "get-iam-policy.json"))
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path(format!("{REPO_PATH}:setIamPolicy")))
-        .respond_with(|r: &Request| {
-            ResponseTemplate::new(200).set_body_json(&r.body_json::<Value>().unwrap()["policy"])
-        })
-        .mount(&server)
-        .await;
+    policy_write_echoes(&server).await;
 
     let reg = builder(&server).build().unwrap();
     let grant = gcp(&["123456789012"], &["ci@partner-project.iam.gserviceaccount.com"]);
@@ -531,16 +570,8 @@ async fn access_merges_into_the_reader_binding_with_the_etag() {
 
     // Removing what is not there writes nothing; PushPull and foreign platforms are refused.
     server.reset().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}/packages/app")))
-        .respond_with(google(200, "package.json"))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}:getIamPolicy")))
-        .respond_with(google(200, "get-iam-policy.json"))
-        .mount(&server)
-        .await;
+    image_app_exists(&server).await;
+    policy_read_answers(&server, 200, "get-iam-policy.json").await;
     reg.remove_cross_account_access("test-project/images/app", &grant).await.unwrap();
     assert!(!sent(&requests(&server).await).iter().any(|r| r.ends_with(":setIamPolicy")));
     let push = CrossAccountPermissions { permissions: Permissions::PushPull, ..grant };
@@ -593,11 +624,7 @@ impl Respond for Racing {
 
 async fn racing_server(conflicts: u32) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}/packages/app")))
-        .respond_with(google(200, "package.json"))
-        .mount(&server)
-        .await;
+    image_app_exists(&server).await;
     let racing = Racing { reads: Arc::default(), conflicts, writes: Arc::default() };
     Mock::given(wiremock::matchers::path_regex(":(get|set)IamPolicy$")).respond_with(racing).mount(&server).await;
     server
@@ -611,11 +638,7 @@ async fn an_etag_conflict_rereads_and_retries() {
         .await
         .unwrap();
     let all = requests(&server).await;
-    let writes: Vec<Value> = all
-        .iter()
-        .filter(|r| r.url.path().ends_with(":setIamPolicy"))
-        .map(|r| r.body_json::<Value>().unwrap()["policy"].clone())
-        .collect();
+    let writes = written_policies(&all);
     assert_eq!(writes.len(), 2, "one refused write, one after reading again");
     assert_eq!(writes[0]["etag"], "etag-1");
     assert_eq!(writes[1]["etag"], "etag-2", "the retry carries the etag of the second read");
@@ -641,16 +664,8 @@ async fn an_etag_conflict_rereads_and_retries() {
 #[tokio::test]
 async fn a_failed_policy_read_writes_nothing() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}/packages/app")))
-        .respond_with(google(200, "package.json"))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}:getIamPolicy")))
-        .respond_with(google(403, "error-iam-policy-denied.json"))
-        .mount(&server)
-        .await;
+    image_app_exists(&server).await;
+    policy_read_answers(&server, 403, "error-iam-policy-denied.json").await;
     let reg = builder(&server).build().unwrap();
     let err = reg.add_cross_account_access("test-project/images/app", &gcp(&["1"], &[])).await.unwrap_err();
     assert!(matches!(err, Error::Denied { .. }), "{err:?}");
@@ -666,16 +681,8 @@ async fn a_failed_policy_read_writes_nothing() {
 #[tokio::test]
 async fn a_denied_policy_write_names_the_role_that_has_set_iam_policy() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}/packages/app")))
-        .respond_with(google(200, "package.json"))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}:getIamPolicy")))
-        .respond_with(google(200, "get-iam-policy.json"))
-        .mount(&server)
-        .await;
+    image_app_exists(&server).await;
+    policy_read_answers(&server, 200, "get-iam-policy.json").await;
     Mock::given(method("POST"))
         .and(path(format!("{REPO_PATH}:setIamPolicy")))
         .respond_with(google(403, "error-set-iam-policy-denied.json"))
@@ -729,39 +736,15 @@ impl Respond for LostAnswer {
 async fn set_iam_policy_is_retried_after_503() {
     // Not applied: the 503 came first, the repeat applies it.
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}/packages/app")))
-        .respond_with(google(200, "package.json"))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}:getIamPolicy")))
-        .respond_with(google(200, "get-iam-policy.json"))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("{REPO_PATH}:setIamPolicy")))
-        .respond_with(google(503, "error-unavailable.json"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("{REPO_PATH}:setIamPolicy")))
-        .respond_with(|r: &Request| {
-            ResponseTemplate::new(200).set_body_json(&r.body_json::<Value>().unwrap()["policy"])
-        })
-        .mount(&server)
-        .await;
+    image_app_exists(&server).await;
+    policy_read_answers(&server, 200, "get-iam-policy.json").await;
+    unavailable_once(&server, &format!("{REPO_PATH}:setIamPolicy")).await;
+    policy_write_echoes(&server).await;
     let reg = builder(&server).build().unwrap();
     let grant = gcp(&[], &["ci@partner-project.iam.gserviceaccount.com"]);
     reg.add_cross_account_access("test-project/images/app", &grant).await.unwrap();
     let all = requests(&server).await;
-    let writes: Vec<Value> = all
-        .iter()
-        .filter(|r| r.url.path().ends_with(":setIamPolicy"))
-        .map(|r| r.body_json::<Value>().unwrap()["policy"].clone())
-        .collect();
+    let writes = written_policies(&all);
     assert_eq!(writes.len(), 2, "the 503 was retried");
     assert_eq!(writes[0], writes[1], "the same write, with the same etag");
     let reads = sent(&all).iter().filter(|r| r.ends_with(":getIamPolicy")).count();
@@ -770,11 +753,7 @@ async fn set_iam_policy_is_retried_after_503() {
     // Applied, answer lost: the repeat meets an etag conflict, the policy is read again, the grant is
     // found there, and nothing more is written.
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}/packages/app")))
-        .respond_with(google(200, "package.json"))
-        .mount(&server)
-        .await;
+    image_app_exists(&server).await;
     let lost = LostAnswer::default();
     Mock::given(wiremock::matchers::path_regex(":(get|set)IamPolicy$")).respond_with(lost.clone()).mount(&server).await;
     let reg = builder(&server).build().unwrap();
@@ -799,13 +778,7 @@ async fn generate_access_token_is_retried_after_503() {
     let server = MockServer::start().await;
     Mock::given(method("GET")).and(path(REPO_PATH)).respond_with(google(200, "repository.json")).mount(&server).await;
     let mint = format!("/v1/projects/-/serviceAccounts/{PULL_SA}:generateAccessToken");
-    Mock::given(method("POST"))
-        .and(path(&mint))
-        .respond_with(google(503, "error-unavailable.json"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    unavailable_once(&server, &mint).await;
     Mock::given(method("POST"))
         .and(path(&mint))
         .respond_with(google(200, "generate-access-token.json"))
