@@ -515,9 +515,11 @@ async fn a_failed_or_endless_operation_is_an_error() {
         .await;
 
     let reg = builder(&server).with_operation_timeout(Duration::from_secs(1)).build().unwrap();
-    // done: true with an error (FAILED_PRECONDITION): the operation's own message says what to fix.
+    // done: true with an error (FAILED_PRECONDITION): the operation's own message says what to fix. An
+    // organisation policy is the project's setup, not the client's request: a server error.
     let err = reg.create_repository("app").await.unwrap_err();
-    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(matches!(err, Error::Upstream { .. }), "{err:?}");
+    assert_eq!(err.status(), 502);
     assert!(err.to_string().contains("constraints/gcp.resourceLocations"), "{err}");
     assert!(err.to_string().contains("operations/6a1c2f0e"), "the operation is named: {err}");
 
@@ -527,6 +529,25 @@ async fn a_failed_or_endless_operation_is_an_error() {
     assert!(matches!(err, Error::Upstream { .. }), "{err:?}");
     assert!(err.to_string().contains("did not finish within 1 s"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+/// A configured GAR repository that is not a Docker one is the server's setup: a server error naming it.
+#[tokio::test]
+async fn a_repository_of_another_format_is_a_server_error() {
+    let server = MockServer::start().await;
+    let mut maven = fixture_json("repository.json");
+    maven["format"] = json!("MAVEN");
+    Mock::given(method("GET"))
+        .and(path(REPO_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(maven))
+        .mount(&server)
+        .await;
+    let reg = builder(&server).build().unwrap();
+    let err = reg.create_repository("app").await.unwrap_err();
+    assert!(matches!(err, Error::Upstream { .. }), "{err:?}");
+    assert!(err.to_string().contains("format MAVEN") && err.to_string().contains("DOCKER"), "{err}");
+    let sent = sent(&requests(&server).await);
+    assert_eq!(sent, vec![format!("GET {REPO_PATH}")], "nothing is created");
 }
 
 #[tokio::test]
@@ -837,7 +858,8 @@ async fn credentials_come_from_generate_access_token() {
     assert_eq!(minted[1].0, format!("/v1/projects/-/serviceAccounts/{PULL_SA}:generateAccessToken"));
     assert_eq!(minted[1].1["lifetime"], "900s");
 
-    // Without a push service account, PushPull is refused before any call, naming the setting.
+    // Without a push service account, PushPull is refused before any call, naming the setting: a server
+    // error, since the server was set up without it.
     let server2 = MockServer::start().await;
     let reg = GarRegistry::builder()
         .with_project(PROJECT)
@@ -852,7 +874,8 @@ async fn credentials_come_from_generate_access_token() {
         .generate_credentials("test-project/images/app", Permissions::PushPull, Duration::from_secs(60))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("push service account"), "{err}");
+    assert!(err.to_string().contains("push service account") && err.to_string().contains("push_service_account"));
+    assert!(matches!(err, Error::Upstream { .. }), "{err:?}");
     assert!(requests(&server2).await.is_empty());
 }
 
