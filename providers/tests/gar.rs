@@ -689,12 +689,13 @@ async fn a_failed_policy_read_writes_nothing() {
     policy_read_answers(&server, 403, "error-iam-policy-denied.json").await;
     let reg = builder(&server).build().unwrap();
     let err = reg.add_cross_account_access("test-project/images/app", &gcp(&["1"], &[])).await.unwrap_err();
-    assert!(matches!(err, Error::Denied { .. }), "{err:?}");
+    assert!(matches!(err, Error::Upstream { status: Some(403), .. }), "the server's setup: {err:?}");
     let text = err.to_string();
     assert!(text.contains("artifactregistry.repositories.getIamPolicy"), "Google's message is kept: {text}");
     assert!(text.contains("grant roles/artifactregistry.admin"), "the role that has the permission: {text}");
     assert!(!sent(&requests(&server).await).iter().any(|r| r.ends_with(":setIamPolicy")));
-    assert!(matches!(reg.get_cross_account_access("test-project/images/app").await, Err(Error::Denied { .. })));
+    let read = reg.get_cross_account_access("test-project/images/app").await;
+    assert!(matches!(read, Err(Error::Upstream { status: Some(403), .. })), "{read:?}");
 }
 
 /// The documented predefined roles: only `roles/artifactregistry.admin` carries
@@ -711,7 +712,7 @@ async fn a_denied_policy_write_names_the_role_that_has_set_iam_policy() {
         .await;
     let reg = builder(&server).build().unwrap();
     let err = reg.add_cross_account_access("test-project/images/app", &gcp(&["1"], &[])).await.unwrap_err();
-    assert!(matches!(err, Error::Denied { .. }), "{err:?}");
+    assert!(matches!(err, Error::Upstream { status: Some(403), .. }), "the server's setup: {err:?}");
     let text = err.to_string();
     assert!(text.contains("artifactregistry.repositories.setIamPolicy"), "Google's message is kept: {text}");
     assert!(text.contains("grant roles/artifactregistry.admin"), "the role that has the permission: {text}");
@@ -893,7 +894,9 @@ async fn refusals_and_missing_things_say_what_to_fix() {
         .generate_credentials("test-project/images/app", Permissions::Pull, Duration::from_secs(60))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Denied { .. }), "{err:?}");
+    // The server's identity lacks a role: a server error (a client would read 403 DENIED as its own refusal).
+    assert!(matches!(err, Error::Upstream { status: Some(403), .. }), "{err:?}");
+    assert_eq!(err.status(), 502);
     let text = err.to_string();
     assert!(text.contains("iam.serviceAccounts.getAccessToken"), "{text}");
     assert!(text.contains("roles/iam.serviceAccountTokenCreator") && text.contains(PULL_SA), "{text}");
@@ -933,12 +936,12 @@ async fn refusals_and_missing_things_say_what_to_fix() {
     let err = reg.get_repository("test-project/images/app").await.unwrap_err();
     assert!(matches!(err, Error::NotFound { resource: Resource::Repository, .. }), "{err:?}");
 
-    // The caller's token refused.
+    // The server's own token refused: its credentials, not the client's, so a server error.
     let server = MockServer::start().await;
     Mock::given(method("GET")).respond_with(google(401, "error-unauthenticated.json")).mount(&server).await;
     let reg = builder(&server).build().unwrap();
     let err = reg.get_repository("test-project/images/app").await.unwrap_err();
-    assert!(matches!(err, Error::Unauthenticated { .. }), "{err:?}");
+    assert!(matches!(err, Error::Upstream { status: Some(401), .. }), "{err:?}");
     assert!(!err.to_string().contains(CALLER_TOKEN));
 }
 

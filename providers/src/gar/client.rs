@@ -94,11 +94,12 @@ impl GarApi {
 
     /// The caller's bearer token and the other headers its credentials ask for (a quota project).
     pub(crate) async fn caller_token(&self) -> Result<(Secret, HeaderMap)> {
-        let unauthenticated = |why: String| Error::Unauthenticated {
-            message: format!(
+        // The server's own credentials: their absence is its setup, a server error.
+        let unauthenticated = |why: String| {
+            super::server_error(format!(
                 "no Google credentials for the Artifact Registry API ({why}); run `gcloud auth \
                  application-default login`, set GOOGLE_APPLICATION_CREDENTIALS, or attach a service account"
-            ),
+            ))
         };
         let mut headers = match self.caller.headers(Extensions::new()).await {
             Ok(CacheableResource::New { data, .. }) => data,
@@ -270,12 +271,21 @@ impl GarApi {
     }
 }
 
-/// The error of a failed call, with `fix` (what to grant or change) added where the caller can act on it:
-/// refusals (401, 403) and `NotFound`, whose resource is the repository for Artifact Registry calls.
+/// The error of a failed call, with `fix` (what to grant or change) added where the server's operator can
+/// act on it: refusals (401, 403) and `NotFound`, whose resource is the repository for Artifact Registry
+/// calls.
+///
+/// Every call goes out as the server's own Google identity, so a refusal is the server's setup (a missing
+/// role, expired credentials), which no client request can fix: it becomes a server error that keeps the
+/// status, never `Denied` or `Unauthenticated`, which would tell a client its own login was refused.
 pub(crate) fn explain(e: RestError, fix: &str) -> Error {
     match e.error {
-        Error::Denied { message } => Error::Denied { message: format!("{message}; {fix}") },
-        Error::Unauthenticated { message } => Error::Unauthenticated { message: format!("{message}; {fix}") },
+        Error::Denied { message } | Error::Unauthenticated { message } => Error::Upstream {
+            provider: super::PROVIDER.into(),
+            status: e.status.map(|s| s.as_u16()),
+            message: format!("{message}; {fix}"),
+            source: None,
+        },
         Error::NotFound { name, source, .. } => Error::NotFound { resource: Resource::Repository, name, source },
         other => other,
     }
@@ -330,7 +340,7 @@ mod tests {
     #[tokio::test]
     async fn missing_caller_credentials_say_how_to_get_some() {
         let err = api().caller_token().await.unwrap_err();
-        assert!(matches!(err, Error::Unauthenticated { .. }), "{err:?}");
+        assert!(matches!(err, Error::Upstream { .. }), "the server's setup, a server error: {err:?}");
         assert!(err.to_string().contains("application-default login"), "{err}");
     }
 }

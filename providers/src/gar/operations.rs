@@ -77,9 +77,9 @@ fn status_error(name: &str, what: &str, status: &Status) -> Error {
         3 | 11 => Error::bad_input(message),
         5 => Error::NotFound { resource: Resource::Repository, name: message, source: None },
         6 => Error::AlreadyExists { resource: Resource::Repository, name: message },
-        7 => Error::Denied { message },
         8 => Error::TooManyRequests { message, retry_after: None },
-        16 => Error::Unauthenticated { message },
+        // The operation ran as the server's identity: a refusal is its setup (see `client::explain`).
+        7 | 16 => server_error(format!("{message} (the server's Google identity was refused)")),
         9 => server_error(format!("{message} (FAILED_PRECONDITION: the project's setup refuses it)")),
         code => server_error(format!("{message} (code {code})")),
     }
@@ -92,7 +92,7 @@ mod tests {
     #[test]
     fn statuses_map_to_errors() {
         let status = |code| Status { code, message: "boom".into() };
-        assert!(matches!(status_error("op", "create", &status(7)), Error::Denied { .. }));
+        assert!(matches!(status_error("op", "create", &status(7)), Error::Upstream { .. }));
         assert!(matches!(status_error("op", "create", &status(5)), Error::NotFound { .. }));
         assert!(matches!(status_error("op", "create", &status(3)), Error::InvalidInput { .. }));
         assert!(matches!(status_error("op", "create", &status(9)), Error::Upstream { .. }), "a server error");
