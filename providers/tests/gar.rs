@@ -274,7 +274,9 @@ impl FakeGar {
                         s.packages.remove(&id);
                         s.manifests.retain(|(image, _), _| *image != id);
                         let op = "projects/test-project/locations/europe-west1/operations/delete-1";
-                        ResponseTemplate::new(200).set_body_json(json!({"name": op, "done": true}))
+                        let mut done = fixture_json("operation-deleted.json");
+                        done["name"] = json!(op);
+                        ResponseTemplate::new(200).set_body_json(done)
                     }
                     _ => error(404, "NOT_FOUND", "Requested entity was not found."),
                 }
@@ -464,7 +466,7 @@ async fn get_and_delete_act_on_the_package() {
         .await;
     Mock::given(method("GET"))
         .and(path(OPERATION_PATH))
-        .respond_with(google(200, "operation-done.json"))
+        .respond_with(google(200, "operation-deleted.json"))
         .mount(&server)
         .await;
 
