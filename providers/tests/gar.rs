@@ -107,8 +107,57 @@ fn gcp(numbers: &[&str], emails: &[&str]) -> CrossAccountPermissions {
     }
 }
 
+/// `packages.get` of the image `app` finds it.
+async fn image_app_exists(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO_PATH}/packages/app")))
+        .respond_with(google(200, "package.json"))
+        .mount(server)
+        .await;
+}
+
+/// `getIamPolicy` of the GAR repository answers `status` with the fixture `name`.
+async fn policy_read_answers(server: &MockServer, status: u16, name: &str) {
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO_PATH}:getIamPolicy")))
+        .respond_with(google(status, name))
+        .mount(server)
+        .await;
+}
+
+/// `POST p` answers 503 `UNAVAILABLE` once, before the mocks mounted after it.
+async fn unavailable_once(server: &MockServer, p: &str) {
+    Mock::given(method("POST"))
+        .and(path(p))
+        .respond_with(google(503, "error-unavailable.json"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(server)
+        .await;
+}
+
+/// `setIamPolicy` of the GAR repository applies what it is sent and answers it.
+async fn policy_write_echoes(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path(format!("{REPO_PATH}:setIamPolicy")))
+        .respond_with(|r: &Request| {
+            ResponseTemplate::new(200).set_body_json(&r.body_json::<Value>().unwrap()["policy"])
+        })
+        .mount(server)
+        .await;
+}
+
 async fn requests(server: &MockServer) -> Vec<Request> {
     server.received_requests().await.unwrap()
+}
+
+/// The policies `setIamPolicy` was sent, in order.
+fn written_policies(requests: &[Request]) -> Vec<Value> {
+    requests
+        .iter()
+        .filter(|r| r.url.path().ends_with(":setIamPolicy"))
+        .map(|r| r.body_json::<Value>().unwrap()["policy"].clone())
+        .collect()
 }
 
 fn sent(requests: &[Request]) -> Vec<String> {
@@ -225,7 +274,9 @@ impl FakeGar {
                         s.packages.remove(&id);
                         s.manifests.retain(|(image, _), _| *image != id);
                         let op = "projects/test-project/locations/europe-west1/operations/delete-1";
-                        ResponseTemplate::new(200).set_body_json(json!({"name": op, "done": true}))
+                        let mut done = fixture_json("operation-deleted.json");
+                        done["name"] = json!(op);
+                        ResponseTemplate::new(200).set_body_json(done)
                     }
                     _ => error(404, "NOT_FOUND", "Requested entity was not found."),
                 }
@@ -415,7 +466,7 @@ async fn get_and_delete_act_on_the_package() {
         .await;
     Mock::given(method("GET"))
         .and(path(OPERATION_PATH))
-        .respond_with(google(200, "operation-done.json"))
+        .respond_with(google(200, "operation-deleted.json"))
         .mount(&server)
         .await;
 
@@ -466,9 +517,11 @@ async fn a_failed_or_endless_operation_is_an_error() {
         .await;
 
     let reg = builder(&server).with_operation_timeout(Duration::from_secs(1)).build().unwrap();
-    // done: true with an error (FAILED_PRECONDITION): the operation's own message says what to fix.
+    // done: true with an error (FAILED_PRECONDITION): the operation's own message says what to fix. An
+    // organisation policy is the project's setup, not the client's request: a server error.
     let err = reg.create_repository("app").await.unwrap_err();
-    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(matches!(err, Error::Upstream { .. }), "{err:?}");
+    assert_eq!(err.status(), 502);
     assert!(err.to_string().contains("constraints/gcp.resourceLocations"), "{err}");
     assert!(err.to_string().contains("operations/6a1c2f0e"), "the operation is named: {err}");
 
@@ -480,27 +533,36 @@ async fn a_failed_or_endless_operation_is_an_error() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
+/// A configured GAR repository that is not a Docker one is the server's setup: a server error naming it.
+#[tokio::test]
+async fn a_repository_of_another_format_is_a_server_error() {
+    let server = MockServer::start().await;
+    let mut maven = fixture_json("repository.json");
+    maven["format"] = json!("MAVEN");
+    Mock::given(method("GET"))
+        .and(path(REPO_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(maven))
+        .mount(&server)
+        .await;
+    let reg = builder(&server).build().unwrap();
+    let err = reg.create_repository("app").await.unwrap_err();
+    assert!(matches!(err, Error::Upstream { .. }), "{err:?}");
+    assert!(err.to_string().contains("format MAVEN") && err.to_string().contains("DOCKER"), "{err}");
+    let sent = sent(&requests(&server).await);
+    assert_eq!(sent, vec![format!("GET {REPO_PATH}")], "nothing is created");
+}
+
 #[tokio::test]
 async fn access_merges_into_the_reader_binding_with_the_etag() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}/packages/app")))
-        .respond_with(google(200, "package.json"))
-        .mount(&server)
-        .await;
+    image_app_exists(&server).await;
     Mock::given(method("GET"))
         .and(path(format!("{REPO_PATH}:getIamPolicy")))
         .and(query_param("options.requestedPolicyVersion", "3"))
         .respond_with(google(200, "get-iam-policy.json"))
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path(format!("{REPO_PATH}:setIamPolicy")))
-        .respond_with(|r: &Request| {
-            ResponseTemplate::new(200).set_body_json(&r.body_json::<Value>().unwrap()["policy"])
-        })
-        .mount(&server)
-        .await;
+    policy_write_echoes(&server).await;
 
     let reg = builder(&server).build().unwrap();
     let grant = gcp(&["123456789012"], &["ci@partner-project.iam.gserviceaccount.com"]);
@@ -531,16 +593,8 @@ async fn access_merges_into_the_reader_binding_with_the_etag() {
 
     // Removing what is not there writes nothing; PushPull and foreign platforms are refused.
     server.reset().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}/packages/app")))
-        .respond_with(google(200, "package.json"))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}:getIamPolicy")))
-        .respond_with(google(200, "get-iam-policy.json"))
-        .mount(&server)
-        .await;
+    image_app_exists(&server).await;
+    policy_read_answers(&server, 200, "get-iam-policy.json").await;
     reg.remove_cross_account_access("test-project/images/app", &grant).await.unwrap();
     assert!(!sent(&requests(&server).await).iter().any(|r| r.ends_with(":setIamPolicy")));
     let push = CrossAccountPermissions { permissions: Permissions::PushPull, ..grant };
@@ -593,11 +647,7 @@ impl Respond for Racing {
 
 async fn racing_server(conflicts: u32) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}/packages/app")))
-        .respond_with(google(200, "package.json"))
-        .mount(&server)
-        .await;
+    image_app_exists(&server).await;
     let racing = Racing { reads: Arc::default(), conflicts, writes: Arc::default() };
     Mock::given(wiremock::matchers::path_regex(":(get|set)IamPolicy$")).respond_with(racing).mount(&server).await;
     server
@@ -611,11 +661,7 @@ async fn an_etag_conflict_rereads_and_retries() {
         .await
         .unwrap();
     let all = requests(&server).await;
-    let writes: Vec<Value> = all
-        .iter()
-        .filter(|r| r.url.path().ends_with(":setIamPolicy"))
-        .map(|r| r.body_json::<Value>().unwrap()["policy"].clone())
-        .collect();
+    let writes = written_policies(&all);
     assert_eq!(writes.len(), 2, "one refused write, one after reading again");
     assert_eq!(writes[0]["etag"], "etag-1");
     assert_eq!(writes[1]["etag"], "etag-2", "the retry carries the etag of the second read");
@@ -641,24 +687,133 @@ async fn an_etag_conflict_rereads_and_retries() {
 #[tokio::test]
 async fn a_failed_policy_read_writes_nothing() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}/packages/app")))
-        .respond_with(google(200, "package.json"))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(format!("{REPO_PATH}:getIamPolicy")))
-        .respond_with(google(403, "error-iam-policy-denied.json"))
+    image_app_exists(&server).await;
+    policy_read_answers(&server, 403, "error-iam-policy-denied.json").await;
+    let reg = builder(&server).build().unwrap();
+    let err = reg.add_cross_account_access("test-project/images/app", &gcp(&["1"], &[])).await.unwrap_err();
+    assert!(matches!(err, Error::Upstream { status: Some(403), .. }), "the server's setup: {err:?}");
+    let text = err.to_string();
+    assert!(text.contains("artifactregistry.repositories.getIamPolicy"), "Google's message is kept: {text}");
+    assert!(text.contains("grant roles/artifactregistry.admin"), "the role that has the permission: {text}");
+    assert!(!sent(&requests(&server).await).iter().any(|r| r.ends_with(":setIamPolicy")));
+    let read = reg.get_cross_account_access("test-project/images/app").await;
+    assert!(matches!(read, Err(Error::Upstream { status: Some(403), .. })), "{read:?}");
+}
+
+/// The documented predefined roles: only `roles/artifactregistry.admin` carries
+/// `repositories.getIamPolicy` and `setIamPolicy`; `repoAdmin` manages artifacts, not access.
+#[tokio::test]
+async fn a_denied_policy_write_names_the_role_that_has_set_iam_policy() {
+    let server = MockServer::start().await;
+    image_app_exists(&server).await;
+    policy_read_answers(&server, 200, "get-iam-policy.json").await;
+    Mock::given(method("POST"))
+        .and(path(format!("{REPO_PATH}:setIamPolicy")))
+        .respond_with(google(403, "error-set-iam-policy-denied.json"))
         .mount(&server)
         .await;
     let reg = builder(&server).build().unwrap();
     let err = reg.add_cross_account_access("test-project/images/app", &gcp(&["1"], &[])).await.unwrap_err();
-    assert!(matches!(err, Error::Denied { .. }), "{err:?}");
+    assert!(matches!(err, Error::Upstream { status: Some(403), .. }), "the server's setup: {err:?}");
     let text = err.to_string();
-    assert!(text.contains("artifactregistry.repositories.getIamPolicy"), "Google's message is kept: {text}");
-    assert!(text.contains("roles/artifactregistry.repoAdmin"), "the fix is named: {text}");
-    assert!(!sent(&requests(&server).await).iter().any(|r| r.ends_with(":setIamPolicy")));
-    assert!(matches!(reg.get_cross_account_access("test-project/images/app").await, Err(Error::Denied { .. })));
+    assert!(text.contains("artifactregistry.repositories.setIamPolicy"), "Google's message is kept: {text}");
+    assert!(text.contains("grant roles/artifactregistry.admin"), "the role that has the permission: {text}");
+    assert!(text.contains("repoAdmin lacks them"), "the role people reach for first is ruled out: {text}");
+    assert_eq!(regbridge_providers::gar::POLICY_ADMIN_ROLE, "roles/artifactregistry.admin");
+    let writes = sent(&requests(&server).await).iter().filter(|r| r.ends_with(":setIamPolicy")).count();
+    assert_eq!(writes, 1, "a refusal is not retried");
+}
+
+/// setIamPolicy over a policy kept in memory: the first write is applied and then answered 503 (the
+/// answer is lost, as when a connection breaks after the service acted); later writes check the etag.
+#[derive(Clone, Default)]
+struct LostAnswer {
+    policy: Arc<Mutex<Option<(Value, u32)>>>,
+    writes: Arc<Mutex<u32>>,
+}
+
+impl Respond for LostAnswer {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut stored = self.policy.lock().unwrap();
+        let (policy, etag) = stored.get_or_insert_with(|| (fixture_json("get-iam-policy.json"), 1));
+        if request.url.path().ends_with(":getIamPolicy") {
+            let mut answer = policy.clone();
+            answer["etag"] = json!(format!("etag-{etag}"));
+            return ResponseTemplate::new(200).set_body_json(answer);
+        }
+        let mut writes = self.writes.lock().unwrap();
+        *writes += 1;
+        let written = request.body_json::<Value>().unwrap()["policy"].clone();
+        if written["etag"] != json!(format!("etag-{etag}")) {
+            return google(409, "error-aborted.json");
+        }
+        *policy = written;
+        *etag += 1;
+        if *writes == 1 {
+            return google(503, "error-unavailable.json");
+        }
+        ResponseTemplate::new(200).set_body_json(&*policy)
+    }
+}
+
+#[tokio::test]
+async fn set_iam_policy_is_retried_after_503() {
+    // Not applied: the 503 came first, the repeat applies it.
+    let server = MockServer::start().await;
+    image_app_exists(&server).await;
+    policy_read_answers(&server, 200, "get-iam-policy.json").await;
+    unavailable_once(&server, &format!("{REPO_PATH}:setIamPolicy")).await;
+    policy_write_echoes(&server).await;
+    let reg = builder(&server).build().unwrap();
+    let grant = gcp(&[], &["ci@partner-project.iam.gserviceaccount.com"]);
+    reg.add_cross_account_access("test-project/images/app", &grant).await.unwrap();
+    let all = requests(&server).await;
+    let writes = written_policies(&all);
+    assert_eq!(writes.len(), 2, "the 503 was retried");
+    assert_eq!(writes[0], writes[1], "the same write, with the same etag");
+    let reads = sent(&all).iter().filter(|r| r.ends_with(":getIamPolicy")).count();
+    assert_eq!(reads, 1, "a 503 is retried by the client, not by re-reading");
+
+    // Applied, answer lost: the repeat meets an etag conflict, the policy is read again, the grant is
+    // found there, and nothing more is written.
+    let server = MockServer::start().await;
+    image_app_exists(&server).await;
+    let lost = LostAnswer::default();
+    Mock::given(wiremock::matchers::path_regex(":(get|set)IamPolicy$")).respond_with(lost.clone()).mount(&server).await;
+    let reg = builder(&server).build().unwrap();
+    reg.add_cross_account_access("test-project/images/app", &grant).await.unwrap();
+    assert_eq!(*lost.writes.lock().unwrap(), 2, "the applied write and its repeat, refused by the etag");
+    let sent = sent(&requests(&server).await);
+    assert_eq!(sent.iter().filter(|r| r.ends_with(":getIamPolicy")).count(), 2, "{sent:?}");
+    let policy = lost.policy.lock().unwrap().clone().unwrap().0;
+    let readers: Vec<&Value> =
+        policy["bindings"].as_array().unwrap().iter().filter(|b| b.get("condition").is_none()).collect();
+    assert!(
+        readers.iter().any(|b| b["members"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("serviceAccount:ci@partner-project.iam.gserviceaccount.com"))),
+        "{policy}"
+    );
+}
+
+#[tokio::test]
+async fn generate_access_token_is_retried_after_503() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).and(path(REPO_PATH)).respond_with(google(200, "repository.json")).mount(&server).await;
+    let mint = format!("/v1/projects/-/serviceAccounts/{PULL_SA}:generateAccessToken");
+    unavailable_once(&server, &mint).await;
+    Mock::given(method("POST"))
+        .and(path(&mint))
+        .respond_with(google(200, "generate-access-token.json"))
+        .mount(&server)
+        .await;
+    let reg = builder(&server).build().unwrap();
+    let creds =
+        reg.generate_credentials("test-project/images/app", Permissions::Pull, Duration::from_secs(600)).await.unwrap();
+    assert_eq!(creds.password.expose(), fixture_json("generate-access-token.json")["accessToken"].as_str().unwrap());
+    let minted = sent(&requests(&server).await).iter().filter(|r| r.ends_with(":generateAccessToken")).count();
+    assert_eq!(minted, 2, "the 503 was retried");
 }
 
 #[tokio::test]
@@ -706,7 +861,8 @@ async fn credentials_come_from_generate_access_token() {
     assert_eq!(minted[1].0, format!("/v1/projects/-/serviceAccounts/{PULL_SA}:generateAccessToken"));
     assert_eq!(minted[1].1["lifetime"], "900s");
 
-    // Without a push service account, PushPull is refused before any call, naming the setting.
+    // Without a push service account, PushPull is refused before any call, naming the setting: a server
+    // error, since the server was set up without it.
     let server2 = MockServer::start().await;
     let reg = GarRegistry::builder()
         .with_project(PROJECT)
@@ -721,7 +877,8 @@ async fn credentials_come_from_generate_access_token() {
         .generate_credentials("test-project/images/app", Permissions::PushPull, Duration::from_secs(60))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("push service account"), "{err}");
+    assert!(err.to_string().contains("push service account") && err.to_string().contains("push_service_account"));
+    assert!(matches!(err, Error::Upstream { .. }), "{err:?}");
     assert!(requests(&server2).await.is_empty());
 }
 
@@ -739,7 +896,9 @@ async fn refusals_and_missing_things_say_what_to_fix() {
         .generate_credentials("test-project/images/app", Permissions::Pull, Duration::from_secs(60))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Denied { .. }), "{err:?}");
+    // The server's identity lacks a role: a server error (a client would read 403 DENIED as its own refusal).
+    assert!(matches!(err, Error::Upstream { status: Some(403), .. }), "{err:?}");
+    assert_eq!(err.status(), 502);
     let text = err.to_string();
     assert!(text.contains("iam.serviceAccounts.getAccessToken"), "{text}");
     assert!(text.contains("roles/iam.serviceAccountTokenCreator") && text.contains(PULL_SA), "{text}");
@@ -779,12 +938,12 @@ async fn refusals_and_missing_things_say_what_to_fix() {
     let err = reg.get_repository("test-project/images/app").await.unwrap_err();
     assert!(matches!(err, Error::NotFound { resource: Resource::Repository, .. }), "{err:?}");
 
-    // The caller's token refused.
+    // The server's own token refused: its credentials, not the client's, so a server error.
     let server = MockServer::start().await;
     Mock::given(method("GET")).respond_with(google(401, "error-unauthenticated.json")).mount(&server).await;
     let reg = builder(&server).build().unwrap();
     let err = reg.get_repository("test-project/images/app").await.unwrap_err();
-    assert!(matches!(err, Error::Unauthenticated { .. }), "{err:?}");
+    assert!(matches!(err, Error::Upstream { status: Some(401), .. }), "{err:?}");
     assert!(!err.to_string().contains(CALLER_TOKEN));
 }
 
@@ -818,8 +977,60 @@ async fn throttling_is_retried_then_too_many_requests() {
     assert_eq!(requests(&server).await.len(), 3, "bounded attempts");
 }
 
-#[tokio::test]
-async fn manifests_and_blobs_are_read_with_a_service_account_token() {
+/// How the registry stub authenticates its `/v2/` API.
+#[derive(Clone, Copy, PartialEq)]
+enum RegistryAuth {
+    /// A `Basic` challenge; the service account token is sent as Basic `oauth2accesstoken` / token.
+    Basic,
+    /// Real GAR (`{location}-docker.pkg.dev`): `Bearer realm="https://{host}/v2/token",service="{host}",
+    /// scope="repository:...:pull"`; the token endpoint takes Basic `oauth2accesstoken` / access token for
+    /// that scope and answers a registry token, which the reads then carry.
+    Bearer,
+}
+
+const REGISTRY_TOKEN: &str = "gar-registry-token-for-team-app";
+
+/// Mounts `auth`'s challenge (and for Bearer, the token endpoint) on `server`; answers the `Authorization`
+/// the registry accepts.
+async fn registry_auth(server: &MockServer, auth: RegistryAuth, image: &str, sa_token: &str) -> String {
+    let basic = format!("Basic {}", STANDARD.encode(format!("oauth2accesstoken:{sa_token}")));
+    let host = server.address().to_string();
+    let challenge = match auth {
+        RegistryAuth::Basic => "Basic realm=\"gar\"".to_owned(),
+        RegistryAuth::Bearer => {
+            format!("Bearer realm=\"{}/v2/token\",service=\"{host}\",scope=\"repository:{image}:pull\"", server.uri())
+        }
+    };
+    for m in ["GET", "HEAD"] {
+        Mock::given(method(m))
+            .and(wiremock::matchers::path_regex("^/v2/"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .insert_header("WWW-Authenticate", challenge.as_str())
+                    .set_body_json(json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})),
+            )
+            .with_priority(10)
+            .mount(server)
+            .await;
+    }
+    if auth == RegistryAuth::Basic {
+        return basic;
+    }
+    // Only the service account's token, for the scope the challenge named, gets a registry token.
+    Mock::given(method("GET"))
+        .and(path("/v2/token"))
+        .and(query_param("service", host.as_str()))
+        .and(query_param("scope", format!("repository:{image}:pull").as_str()))
+        .and(header("authorization", basic.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"token": REGISTRY_TOKEN, "expires_in": 3600})))
+        .with_priority(1)
+        .mount(server)
+        .await;
+    format!("Bearer {REGISTRY_TOKEN}")
+}
+
+/// Reads a manifest and a blob of `team/app` through a registry that authenticates as `auth` does.
+async fn reads_with_a_service_account_token(auth: RegistryAuth) {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(format!("/v1/projects/-/serviceAccounts/{PULL_SA}:generateAccessToken")))
@@ -829,12 +1040,12 @@ async fn manifests_and_blobs_are_read_with_a_service_account_token() {
         .await;
     let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}"#;
     let digest = Digest::sha256(manifest);
-    let basic = format!("Basic {}", STANDARD.encode("oauth2accesstoken:pull-sa-token"));
+    let accepted = registry_auth(&server, auth, "test-project/images/team/app", "pull-sa-token").await;
     let image = "/v2/test-project/images/team/app";
     for m in ["GET", "HEAD"] {
         Mock::given(method(m))
             .and(path(format!("{image}/manifests/v1")))
-            .and(header("authorization", basic.as_str()))
+            .and(header("authorization", accepted.as_str()))
             .respond_with(
                 ResponseTemplate::new(200)
                     .insert_header("Docker-Content-Digest", digest.to_string().as_str())
@@ -847,21 +1058,8 @@ async fn manifests_and_blobs_are_read_with_a_service_account_token() {
     let blob = Digest::sha256(b"layer");
     Mock::given(method("HEAD"))
         .and(path(format!("{image}/blobs/{blob}")))
-        .and(header("authorization", basic.as_str()))
+        .and(header("authorization", accepted.as_str()))
         .respond_with(ResponseTemplate::new(200).insert_header("Content-Length", "5"))
-        .mount(&server)
-        .await;
-    // Without the token: GAR's challenge.
-    Mock::given(method("GET"))
-        .and(wiremock::matchers::path_regex("^/v2/"))
-        .respond_with(ResponseTemplate::new(401).insert_header("WWW-Authenticate", "Basic realm=\"gar\""))
-        .with_priority(10)
-        .mount(&server)
-        .await;
-    Mock::given(method("HEAD"))
-        .and(wiremock::matchers::path_regex("^/v2/"))
-        .respond_with(ResponseTemplate::new(401).insert_header("WWW-Authenticate", "Basic realm=\"gar\""))
-        .with_priority(10)
         .mount(&server)
         .await;
 
@@ -875,6 +1073,21 @@ async fn manifests_and_blobs_are_read_with_a_service_account_token() {
     assert_eq!((head.digest, head.size), (digest.clone(), manifest.len() as u64));
     assert_eq!(reg.head_blob(id, &blob).await.unwrap(), Some(5));
     assert_eq!(reg.generate_blob_download_url(id, &blob, Duration::from_secs(60)).await.unwrap(), None);
-    let minted = sent(&requests(&server).await).iter().filter(|r| r.ends_with(":generateAccessToken")).count();
+    let sent = sent(&requests(&server).await);
+    let minted = sent.iter().filter(|r| r.ends_with(":generateAccessToken")).count();
     assert_eq!(minted, 1, "the read token is cached");
+    if auth == RegistryAuth::Bearer {
+        let exchanged = sent.iter().filter(|r| r.as_str() == "GET /v2/token").count();
+        assert_eq!(exchanged, 1, "the registry token is fetched once and cached: {sent:?}");
+    }
+}
+
+#[tokio::test]
+async fn manifests_and_blobs_are_read_with_a_service_account_token() {
+    reads_with_a_service_account_token(RegistryAuth::Basic).await;
+}
+
+#[tokio::test]
+async fn manifests_and_blobs_are_read_through_gars_bearer_challenge() {
+    reads_with_a_service_account_token(RegistryAuth::Bearer).await;
 }

@@ -1,5 +1,6 @@
 //! `UpstreamClient` against wiremock registries on 127.0.0.1: authentication flows, token caching,
-//! retries, redirects, query strings, error mapping and redaction.
+//! retries, redirects, query strings, error mapping and redaction; and which control-plane requests
+//! `RestClient` sends again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +11,8 @@ use http::{HeaderMap, Method};
 use regbridge::oci::{Digest, Reference};
 use regbridge::{Error, Secret};
 use regbridge_providers::http::{
-    Backoff, ClientOptions, CredentialSource, StaticCredentials, UpstreamClient, parse_challenge,
+    Backoff, ClientOptions, CredentialSource, RestClient, RestMethod, StaticCredentials, UpstreamClient,
+    parse_challenge,
 };
 use url::Url;
 use wiremock::matchers::{header, method, path, query_param};
@@ -706,4 +708,83 @@ fn parse_challenge_cases() {
     assert_eq!(parse_challenge(""), None);
     assert_eq!(parse_challenge("   "), None);
     assert_eq!(parse_challenge(r#"Bearer realm="never closed"#), None);
+}
+
+// ------------------------------------------------------------------------------------------------------
+// RestClient: which control-plane requests are sent again after a 5xx.
+
+fn rest_client() -> RestClient {
+    RestClient::new("test-cloud", &ClientOptions::default()).unwrap().with_backoff(Backoff {
+        base: Duration::from_millis(1),
+        max: Duration::from_millis(10),
+        retry_after_cap: Duration::from_secs(1),
+    })
+}
+
+/// `POST p` answers 503 once, then `then`.
+async fn unavailable_once(server: &MockServer, p: &str, then: ResponseTemplate) {
+    let unavailable = serde_json::json!({"error": {"code": 503, "message": "The service is currently unavailable.",
+        "status": "UNAVAILABLE"}});
+    Mock::given(method("POST"))
+        .and(path(p))
+        .respond_with(ResponseTemplate::new(503).set_body_json(unavailable))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(server)
+        .await;
+    Mock::given(method("POST")).and(path(p)).respond_with(then).with_priority(5).mount(server).await;
+}
+
+#[tokio::test]
+async fn post_form_is_retried_after_503() {
+    // Token endpoints (ACR's /oauth2/exchange and /oauth2/token) mint a new token per delivery.
+    let server = MockServer::start().await;
+    let token = ResponseTemplate::new(200).set_body_json(serde_json::json!({"refresh_token": "r"}));
+    unavailable_once(&server, "/oauth2/exchange", token).await;
+    let url = Url::parse(&format!("{}/oauth2/exchange", server.uri())).unwrap();
+    let form = [("grant_type", "access_token"), ("service", "myreg.azurecr.io")];
+    let response = rest_client().post_form(&url, &form, "token exchange").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let sent = server.received_requests().await.unwrap();
+    assert_eq!(sent.len(), 2, "the 503 was retried");
+    assert_eq!(sent[0].body, sent[1].body, "the same form both times");
+    assert_eq!(sent[1].body, b"grant_type=access_token&service=myreg.azurecr.io");
+}
+
+#[tokio::test]
+async fn a_plain_post_is_sent_once_and_a_repeatable_one_again() {
+    let server = MockServer::start().await;
+    // Like ACR generateCredentials, which rotates a password: a second delivery would rotate it again.
+    unavailable_once(&server, "/generateCredentials", ResponseTemplate::new(200)).await;
+    let rest = rest_client();
+    let url = Url::parse(&format!("{}/generateCredentials", server.uri())).unwrap();
+    let token = Secret::new("arm-token");
+    let body = serde_json::json!({"name": "password1"});
+    let err =
+        rest.send(Method::POST, &url, &token, HeaderMap::new(), Some(&body), "generate credentials").await.unwrap_err();
+    assert_eq!(err.status.map(|s| s.as_u16()), Some(503));
+    assert!(matches!(err.error, Error::Upstream { status: Some(503), .. }), "{:?}", err.error);
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "a plain POST is not sent twice");
+
+    // The same POST stated safe to repeat is sent again, and so is a plain one refused with 429 (the
+    // request was not processed).
+    let server = MockServer::start().await;
+    unavailable_once(&server, "/v1/resource:setIamPolicy", ResponseTemplate::new(200)).await;
+    let url = Url::parse(&format!("{}/v1/resource:setIamPolicy", server.uri())).unwrap();
+    let repeatable = RestMethod::safe_to_repeat(Method::POST);
+    assert!(repeatable.is_safe_to_repeat() && !RestMethod::from(Method::POST).is_safe_to_repeat());
+    rest.send(repeatable, &url, &token, HeaderMap::new(), Some(&body), "write a policy").await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).with_priority(5).mount(&server).await;
+    let url = Url::parse(&format!("{}/generateCredentials", server.uri())).unwrap();
+    rest.send(Method::POST, &url, &token, HeaderMap::new(), Some(&body), "generate credentials").await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
 }

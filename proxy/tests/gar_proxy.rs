@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::sha256;
 use common::token_registry::TokenRegistry;
 use common::upstream::require;
@@ -22,7 +22,7 @@ use regbridge_proxy::cloud::gar::Settings;
 use regbridge_proxy::config_file::RouteConfig;
 use regbridge_proxy::{ServeConfig, Server};
 use serde_json::{Value, json};
-use wiremock::matchers::{body_partial_json, header, method, path};
+use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const ADMIN_PASSWORD: &str = "gar-proxy-admin";
@@ -267,6 +267,75 @@ async fn upload_locations_outside_v2_are_signed() {
     let forged = location.replace(id, &URL_SAFE_NO_PAD.encode("/v2/test-project/images/other/manifests/x"));
     let r = common::client().put(common::with_digest(&forged, &digest)).body("x").send().await.unwrap();
     assert!(r.status().is_client_error(), "a forged id is refused: {}", r.status());
+}
+
+/// Real GAR's `/v2/` API (`{location}-docker.pkg.dev`) answers `401` with `WWW-Authenticate: Bearer
+/// realm="https://{host}/v2/token",service="{host}",scope="repository:...:pull"`, and its token endpoint takes
+/// Basic `oauth2accesstoken` / the service account's access token. A pull through the proxy goes that way:
+/// the token endpoint stub only answers for the minted token and the scope the challenge named.
+#[tokio::test]
+async fn pulls_follow_gars_bearer_challenge() {
+    let _env = ENV.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let control = control_plane().await;
+    adc_file(dir.path(), &control);
+    let data = MockServer::start().await;
+    let host = data.address().to_string();
+    let scope = "repository:test-project/images/team/app:pull";
+    let challenge = format!("Bearer realm=\"{}/v2/token\",service=\"{host}\",scope=\"{scope}\"", data.uri());
+    let registry_token = "gar-registry-token";
+    let basic = format!("Basic {}", STANDARD.encode(format!("oauth2accesstoken:{SA_TOKEN}")));
+    Mock::given(method("GET"))
+        .and(path("/v2/token"))
+        .and(query_param("service", host.as_str()))
+        .and(query_param("scope", scope))
+        .and(header("authorization", basic.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"token": registry_token, "expires_in": 3600})))
+        .mount(&data)
+        .await;
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
+                   "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},
+        "layers": []})
+    .to_string();
+    Mock::given(method("GET"))
+        .and(path("/v2/test-project/images/team/app/manifests/v1"))
+        .and(header("authorization", format!("Bearer {registry_token}").as_str()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Docker-Content-Digest", sha256(manifest.as_bytes()).as_str())
+                .set_body_raw(manifest.clone(), "application/vnd.oci.image.manifest.v1+json"),
+        )
+        .mount(&data)
+        .await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path_regex("^/v2/test-project/"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .insert_header("WWW-Authenticate", challenge.as_str())
+                .set_body_json(json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})),
+        )
+        .with_priority(10)
+        .mount(&data)
+        .await;
+    let proxy = start_proxy(dir.path(), gar_route(&control.uri(), &data.uri())).await;
+
+    let r = common::client()
+        .get(format!("http://{proxy}/v2/gcp/team/app/manifests/v1"))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let challenge_shown = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+    assert!(challenge_shown.is_none(), "GAR's challenge does not reach the client: {challenge_shown:?}");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), manifest.as_bytes());
+    let sent = data.received_requests().await.unwrap();
+    let exchanges: Vec<&wiremock::Request> = sent.iter().filter(|r| r.url.path() == "/v2/token").collect();
+    assert_eq!(exchanges.len(), 1, "one registry token, fetched with the minted access token");
+    let minted = control.received_requests().await.unwrap();
+    assert!(minted.iter().any(|r| r.url.path().contains(PULL_SA)), "the pull account's token was exchanged");
 }
 
 /// `regbridge check` on a GAR route reaches the control plane (a token minted for the pull account) and

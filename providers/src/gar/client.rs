@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use super::operations::Operation;
-use crate::http::{RestClient, RestError};
+use crate::http::{RestClient, RestError, RestMethod};
 
 /// The OAuth scope requested for minted access tokens.
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -94,11 +94,12 @@ impl GarApi {
 
     /// The caller's bearer token and the other headers its credentials ask for (a quota project).
     pub(crate) async fn caller_token(&self) -> Result<(Secret, HeaderMap)> {
-        let unauthenticated = |why: String| Error::Unauthenticated {
-            message: format!(
+        // The server's own credentials: their absence is its setup, a server error.
+        let unauthenticated = |why: String| {
+            super::server_error(format!(
                 "no Google credentials for the Artifact Registry API ({why}); run `gcloud auth \
                  application-default login`, set GOOGLE_APPLICATION_CREDENTIALS, or attach a service account"
-            ),
+            ))
         };
         let mut headers = match self.caller.headers(Extensions::new()).await {
             Ok(CacheableResource::New { data, .. }) => data,
@@ -119,7 +120,7 @@ impl GarApi {
     /// Sends a JSON request as the caller. `what` says what is attempted, for errors.
     pub(crate) async fn call<T: DeserializeOwned>(
         &self,
-        method: Method,
+        method: impl Into<RestMethod>,
         url: &Url,
         body: Option<&Value>,
         what: &str,
@@ -218,15 +219,20 @@ impl GarApi {
     }
 
     /// `repositories.setIamPolicy` with `policy` (carrying the etag it was read with).
+    ///
+    /// Safe to repeat after a 5xx or a lost answer: the etag makes a second delivery of a write that was
+    /// applied fail with a conflict, and the caller's conflict loop reads the policy again (and finds the
+    /// change made).
     pub(crate) async fn set_iam_policy(&self, policy: &Value) -> Result<Value, RestError> {
         let resource = self.repository_resource();
         let url = self.api_url(&format!("{resource}:setIamPolicy"), &[]);
         let body = json!({ "policy": policy });
-        self.call(Method::POST, &url, Some(&body), &format!("write the IAM policy of {resource}")).await
+        let what = format!("write the IAM policy of {resource}");
+        self.call(RestMethod::safe_to_repeat(Method::POST), &url, Some(&body), &what).await
     }
 
     /// IAM Credentials `generateAccessToken` for service account `email`, living `lifetime_secs`: the token
-    /// and its `expireTime`.
+    /// and its `expireTime`. Safe to repeat: each call mints a new token and changes no state.
     pub(crate) async fn generate_access_token(
         &self,
         email: &str,
@@ -242,7 +248,8 @@ impl GarApi {
         ]);
         let body = json!({"scope": [CLOUD_PLATFORM_SCOPE], "lifetime": format!("{lifetime_secs}s")});
         let what = format!("generate an access token for {email}");
-        let answer: AccessTokenResponse = self.call(Method::POST, &url, Some(&body), &what).await.map_err(|e| {
+        let method = RestMethod::safe_to_repeat(Method::POST);
+        let answer: AccessTokenResponse = self.call(method, &url, Some(&body), &what).await.map_err(|e| {
             if e.is_not_found() {
                 // A missing service account is the route's configuration, not a missing repository.
                 return Error::Upstream {
@@ -264,12 +271,21 @@ impl GarApi {
     }
 }
 
-/// The error of a failed call, with `fix` (what to grant or change) added where the caller can act on it:
-/// refusals (401, 403) and `NotFound`, whose resource is the repository for Artifact Registry calls.
+/// The error of a failed call, with `fix` (what to grant or change) added where the server's operator can
+/// act on it: refusals (401, 403) and `NotFound`, whose resource is the repository for Artifact Registry
+/// calls.
+///
+/// Every call goes out as the server's own Google identity, so a refusal is the server's setup (a missing
+/// role, expired credentials), which no client request can fix: it becomes a server error that keeps the
+/// status, never `Denied` or `Unauthenticated`, which would tell a client its own login was refused.
 pub(crate) fn explain(e: RestError, fix: &str) -> Error {
     match e.error {
-        Error::Denied { message } => Error::Denied { message: format!("{message}; {fix}") },
-        Error::Unauthenticated { message } => Error::Unauthenticated { message: format!("{message}; {fix}") },
+        Error::Denied { message } | Error::Unauthenticated { message } => Error::Upstream {
+            provider: super::PROVIDER.into(),
+            status: e.status.map(|s| s.as_u16()),
+            message: format!("{message}; {fix}"),
+            source: None,
+        },
         Error::NotFound { name, source, .. } => Error::NotFound { resource: Resource::Repository, name, source },
         other => other,
     }
@@ -324,7 +340,7 @@ mod tests {
     #[tokio::test]
     async fn missing_caller_credentials_say_how_to_get_some() {
         let err = api().caller_token().await.unwrap_err();
-        assert!(matches!(err, Error::Unauthenticated { .. }), "{err:?}");
+        assert!(matches!(err, Error::Upstream { .. }), "the server's setup, a server error: {err:?}");
         assert!(err.to_string().contains("application-default login"), "{err}");
     }
 }

@@ -64,6 +64,10 @@ use iam::Policy;
 /// The provider name used in `Upstream` errors.
 pub(crate) const PROVIDER: &str = "gar";
 
+/// The predefined role that carries `artifactregistry.repositories.getIamPolicy` and `setIamPolicy`, which
+/// cross-account grants need.
+pub const POLICY_ADMIN_ROLE: &str = "roles/artifactregistry.admin";
+
 /// How many times a read-modify-write of the IAM policy is tried when the etag keeps changing.
 pub const MAX_POLICY_ATTEMPTS: u32 = 5;
 
@@ -180,8 +184,9 @@ impl GarRegistry {
         match self.api.get_repository().await? {
             Some(r) if r.format.is_empty() || r.format == "DOCKER" => return Ok(()),
             Some(r) => {
-                return Err(Error::bad_input(format!(
-                    "GAR repository {} has format {}; regbridge needs a DOCKER repository",
+                return Err(server_error(format!(
+                    "GAR repository {} has format {}; regbridge needs a DOCKER repository: configure another \
+                     repository id",
                     self.api.repository_resource(),
                     r.format
                 )));
@@ -260,22 +265,36 @@ impl GarRegistry {
         match (permissions, &self.pull_service_account, &self.push_service_account) {
             (Permissions::Pull, Some(sa), _) | (Permissions::Pull, None, Some(sa)) => Ok(sa),
             (Permissions::PushPull, _, Some(sa)) => Ok(sa),
-            (Permissions::PushPull, ..) => Err(Error::bad_input(
-                "PushPull credentials need a push service account: call with_push_service_account \
-                 (REGBRIDGE_GAR_PUSH_SERVICE_ACCOUNT)",
+            // The request is fine; the server was set up without the account that serves it.
+            (Permissions::PushPull, ..) => Err(server_error(
+                "PushPull credentials need a push service account, and none is configured: set \
+                 push_service_account (with_push_service_account, REGBRIDGE_GAR_PUSH_SERVICE_ACCOUNT)"
+                    .into(),
             )),
-            (Permissions::Pull, None, None) => Err(Error::bad_input(
-                "Pull credentials need a pull service account: call with_pull_service_account \
-                 (REGBRIDGE_GAR_PULL_SERVICE_ACCOUNT)",
+            (Permissions::Pull, None, None) => Err(server_error(
+                "Pull credentials need a pull service account, and none is configured: set pull_service_account \
+                 (with_pull_service_account, REGBRIDGE_GAR_PULL_SERVICE_ACCOUNT)"
+                    .into(),
             )),
         }
     }
 }
 
+/// A failure of the server's own setup or of the cloud's (a missing setting, a repository of the wrong format,
+/// an organisation policy): a server error naming what to fix, never `InvalidInput`, which would blame the
+/// client's request.
+pub(crate) fn server_error(message: String) -> Error {
+    Error::Upstream { provider: PROVIDER.into(), status: None, message, source: None }
+}
+
+/// What to grant when a policy call is refused. Of the predefined roles only `roles/artifactregistry.admin`
+/// carries `repositories.getIamPolicy` and `setIamPolicy` (`repoAdmin` manages artifacts, not access); see
+/// <https://cloud.google.com/iam/docs/roles-permissions/artifactregistry>.
 fn policy_fix(resource: &str) -> String {
     format!(
-        "the caller needs artifactregistry.repositories.getIamPolicy and setIamPolicy on {resource} \
-         (roles/artifactregistry.repoAdmin)"
+        "the caller needs artifactregistry.repositories.getIamPolicy and setIamPolicy on {resource}: grant \
+         {POLICY_ADMIN_ROLE} on the repository (roles/artifactregistry.repoAdmin lacks them), or a custom role \
+         with both"
     )
 }
 

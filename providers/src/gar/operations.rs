@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::client::GarApi;
+use super::server_error;
 
 /// The first wait between two polls; it doubles up to [`MAX_POLL_INTERVAL`].
 const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -45,11 +46,11 @@ pub(crate) async fn wait(api: &GarApi, mut op: Operation, timeout: Duration, wha
     let mut interval = FIRST_POLL_INTERVAL;
     while !op.done {
         if op.name.is_empty() {
-            return Err(upstream(format!("{what}: the operation returned has no name to poll")));
+            return Err(server_error(format!("{what}: the operation returned has no name to poll")));
         }
         let now = Instant::now();
         if now >= deadline {
-            return Err(upstream(format!(
+            return Err(server_error(format!(
                 "{what}: operation {} did not finish within {} s; it may still complete: check it with `gcloud \
                  artifacts operations describe`, then try again",
                 op.name,
@@ -67,21 +68,20 @@ pub(crate) async fn wait(api: &GarApi, mut op: Operation, timeout: Duration, wha
     }
 }
 
-fn upstream(message: String) -> Error {
-    Error::Upstream { provider: super::PROVIDER.into(), status: None, message, source: None }
-}
-
 /// The error for an operation that finished with `status` (codes of `google.rpc.Code`).
+/// `FAILED_PRECONDITION` is the cloud's setup refusing the operation (an organisation policy such as
+/// `constraints/gcp.resourceLocations`, a disabled API): a server error, as the client asked nothing wrong.
 fn status_error(name: &str, what: &str, status: &Status) -> Error {
     let message = format!("{what}: operation {name} failed: {}", status.message);
     match status.code {
-        3 | 9 | 11 => Error::bad_input(message),
+        3 | 11 => Error::bad_input(message),
         5 => Error::NotFound { resource: Resource::Repository, name: message, source: None },
         6 => Error::AlreadyExists { resource: Resource::Repository, name: message },
-        7 => Error::Denied { message },
         8 => Error::TooManyRequests { message, retry_after: None },
-        16 => Error::Unauthenticated { message },
-        code => upstream(format!("{message} (code {code})")),
+        // The operation ran as the server's identity: a refusal is its setup (see `client::explain`).
+        7 | 16 => server_error(format!("{message} (the server's Google identity was refused)")),
+        9 => server_error(format!("{message} (FAILED_PRECONDITION: the project's setup refuses it)")),
+        code => server_error(format!("{message} (code {code})")),
     }
 }
 
@@ -92,9 +92,10 @@ mod tests {
     #[test]
     fn statuses_map_to_errors() {
         let status = |code| Status { code, message: "boom".into() };
-        assert!(matches!(status_error("op", "create", &status(7)), Error::Denied { .. }));
+        assert!(matches!(status_error("op", "create", &status(7)), Error::Upstream { .. }));
         assert!(matches!(status_error("op", "create", &status(5)), Error::NotFound { .. }));
         assert!(matches!(status_error("op", "create", &status(3)), Error::InvalidInput { .. }));
+        assert!(matches!(status_error("op", "create", &status(9)), Error::Upstream { .. }), "a server error");
         let err = status_error("op/1", "create repository x", &status(13));
         assert!(matches!(err, Error::Upstream { .. }));
         assert!(err.to_string().contains("op/1") && err.to_string().contains("boom"), "{err}");

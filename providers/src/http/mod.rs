@@ -31,7 +31,7 @@ pub use challenge::{Challenge, parse_challenge, select_challenge};
 pub use client::UpstreamClient;
 pub use manifest::MAX_MANIFEST_BYTES;
 pub use minted::MintedCredentials;
-pub use rest::{RestClient, RestError};
+pub use rest::{RestClient, RestError, RestMethod};
 pub use token::{DEFAULT_TOKEN_LIFETIME, FetchedToken, MAX_REFRESH_MARGIN, TokenCache, TokenKey};
 
 /// Where an upstream client gets its credentials (static username/password, or minted by a provider).

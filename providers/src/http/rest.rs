@@ -1,6 +1,11 @@
 //! [`RestClient`]: JSON requests to a cloud control plane (Google's Artifact Registry and IAM Credentials
 //! APIs, Azure Resource Manager, ACR's `/acr/v1/` metadata API), bearer-authenticated, retried where safe.
 //!
+//! Whether a request is safe to send twice is stated per call with a [`RestMethod`]: a plain [`Method`]
+//! converts into one that is repeated when the method is idempotent, and
+//! [`RestMethod::safe_to_repeat`] marks a `POST` whose second delivery is harmless (an etag-guarded
+//! write, a call that mints a token). The retry loop itself is [`with_retries`]'s.
+//!
 //! Google and Azure both answer failures with `{"error": {"code": ..., "message": ..., "status": ...}}`;
 //! [`RestError`] keeps the status and that code so a provider can act on it (an etag conflict is retried,
 //! a missing repository is `NotFound`), and turns into a [`regbridge::Error`] whose message names the
@@ -17,7 +22,49 @@ use url::Url;
 use super::ClientOptions;
 use super::backoff::{Backoff, retry_after};
 use super::errors::read_bounded;
-use super::retry::{Rules, with_retries};
+use super::retry::{Rules, is_idempotent_rest_method, with_retries};
+
+/// The method of a control-plane request and whether the request may be sent again after a failure that
+/// may have come after the service acted on it (a 5xx, a broken connection, a timeout).
+///
+/// `RestMethod::from(Method::GET)` (or passing a [`Method`] where an `impl Into<RestMethod>` is taken) is
+/// repeated when the method is idempotent in these APIs (`GET`, `HEAD`, `PUT`, `DELETE`); a plain `POST`
+/// or `PATCH` is sent once, so a call with a side effect on every delivery (ACR `generateCredentials`,
+/// which rotates a password) never runs twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestMethod {
+    method: Method,
+    safe_to_repeat: bool,
+}
+
+impl RestMethod {
+    /// `method`, stated by the caller to be safe to send twice: a second delivery of a request that was
+    /// already processed either changes nothing or fails in a way the caller handles. For example GAR
+    /// `setIamPolicy` carries the etag it read, so a repeat of an applied write fails with an etag conflict
+    /// (which re-reads the policy), and IAM Credentials `generateAccessToken` mints a new token each time
+    /// and keeps no state.
+    pub fn safe_to_repeat(method: Method) -> Self {
+        Self { method, safe_to_repeat: true }
+    }
+
+    /// The HTTP method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// Whether the request is sent again after 5xx answers and connection failures.
+    pub fn is_safe_to_repeat(&self) -> bool {
+        self.safe_to_repeat
+    }
+}
+
+impl From<Method> for RestMethod {
+    /// Repeated only when `method` is idempotent in these APIs.
+    fn from(method: Method) -> Self {
+        let safe_to_repeat = is_idempotent_rest_method(&method);
+        Self { method, safe_to_repeat }
+    }
+}
 
 /// A failed control-plane request: the HTTP status (`None` when no response arrived), the service's error
 /// code (Google's `status` such as `ABORTED`, else `code`), and the message for the caller.
@@ -90,11 +137,12 @@ impl RestClient {
     ///
     /// **Retries.** A 429 (the request was not processed) is retried for every method, after its
     /// `Retry-After` when it gives one (capped by the backoff's `retry_after_cap`); 5xx and connection
-    /// failures are retried only for `GET`, `HEAD`, `PUT` and `DELETE`, which are idempotent in these APIs.
-    /// A `POST` that failed after it may have been processed is not sent twice.
+    /// failures are retried only when `method` is safe to repeat: `GET`, `HEAD`, `PUT` and `DELETE`, which
+    /// are idempotent in these APIs, and what the caller marked with [`RestMethod::safe_to_repeat`]. Any
+    /// other `POST` that failed after it may have been processed is not sent twice.
     pub async fn send(
         &self,
-        method: Method,
+        method: impl Into<RestMethod>,
         url: &Url,
         token: &Secret,
         extra: HeaderMap,
@@ -105,8 +153,9 @@ impl RestClient {
             self.fail(None, "", None, format!("{what}: the access token contains characters a header cannot carry"))
         })?;
         bearer.set_sensitive(true);
+        let method = method.into();
         self.execute(&method, what, |http| {
-            let request = http.request(method.clone(), url.clone()).headers(extra.clone());
+            let request = http.request(method.method().clone(), url.clone()).headers(extra.clone());
             let request = request.header(header::AUTHORIZATION, bearer.clone());
             match body {
                 Some(body) => request.json(body),
@@ -117,27 +166,30 @@ impl RestClient {
     }
 
     /// A form `POST` without a bearer token, for token endpoints that take their credentials in the form
-    /// (ACR's `/oauth2/exchange` and `/oauth2/token`); retried and answered as [`send`](Self::send) does a
-    /// `POST`.
+    /// (ACR's `/oauth2/exchange` and `/oauth2/token`), answered as [`send`](Self::send) answers.
+    ///
+    /// It is always [safe to repeat](RestMethod::safe_to_repeat), so 5xx answers and connection failures
+    /// are retried: only token endpoints use it, and each delivery mints a new token and changes no state,
+    /// so a repeat after a lost answer at worst leaves an unused token behind.
     pub async fn post_form(
         &self,
         url: &Url,
         form: &[(&str, &str)],
         what: &str,
     ) -> Result<reqwest::Response, RestError> {
-        self.execute(&Method::POST, what, |http| http.post(url.clone()).form(form)).await
+        let method = RestMethod::safe_to_repeat(Method::POST);
+        self.execute(&method, what, |http| http.post(url.clone()).form(form)).await
     }
 
     /// Sends the request `build` makes, as often as the retry rules of [`send`](Self::send) allow for
     /// `method`, and answers the 2xx response.
     async fn execute(
         &self,
-        method: &Method,
+        method: &RestMethod,
         what: &str,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, RestError> {
-        let idempotent = matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
-        let rules = Rules { max_attempts: self.max_attempts, failures: idempotent, rate_limits: true };
+        let rules = Rules { max_attempts: self.max_attempts, failures: method.is_safe_to_repeat(), rate_limits: true };
         let result = with_retries(rules, &self.backoff, &self.provider, what, || build(&self.http).send()).await;
         match result {
             Ok(r) if r.status().is_success() => Ok(r),
@@ -152,7 +204,7 @@ impl RestClient {
     /// [`send`](Self::send), then the body as `T` (an empty body reads as JSON `null`).
     pub async fn json<T: DeserializeOwned>(
         &self,
-        method: Method,
+        method: impl Into<RestMethod>,
         url: &Url,
         token: &Secret,
         extra: HeaderMap,

@@ -1,11 +1,18 @@
-//! Which requests are retried, and after which outcomes.
+//! Which requests are retried, and after which outcomes: the rules, and the one retry loop both HTTP
+//! clients use ([`with_retries`]).
 //!
 //! A retry sends the same request again, so it is only safe when sending it twice has the effect of
 //! sending it once and when the request can be sent again at all:
 //!
-//! * only `GET` and `HEAD` are retried. `PUT` and `DELETE` are idempotent in HTTP's sense, but a registry
-//!   `PUT` that completes an upload or a `PATCH` that appends a chunk changes the upload session's state, so
-//!   a second attempt after a lost response may fail or, worse, commit twice;
+//! * on a registry's `/v2/` API ([`UpstreamClient`](super::UpstreamClient)) only `GET` and `HEAD` are
+//!   retried. `PUT` and `DELETE` are idempotent in HTTP's sense, but a registry `PUT` that completes an
+//!   upload or a `PATCH` that appends a chunk changes the upload session's state, so a second attempt after
+//!   a lost response may fail or, worse, commit twice;
+//! * on a control plane's REST API ([`RestClient`](super::RestClient)) `GET`, `HEAD`, `PUT` and `DELETE` are
+//!   retried, which those APIs define as idempotent, and a `POST` only when its caller states that it is
+//!   safe to repeat ([`RestMethod::safe_to_repeat`](super::RestMethod::safe_to_repeat): an
+//!   etag-guarded write, a token endpoint); a `429` is retried for every method, since the request was
+//!   not processed;
 //! * a request whose body is a stream is never retried: its bytes were consumed by the first attempt;
 //! * the outcomes retried are connection failures and timeouts (no response arrived), `429 Too Many
 //!   Requests` and `5xx` except `501 Not Implemented` and `505 HTTP Version Not Supported`, which no second
@@ -72,6 +79,12 @@ where
 /// True for the methods the client retries: `GET` and `HEAD`.
 pub fn is_retryable_method(method: &Method) -> bool {
     *method == Method::GET || *method == Method::HEAD
+}
+
+/// True for the methods a control plane's REST API (Google's, Azure Resource Manager) defines as
+/// idempotent: `GET`, `HEAD`, `PUT` and `DELETE`.
+pub fn is_idempotent_rest_method(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE)
 }
 
 /// True for statuses that a later attempt may turn into success: 429 and most 5xx.
