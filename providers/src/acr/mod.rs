@@ -42,9 +42,12 @@
 //!   `TooManyRequests`; a failed operation `Upstream` with ARM's code and message. Passwords and tokens
 //!   are [`regbridge::Secret`]s and appear in no `Debug` output, log or error.
 
+mod access;
 mod arm;
 mod builder;
 mod data_plane;
+mod gc;
+pub mod quota;
 pub mod roles;
 mod scope_map;
 
@@ -61,11 +64,13 @@ use regbridge::{
 };
 use serde_json::Value;
 
-pub use arm::{ACR_API_VERSION, ARM_SCOPE, AUTHZ_API_VERSION, DEFAULT_ARM_URL};
-pub use builder::{AcrRegistryBuilder, AzureIdentity};
+pub use arm::{ACR_API_VERSION, ARM_SCOPE, AUTHZ_API_VERSION, DATA_PLANE_SCOPE, DEFAULT_ARM_URL};
+pub use builder::{AcrRegistryBuilder, AzureIdentity, DEFAULT_PRINCIPAL_WAIT};
 pub use data_plane::NULL_GUID_USER;
+pub use gc::CleanupReport;
 pub use scope_map::{MAX_TTL, MIN_TTL, NAME_PREFIX, actions, resource_name};
 
+use access::Access;
 use arm::{Arm, Deleted, upstream};
 use data_plane::DataPlane;
 use scope_map::Generated;
@@ -75,12 +80,12 @@ use crate::http::UpstreamClient;
 /// An Azure container registry behind [`ArtifactRegistry`]. Build it with [`AcrRegistryBuilder`].
 pub struct AcrRegistry {
     registry: String,
-    subscription: String,
     /// `/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.ContainerRegistry/registries/{r}`.
     registry_id: String,
     prefix: String,
     endpoint: String,
     arm: Arc<Arm>,
+    access: Access,
     data: Arc<DataPlane>,
     v2: UpstreamClient,
 }
@@ -146,11 +151,6 @@ impl AcrRegistry {
         self.arm.url(&format!("{}{sub_path}", self.registry_id), ACR_API_VERSION, &[])
     }
 
-    fn assignment_url(&self, name: &str) -> Result<url::Url> {
-        let path = format!("{}/providers/Microsoft.Authorization/roleAssignments/{name}", self.registry_id);
-        self.arm.url(&path, AUTHZ_API_VERSION, &[])
-    }
-
     /// Makes sure the scope map and the token for repository `name` at `permissions` exist as they should;
     /// their name and the token as ARM describes it (with its passwords' metadata, not their values).
     async fn ensure_token(&self, name: &str, permissions: Permissions) -> Result<(String, Value)> {
@@ -179,20 +179,9 @@ impl AcrRegistry {
 
     async fn change_access(&self, id: &str, grant: &CrossAccountPermissions, add: bool) -> Result<()> {
         let name = self.routable(id)?;
-        let principals = roles::principals(grant)?;
+        roles::principals(grant)?;
         self.existing(&name).await?;
-        let role = roles::role_for(grant.permissions);
-        for principal in principals {
-            let url = self.assignment_url(&roles::assignment_name(&self.registry_id, role, principal))?;
-            if add {
-                let body = roles::assignment_body(&self.subscription, role, principal);
-                let what = format!("assign {role} on {} to {principal}", self.registry);
-                self.arm.put_tolerating(&url, &body, "RoleAssignmentExists", &what).await?;
-            } else {
-                self.arm.delete(&url, &format!("remove role assignment of {principal} on {}", self.registry)).await?;
-            }
-        }
-        Ok(())
+        self.access.change(&name, grant, add).await
     }
 }
 
@@ -287,35 +276,25 @@ impl ArtifactRegistry for AcrRegistry {
         self.v2.head_blob(&name, digest).await
     }
 
-    /// Assigns `AcrPull` (or `AcrPush`) on the registry to each principal. Per registry: see [`roles`].
+    /// Assigns the role of the registry's mode to each principal: `AcrPull`/`AcrPush` on the registry, or in
+    /// ABAC mode the repository roles with a condition on this repository. See [`roles`].
     async fn add_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
         self.change_access(id, grant, true).await
     }
 
-    /// Deletes the role assignments `add_cross_account_access` made for these principals; assignments made
-    /// otherwise (other names, other roles, inherited) are left alone.
+    /// Deletes the role assignments `add_cross_account_access` made for these principals (in ABAC mode, for
+    /// this repository only); assignments made otherwise (other names, other roles, inherited) are left
+    /// alone.
     async fn remove_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
         self.change_access(id, grant, false).await
     }
 
-    /// The `AcrPull` and `AcrPush` assignments made at the registry's scope (by anyone), which apply to
-    /// every repository of the registry.
+    /// The assignments made at the registry's scope (by anyone) that apply to this repository: every
+    /// `AcrPull`/`AcrPush` one in legacy mode; in ABAC mode the repository roles whose condition names this
+    /// repository, and unconditioned ones.
     async fn get_cross_account_access(&self, id: &str) -> Result<Vec<CrossAccountPermissions>> {
         let name = self.routable(id)?;
         self.existing(&name).await?;
-        let path = format!("{}/providers/Microsoft.Authorization/roleAssignments", self.registry_id);
-        let mut url = self.arm.url(&path, AUTHZ_API_VERSION, &[("$filter", "atScope()")])?;
-        let mut assignments = Vec::new();
-        loop {
-            let page = self.arm.get(&url, &format!("list role assignments of {}", self.registry)).await?;
-            assignments.extend(page.get("value").and_then(Value::as_array).cloned().unwrap_or_default());
-            match page.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) {
-                Some(next) => {
-                    url = url::Url::parse(next).map_err(|_| upstream("ARM answered an invalid nextLink".into()))?;
-                }
-                None => break,
-            }
-        }
-        Ok(roles::grants_at(&self.registry_id, &assignments))
+        self.access.grants(&name).await
     }
 }
