@@ -355,8 +355,8 @@ pub(crate) fn explain(e: RestError) -> Error {
         Error::Denied { message } => Error::Denied {
             message: format!(
                 "{message} (code {code}); grant the caller's identity a role on the registry that allows it: \
-                 Contributor for scope maps and tokens, Role Based Access Control Administrator or Owner for \
-                 role assignments"
+                 Contributor for the registry, its scope maps and tokens, Role Based Access Control \
+                 Administrator or Owner for role assignments"
             ),
         },
         Error::NotFound { name, source, .. } => Error::NotFound {

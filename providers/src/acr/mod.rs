@@ -21,22 +21,33 @@
 //!   third mint revokes the oldest. Credentials can be minted for a repository nothing was pushed to yet
 //!   (that is how it gets created). `cleanup_credentials` deletes the two tokens and two scope maps of that
 //!   repository, and nothing else.
-//! * **Cross-account access** is ARM role assignments at the *registry* scope (`AcrPull` for `Pull`,
-//!   `AcrPush` for `PushPull`): Azure grants them per registry, not per repository, so a principal granted
-//!   for one repository can use every repository of the registry (see [`roles`]). `tenant_id` and
-//!   `allowed_service_types` are not stored by ARM: principals must be object ids in the registry's tenant,
-//!   and `get_cross_account_access` reports neither.
+//! * **Cross-account access** is ARM role assignments at the registry's scope, in the registry's
+//!   role-assignment mode (read from the registry resource and kept for ten minutes): `AcrPull`/`AcrPush`,
+//!   registry-wide, in legacy mode; the "Container Registry Repository Reader"/"Writer" roles with an ABAC
+//!   condition on the repository, per repository, on registries with ABAC repository permissions (which
+//!   ignore `AcrPull`/`AcrPush`). Assignments carry `principalType`, and `PrincipalNotFound` for a principal
+//!   Entra ID has not replicated yet is retried for up to a minute
+//!   ([`AcrRegistryBuilder::with_principal_wait`]). See [`roles`]. `tenant_id` is not stored by ARM:
+//!   principals must be object ids in the registry's tenant, and `get_cross_account_access` reports
+//!   neither it nor `allowed_service_types`.
+//! * **Quotas.** A registry holds at most 100 / 500 / 50,000 tokens and as many scope maps (Basic /
+//!   Standard / Premium); ARM's `QuotaExceeded` is an upstream error naming the quota, the limit and the
+//!   fix ([`quota`]). [`AcrRegistry::cleanup_expired_tokens`] deletes regbridge's tokens whose passwords
+//!   have all expired, and their scope maps.
 //! * **Reads.** `get_manifest`, `head_manifest` and `head_blob` go through the shared `/v2/` client, which
 //!   answers ACR's Bearer challenge at `/oauth2/token` with the caller's refresh token (Basic
 //!   `00000000-0000-0000-0000-000000000000`). `generate_blob_download_url` is `None`: ACR redirects blob
 //!   GETs to storage itself, and the proxy passes that redirect on.
 //! * **Long-running ARM operations** (`Azure-AsyncOperation`) are polled until `Succeeded`, `Failed` or
 //!   `Canceled`, at most two minutes by default ([`AcrRegistryBuilder::with_polling`]).
-//! * **The caller's identity** needs, on the registry: `Contributor` (or a custom role allowing scope maps,
-//!   tokens and `generateCredentials`) to mint credentials; data-plane read and delete rights for the
-//!   metadata API (`AcrPull` and `AcrDelete`, which `Contributor` also gives on registries without ABAC
-//!   repository permissions); and `Role Based Access Control Administrator` or `Owner` for cross-account
-//!   access.
+//! * **The caller's identity** needs, on the registry: `Contributor` (or "Container Registry Contributor
+//!   and Data Access Configuration Administrator", or a custom role allowing scope maps, tokens and
+//!   `generateCredentials`) to mint credentials and read the registry's mode; data-plane read and delete
+//!   rights for the metadata API: `AcrPull` and `AcrDelete` in legacy mode (which `Contributor` also
+//!   gives there), "Container Registry Repository Reader" and "... Contributor" in ABAC mode (where
+//!   `Contributor` gives no data-plane rights); and `Role Based Access Control Administrator` or `Owner`
+//!   for cross-account access. The data plane is reached with an Entra ID token for the registry's own
+//!   audience ([`DATA_PLANE_SCOPE`]), so registries that refuse ARM-audience tokens work.
 //! * **Errors.** A repository ACR does not know is `NotFound`; a refused identity `Unauthenticated` or
 //!   `Denied` naming the role it needs; ARM throttling (429) is retried after `Retry-After` and then
 //!   `TooManyRequests`; a failed operation `Upstream` with ARM's code and message. Passwords and tokens
