@@ -5,8 +5,11 @@
 //! fake: nothing here reaches a metadata server or the internet.
 #![cfg(feature = "acr")]
 
+mod support {
+    pub mod acr_first_push;
+}
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,8 +20,8 @@ use chrono::{DateTime, Utc};
 use regbridge::conformance::{self, Capabilities, PushProbe};
 use regbridge::oci::{Digest, Reference};
 use regbridge::{
-    ArtifactRegistry, AuthMethod, Credentials, CrossAccountAccess, CrossAccountPermissions, Error, Manifest,
-    ManifestDescriptor, Permissions, Repository, Resource, Result,
+    ArtifactRegistry, AuthMethod, Credentials, CrossAccountAccess, CrossAccountPermissions, Error, Permissions,
+    Resource, Result,
 };
 use regbridge_providers::acr::roles::{
     ACR_PULL_ROLE, ACR_PUSH_ROLE, REPOSITORY_READER_ROLE, REPOSITORY_WRITER_ROLE, assignment_name,
@@ -30,6 +33,7 @@ use regbridge_providers::acr::{
 };
 use regbridge_providers::http::{Backoff, ClientOptions};
 use serde_json::{Value, json};
+use support::acr_first_push::{FirstPush, Pusher};
 use wiremock::matchers::{any, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -534,67 +538,12 @@ async fn fake() -> (FakeAcr, MockServer, MockServer) {
     (fake, arm, registry)
 }
 
-/// The ACR provider, with `create_repository` followed by a first push, as a deployment does: ACR only
-/// creates a repository when an image is pushed, and the trait has no push method.
-struct FirstPush {
-    inner: AcrRegistry,
-    fake: FakeAcr,
-}
-
-impl fmt::Display for FirstPush {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.inner.fmt(f)
-    }
-}
-
-impl fmt::Debug for FirstPush {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
-    }
-}
-
+/// The fake's first push: the repository with a `first` tag.
 #[async_trait]
-impl ArtifactRegistry for FirstPush {
-    fn registry_endpoint(&self) -> String {
-        self.inner.registry_endpoint()
-    }
-    fn upstream_repository_prefix(&self) -> String {
-        self.inner.upstream_repository_prefix()
-    }
-    async fn create_repository(&self, name: &str) -> Result<Repository> {
-        let repo = self.inner.create_repository(name).await?;
-        self.fake.push(&repo.name, "first");
-        Ok(repo)
-    }
-    async fn get_repository(&self, id: &str) -> Result<Repository> {
-        self.inner.get_repository(id).await
-    }
-    async fn delete_repository(&self, id: &str) -> Result<()> {
-        self.inner.delete_repository(id).await
-    }
-    async fn generate_credentials(&self, id: &str, p: Permissions, ttl: Duration) -> Result<Credentials> {
-        self.inner.generate_credentials(id, p, ttl).await
-    }
-    async fn get_manifest(&self, id: &str, reference: &Reference) -> Result<Manifest> {
-        self.inner.get_manifest(id, reference).await
-    }
-    async fn add_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
-        self.inner.add_cross_account_access(id, grant).await
-    }
-    async fn remove_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
-        self.inner.remove_cross_account_access(id, grant).await
-    }
-    async fn get_cross_account_access(&self, id: &str) -> Result<Vec<CrossAccountPermissions>> {
-        self.inner.get_cross_account_access(id).await
-    }
-    async fn cleanup_credentials(&self, id: &str) -> Result<()> {
-        self.inner.cleanup_credentials(id).await
-    }
-    async fn head_manifest(&self, id: &str, reference: &Reference) -> Result<Option<ManifestDescriptor>> {
-        self.inner.head_manifest(id, reference).await
-    }
-    async fn head_blob(&self, id: &str, digest: &Digest) -> Result<Option<u64>> {
-        self.inner.head_blob(id, digest).await
+impl Pusher for FakeAcr {
+    async fn push(&self, _: &AcrRegistry, repository: &str) -> Result<()> {
+        FakeAcr::push(self, repository, "first");
+        Ok(())
     }
 }
 
@@ -632,6 +581,16 @@ impl PushProbe for ManifestPush {
     }
 }
 
+/// A grant of `permissions` to one principal (no compute service types).
+fn azure_grant(principal: &str, permissions: Permissions) -> CrossAccountPermissions {
+    CrossAccountPermissions { access: azure(&[principal]), permissions }
+}
+
+/// The role assignment (and other) `PUT`s ARM received.
+async fn puts(arm: &MockServer) -> Vec<Request> {
+    arm.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "PUT").collect()
+}
+
 fn azure(ids: &[&str]) -> CrossAccountAccess {
     CrossAccountAccess::Azure {
         principal_ids: ids.iter().map(|s| s.to_string()).collect(),
@@ -643,27 +602,34 @@ fn azure(ids: &[&str]) -> CrossAccountAccess {
 const PRINCIPAL_A: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
 const PRINCIPAL_B: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 
-#[tokio::test]
-async fn conformance_against_a_stateful_fake() {
+/// The conformance suite against the stateful fake, the registry in ABAC mode when `abac`; then what it
+/// left behind: cleanup removed the tokens and scope maps of the repositories it minted for and then
+/// cleaned up, every role assignment was removed, nothing else was touched.
+async fn conformance_against_the_fake(abac: bool, prefix: &str) {
     let (fake, arm, registry) = fake().await;
+    fake.state.lock().unwrap().abac = abac;
     let inner = builder(&arm.uri(), &registry.uri()).with_prefix("team").build().unwrap();
     fake.push("team/existing", "v1");
-    let reg = FirstPush { inner, fake: fake.clone() };
-    let mut caps = Capabilities::new("conf-");
+    let reg = FirstPush::new(inner, fake.clone());
+    let mut caps = Capabilities::new(prefix);
     caps.ttl_bounds = (MIN_TTL, MAX_TTL);
-    caps.grants = Some((
-        CrossAccountPermissions { access: azure(&[PRINCIPAL_A]), permissions: Permissions::Pull },
-        CrossAccountPermissions { access: azure(&[PRINCIPAL_B]), permissions: Permissions::Pull },
-    ));
+    caps.grants = Some((azure_grant(PRINCIPAL_A, Permissions::Pull), azure_grant(PRINCIPAL_B, Permissions::Pull)));
     caps.push_probe = Some(Arc::new(ManifestPush { registry: registry.uri(), service: fake.host() }));
     caps.existing_manifest = Some(("team/existing".into(), Reference::parse("v1").unwrap()));
     conformance::run_all(&reg, &caps).await.unwrap();
-
-    // What conformance left behind: cleanup removed the tokens and scope maps of the repositories it minted
-    // for and then cleaned up; nothing else was touched.
     let state = fake.state.lock().unwrap();
     assert!(state.assignments.is_empty(), "every role assignment was removed");
     assert!(state.scope_maps.keys().chain(state.tokens.keys()).all(|n| n.starts_with("regbridge-")));
+}
+
+#[tokio::test]
+async fn conformance_against_a_stateful_fake() {
+    conformance_against_the_fake(false, "conf-").await;
+}
+
+#[tokio::test]
+async fn conformance_against_an_abac_registry() {
+    conformance_against_the_fake(true, "abac-").await;
 }
 
 #[tokio::test]
@@ -1106,14 +1072,13 @@ async fn role_assignments_are_idempotent_and_per_registry() {
     let (fake, arm, registry) = fake().await;
     fake.push("team/app", "v1");
     let reg = builder(&arm.uri(), &registry.uri()).build().unwrap();
-    let pull = CrossAccountPermissions { access: azure(&[PRINCIPAL_A]), permissions: Permissions::Pull };
-    let push = CrossAccountPermissions { access: azure(&[PRINCIPAL_B]), permissions: Permissions::PushPull };
+    let pull = azure_grant(PRINCIPAL_A, Permissions::Pull);
+    let push = azure_grant(PRINCIPAL_B, Permissions::PushPull);
     reg.add_cross_account_access("team/app", &pull).await.unwrap();
     reg.add_cross_account_access("team/app", &pull).await.unwrap();
     reg.add_cross_account_access("team/app", &push).await.unwrap();
 
-    let requests = arm.received_requests().await.unwrap();
-    let puts: Vec<&Request> = requests.iter().filter(|r| r.method.as_str() == "PUT").collect();
+    let puts = puts(&arm).await;
     assert_eq!(puts.len(), 3);
     assert_eq!(puts[0].url.path(), puts[1].url.path(), "the same deterministic name");
     let expected = assignment_name(&registry_id(), ACR_PULL_ROLE, PRINCIPAL_A);
@@ -1121,11 +1086,11 @@ async fn role_assignments_are_idempotent_and_per_registry() {
         puts[0].url.path(),
         format!("{}/providers/Microsoft.Authorization/roleAssignments/{expected}", registry_id())
     );
-    assert_eq!(query(puts[0], "api-version").as_deref(), Some(AUTHZ_API_VERSION));
+    assert_eq!(query(&puts[0], "api-version").as_deref(), Some(AUTHZ_API_VERSION));
     let role = |r: &Request| json_body(r)["properties"]["roleDefinitionId"].as_str().unwrap().to_owned();
-    assert!(role(puts[0]).ends_with(&format!("/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE}")));
-    assert!(role(puts[2]).ends_with(ACR_PUSH_ROLE));
-    assert_eq!(json_body(puts[2])["properties"]["principalId"], PRINCIPAL_B);
+    assert!(role(&puts[0]).ends_with(&format!("/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE}")));
+    assert!(role(&puts[2]).ends_with(ACR_PUSH_ROLE));
+    assert_eq!(json_body(&puts[2])["properties"]["principalId"], PRINCIPAL_B);
     for put in &puts {
         assert_eq!(json_body(put)["properties"]["principalType"], "User", "the documented default");
         assert!(json_body(put)["properties"].get("condition").is_none(), "legacy grants are registry-wide");
@@ -1211,10 +1176,7 @@ async fn role_assignment_listing_follows_next_link_and_keeps_only_the_registry_s
     let grants = reg.get_cross_account_access("team/app").await.unwrap();
     assert_eq!(
         grants,
-        vec![
-            CrossAccountPermissions { access: azure(&[PRINCIPAL_A]), permissions: Permissions::Pull },
-            CrossAccountPermissions { access: azure(&[PRINCIPAL_B]), permissions: Permissions::PushPull },
-        ]
+        vec![azure_grant(PRINCIPAL_A, Permissions::Pull), azure_grant(PRINCIPAL_B, Permissions::PushPull),]
     );
 }
 
@@ -1227,21 +1189,21 @@ async fn abac_registries_get_repository_roles_with_a_condition_per_repository() 
     fake.push("team/app", "v1");
     fake.push("team/other", "v1");
     let reg = builder(&arm.uri(), &registry.uri()).build().unwrap();
-    let pull = CrossAccountPermissions { access: azure(&[PRINCIPAL_A]), permissions: Permissions::Pull };
-    let push = CrossAccountPermissions { access: azure(&[PRINCIPAL_B]), permissions: Permissions::PushPull };
+    let pull = azure_grant(PRINCIPAL_A, Permissions::Pull);
+    let push = azure_grant(PRINCIPAL_B, Permissions::PushPull);
     reg.add_cross_account_access("team/app", &pull).await.unwrap();
     reg.add_cross_account_access("team/other", &push).await.unwrap();
     reg.add_cross_account_access("team/other", &pull).await.unwrap();
 
     let requests = arm.received_requests().await.unwrap();
-    let puts: Vec<&Request> = requests.iter().filter(|r| r.method.as_str() == "PUT").collect();
+    let puts = puts(&arm).await;
     assert_eq!(puts.len(), 3);
     let name = repository_assignment_name(&registry_id(), REPOSITORY_READER_ROLE, PRINCIPAL_A, "team/app");
     assert!(puts[0].url.path().ends_with(&format!("/roleAssignments/{name}")), "{}", puts[0].url.path());
     let props = |r: &Request| json_body(r)["properties"].clone();
-    assert!(props(puts[0])["roleDefinitionId"].as_str().unwrap().ends_with(REPOSITORY_READER_ROLE));
-    assert!(props(puts[1])["roleDefinitionId"].as_str().unwrap().ends_with(REPOSITORY_WRITER_ROLE));
-    let condition = props(puts[0])["condition"].as_str().unwrap().to_owned();
+    assert!(props(&puts[0])["roleDefinitionId"].as_str().unwrap().ends_with(REPOSITORY_READER_ROLE));
+    assert!(props(&puts[1])["roleDefinitionId"].as_str().unwrap().ends_with(REPOSITORY_WRITER_ROLE));
+    let condition = props(&puts[0])["condition"].as_str().unwrap().to_owned();
     assert!(
         condition.contains(
             "@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringEqualsIgnoreCase 'team/app'"
@@ -1249,8 +1211,8 @@ async fn abac_registries_get_repository_roles_with_a_condition_per_repository() 
         "{condition}"
     );
     assert!(condition.contains("ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/content/read'}"));
-    assert_eq!(props(puts[0])["conditionVersion"], "2.0");
-    assert!(props(puts[1])["condition"].as_str().unwrap().contains("repositories/content/write"));
+    assert_eq!(props(&puts[0])["conditionVersion"], "2.0");
+    assert!(props(&puts[1])["condition"].as_str().unwrap().contains("repositories/content/write"));
     assert_ne!(puts[0].url.path(), puts[2].url.path(), "the same principal and role, another repository");
     // The mode was read once, from the registry resource, and kept.
     let mode_reads = requests.iter().filter(|r| r.method.as_str() == "GET" && r.url.path() == registry_id()).count();
@@ -1273,25 +1235,6 @@ async fn abac_registries_get_repository_roles_with_a_condition_per_repository() 
     reg.remove_cross_account_access("team/other", &pull).await.unwrap();
     assert_eq!(reg.get_cross_account_access("team/app").await.unwrap(), vec![pull.clone()]);
     assert_eq!(reg.get_cross_account_access("team/other").await.unwrap(), vec![push]);
-}
-
-#[tokio::test]
-async fn conformance_against_an_abac_registry() {
-    let (fake, arm, registry) = fake().await;
-    fake.state.lock().unwrap().abac = true;
-    let inner = builder(&arm.uri(), &registry.uri()).with_prefix("team").build().unwrap();
-    fake.push("team/existing", "v1");
-    let reg = FirstPush { inner, fake: fake.clone() };
-    let mut caps = Capabilities::new("abac-");
-    caps.ttl_bounds = (MIN_TTL, MAX_TTL);
-    caps.grants = Some((
-        CrossAccountPermissions { access: azure(&[PRINCIPAL_A]), permissions: Permissions::Pull },
-        CrossAccountPermissions { access: azure(&[PRINCIPAL_B]), permissions: Permissions::Pull },
-    ));
-    caps.push_probe = Some(Arc::new(ManifestPush { registry: registry.uri(), service: fake.host() }));
-    conformance::run_all(&reg, &caps).await.unwrap();
-    let state = fake.state.lock().unwrap();
-    assert!(state.assignments.is_empty(), "every role assignment was removed");
 }
 
 /// `principalType` goes with every assignment; `PrincipalNotFound` (a principal Entra ID has not
@@ -1326,7 +1269,7 @@ async fn role_assignments_carry_the_principal_type_and_wait_for_new_principals()
 
     // A grant that does not say what its principal is: the documented default (User), then the type ARM
     // names in UnmatchedPrincipalType.
-    let group = CrossAccountPermissions { access: azure(&[PRINCIPAL_B]), permissions: Permissions::PushPull };
+    let group = azure_grant(PRINCIPAL_B, Permissions::PushPull);
     reg.add_cross_account_access("team/app", &group).await.unwrap();
     let sent = puts(arm.received_requests().await.unwrap());
     let types: Vec<&str> = sent[3..].iter().map(|p| p["principalType"].as_str().unwrap()).collect();
@@ -1337,7 +1280,7 @@ async fn role_assignments_carry_the_principal_type_and_wait_for_new_principals()
     fake.state.lock().unwrap().replicating = u32::MAX;
     let reg = builder(&arm.uri(), &registry.uri()).with_principal_wait(Duration::from_millis(200)).build().unwrap();
     let ghost = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
-    let grant = CrossAccountPermissions { access: azure(&[ghost]), permissions: Permissions::Pull };
+    let grant = azure_grant(ghost, Permissions::Pull);
     let started = Instant::now();
     let err = reg.add_cross_account_access("team/app", &grant).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -1406,11 +1349,12 @@ async fn cleanup_deletes_only_expired_regbridge_tokens() {
         (want, vec![old.clone()], vec![shared.clone()], 1),
         "{report:?}"
     );
-    let state = fake.state.lock().unwrap();
-    assert!(state.tokens.contains_key(&live) && state.tokens.contains_key("ci-token"));
-    assert!(state.scope_maps.contains_key(&shared) && state.scope_maps.contains_key("ci-map"));
-    assert!(!state.scope_maps.contains_key(&old));
-    drop(state);
+    {
+        let state = fake.state.lock().unwrap();
+        assert!(state.tokens.contains_key(&live) && state.tokens.contains_key("ci-token"));
+        assert!(state.scope_maps.contains_key(&shared) && state.scope_maps.contains_key("ci-map"));
+        assert!(!state.scope_maps.contains_key(&old));
+    }
     // The listing spanned two pages.
     let requests = arm.received_requests().await.unwrap();
     let pages = requests.iter().filter(|r| r.url.path() == format!("{}/tokens", registry_id())).count();

@@ -18,23 +18,20 @@
 
 // tests/support/live.rs, shared by the live suites (no support/mod.rs: each suite names what it uses).
 mod support {
+    pub mod acr_first_push;
     pub mod live;
 }
 
-use std::fmt;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use regbridge::conformance::{self, Capabilities, PushProbe};
-use regbridge::oci::{Digest, Reference};
-use regbridge::{
-    ArtifactRegistry, Credentials, CrossAccountAccess, CrossAccountPermissions, Manifest, ManifestDescriptor,
-    Permissions, Repository, Result,
-};
+use regbridge::oci::Digest;
+use regbridge::{ArtifactRegistry, Credentials, CrossAccountAccess, CrossAccountPermissions, Permissions, Result};
 use regbridge_providers::acr::{AcrRegistry, AzureIdentity, MAX_TTL, MIN_TTL};
 use regbridge_providers::http::{ClientOptions, StaticCredentials, UpstreamClient};
+use support::acr_first_push::{FirstPush, Pusher};
 use support::live;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -124,84 +121,16 @@ impl PushProbe for UploadProbe {
     }
 }
 
-/// The provider, with a first push after `create_repository` (ACR creates a repository only then), and a
-/// record of every repository touched, for the cleanup.
-struct LiveAcr {
-    inner: AcrRegistry,
-    touched: Mutex<Vec<String>>,
-}
-
-impl LiveAcr {
-    fn touch(&self, id: &str) {
-        let mut touched = self.touched.lock().unwrap();
-        if !touched.iter().any(|t| t == id) {
-            touched.push(id.to_owned());
-        }
-    }
-}
-
-impl fmt::Display for LiveAcr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.inner, f)
-    }
-}
-
-impl fmt::Debug for LiveAcr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
-    }
-}
+/// The live first push: an empty image, with push credentials minted for the repository.
+struct MintAndPush;
 
 #[async_trait]
-impl ArtifactRegistry for LiveAcr {
-    fn registry_endpoint(&self) -> String {
-        self.inner.registry_endpoint()
-    }
-    fn upstream_repository_prefix(&self) -> String {
-        self.inner.upstream_repository_prefix()
-    }
-    async fn create_repository(&self, name: &str) -> Result<Repository> {
-        let repo = self.inner.create_repository(name).await?;
-        self.touch(&repo.name);
-        if repo.created_at.is_none() {
-            let creds = self.inner.generate_credentials(&repo.name, Permissions::PushPull, MIN_TTL).await?;
-            push_first_image(&self.inner.registry_endpoint(), &repo.name, &creds)
-                .await
-                .map_err(|e| regbridge::Error::bad_input(format!("first push to {}: {e}", repo.name)))?;
-        }
-        self.inner.get_repository(&repo.name).await
-    }
-    async fn get_repository(&self, id: &str) -> Result<Repository> {
-        self.inner.get_repository(id).await
-    }
-    async fn delete_repository(&self, id: &str) -> Result<()> {
-        self.inner.delete_repository(id).await
-    }
-    async fn generate_credentials(&self, id: &str, p: Permissions, ttl: Duration) -> Result<Credentials> {
-        self.touch(id);
-        self.inner.generate_credentials(id, p, ttl).await
-    }
-    async fn cleanup_credentials(&self, id: &str) -> Result<()> {
-        self.inner.cleanup_credentials(id).await
-    }
-    async fn get_manifest(&self, id: &str, reference: &Reference) -> Result<Manifest> {
-        self.inner.get_manifest(id, reference).await
-    }
-    async fn head_manifest(&self, id: &str, reference: &Reference) -> Result<Option<ManifestDescriptor>> {
-        self.inner.head_manifest(id, reference).await
-    }
-    async fn head_blob(&self, id: &str, digest: &Digest) -> Result<Option<u64>> {
-        self.inner.head_blob(id, digest).await
-    }
-    async fn add_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
-        self.touch(id);
-        self.inner.add_cross_account_access(id, grant).await
-    }
-    async fn remove_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
-        self.inner.remove_cross_account_access(id, grant).await
-    }
-    async fn get_cross_account_access(&self, id: &str) -> Result<Vec<CrossAccountPermissions>> {
-        self.inner.get_cross_account_access(id).await
+impl Pusher for MintAndPush {
+    async fn push(&self, registry: &AcrRegistry, repository: &str) -> Result<()> {
+        let creds = registry.generate_credentials(repository, Permissions::PushPull, MIN_TTL).await?;
+        push_first_image(&registry.registry_endpoint(), repository, &creds)
+            .await
+            .map_err(|e| regbridge::Error::bad_input(format!("first push to {repository}: {e}")))
     }
 }
 
@@ -240,7 +169,7 @@ async fn conformance_against_real_acr() {
         .build()
         .expect("ACR settings");
     let endpoint = inner.registry_endpoint();
-    let reg = LiveAcr { inner, touched: Mutex::new(Vec::new()) };
+    let reg = FirstPush::new(inner, MintAndPush);
 
     let prefix = format!("{}-", live::run_prefix());
     let mut caps = Capabilities::new(&prefix);
