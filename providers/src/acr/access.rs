@@ -2,6 +2,7 @@
 //! registry resource and kept for a while), creating assignments with `principalType` and the waits a new
 //! principal needs, reading and removing them. What the assignments are is [`roles`](super::roles).
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,9 +63,15 @@ impl Access {
         self.arm.url(&path, AUTHZ_API_VERSION, &[])
     }
 
-    /// Adds (`add`) or removes the assignments of `grant` for `repository`.
-    pub(crate) async fn change(&self, repository: &str, grant: &CrossAccountPermissions, add: bool) -> Result<()> {
-        let principals = roles::principals(grant)?;
+    /// Adds (`add`) or removes the assignments of `grant` for `repository`, one per principal of
+    /// `principals` (the grant's, checked by [`roles::principals`]).
+    pub(crate) async fn change(
+        &self,
+        repository: &str,
+        grant: &CrossAccountPermissions,
+        principals: &BTreeSet<String>,
+        add: bool,
+    ) -> Result<()> {
         let mode = self.mode().await?;
         let role = mode.role_for(grant.permissions);
         for principal in principals {

@@ -42,6 +42,9 @@ pub const ACR_API_VERSION: &str = "2025-11-01";
 /// `api-version` of the `Microsoft.Authorization` role assignment calls.
 pub const AUTHZ_API_VERSION: &str = "2022-04-01";
 
+/// The most pages [`Arm::list`] reads (a registry's 50,000 tokens fit many times over).
+const MAX_PAGES: usize = 10_000;
+
 /// What [`Arm::delete`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Deleted {
@@ -173,13 +176,14 @@ impl Arm {
 
     /// Every item of an ARM listing, following `nextLink` until a page has none
     /// (<https://learn.microsoft.com/azure/azure-resource-manager/management/resource-manager-rest-api>).
-    /// A `nextLink` already seen ends the walk with an error rather than looping.
+    /// A `nextLink` already seen, or more than [`MAX_PAGES`] pages, ends the walk with an error rather
+    /// than looping.
     pub(crate) async fn list(&self, url: &Url, what: &str) -> Result<Vec<Value>> {
         let (token, _) = self.token().await?;
         let mut url = url.clone();
         let mut seen = std::collections::HashSet::new();
         let mut items = Vec::new();
-        loop {
+        for _ in 0..MAX_PAGES {
             let page = self.get_with(&url, &token, what).await?;
             items.extend(page.get("value").and_then(Value::as_array).cloned().unwrap_or_default());
             let Some(next) = page.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) else {
@@ -190,6 +194,7 @@ impl Arm {
             }
             url = Url::parse(next).map_err(|_| upstream(format!("{what}: ARM answered an invalid nextLink")))?;
         }
+        Err(upstream(format!("{what}: ARM answered more than {MAX_PAGES} pages")))
     }
 
     /// `POST` an action and wait for it to finish; its result.

@@ -190,9 +190,10 @@ impl AcrRegistry {
 
     async fn change_access(&self, id: &str, grant: &CrossAccountPermissions, add: bool) -> Result<()> {
         let name = self.routable(id)?;
-        roles::principals(grant)?;
+        // Bad input is refused before any call.
+        let principals = roles::principals(grant)?;
         self.existing(&name).await?;
-        self.access.change(&name, grant, add).await
+        self.access.change(&name, grant, principals, add).await
     }
 }
 
