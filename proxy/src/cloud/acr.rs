@@ -184,6 +184,7 @@ tenant_id = "11111111-1111-1111-1111-111111111111"
 client_id = "22222222-2222-2222-2222-222222222222"
 client_secret = "SPSECRETVALUE"
 arm_url = "http://127.0.0.1:1"
+data_plane_scope = "https://containerregistry.azure.cn/.default"
 registry_endpoint = "http://127.0.0.1:2"
 "#;
 
@@ -194,6 +195,7 @@ registry_endpoint = "http://127.0.0.1:2"
         let acr = route.acr.as_ref().unwrap();
         assert_eq!(acr.registry_name.as_deref(), Some("myreg"));
         assert_eq!(acr.identity, Identity::ServicePrincipal);
+        assert_eq!(acr.data_plane_scope.as_deref(), Some("https://containerregistry.azure.cn/.default"));
         assert!(matches!(acr.identity().unwrap(), AzureIdentity::ServicePrincipal { .. }));
         assert!(!format!("{config:?}").contains("SPSECRETVALUE"));
         let provider = provider(route).await.unwrap();
