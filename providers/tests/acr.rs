@@ -5,8 +5,11 @@
 //! fake: nothing here reaches a metadata server or the internet.
 #![cfg(feature = "acr")]
 
+mod support {
+    pub mod acr_first_push;
+}
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,23 +20,31 @@ use chrono::{DateTime, Utc};
 use regbridge::conformance::{self, Capabilities, PushProbe};
 use regbridge::oci::{Digest, Reference};
 use regbridge::{
-    ArtifactRegistry, AuthMethod, Credentials, CrossAccountAccess, CrossAccountPermissions, Error, Manifest,
-    ManifestDescriptor, Permissions, Repository, Resource, Result,
+    ArtifactRegistry, AuthMethod, Credentials, CrossAccountAccess, CrossAccountPermissions, Error, Permissions,
+    Resource, Result,
 };
-use regbridge_providers::acr::roles::{ACR_PULL_ROLE, ACR_PUSH_ROLE, assignment_name};
+use regbridge_providers::acr::roles::{
+    ACR_PULL_ROLE, ACR_PUSH_ROLE, REPOSITORY_READER_ROLE, REPOSITORY_WRITER_ROLE, assignment_name,
+    repository_assignment_name,
+};
 use regbridge_providers::acr::{
-    ACR_API_VERSION, AUTHZ_API_VERSION, AcrRegistry, AcrRegistryBuilder, MAX_TTL, MIN_TTL, NULL_GUID_USER,
-    resource_name,
+    ACR_API_VERSION, AUTHZ_API_VERSION, AcrRegistry, AcrRegistryBuilder, CleanupReport, DATA_PLANE_SCOPE, MAX_TTL,
+    MIN_TTL, NULL_GUID_USER, resource_name,
 };
 use regbridge_providers::http::{Backoff, ClientOptions};
 use serde_json::{Value, json};
+use support::acr_first_push::{FirstPush, Pusher};
 use wiremock::matchers::{any, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const SUB: &str = "00000000-0000-0000-0000-0000000000aa";
 const RG: &str = "regbridge-rg";
 const REGISTRY: &str = "regbridgetest";
+/// The Entra ID token the fake credential gives for the ARM scope.
 const AAD_TOKEN: &str = "AADTOKENVALUE";
+/// The Entra ID token the fake credential gives for the registry's own audience, the only one the fake
+/// `/oauth2/exchange` accepts (a registry whose policy disables ARM-audience tokens).
+const ACR_AUDIENCE_TOKEN: &str = "ACRAUDIENCETOKENVALUE";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
 fn registry_id() -> String {
@@ -46,7 +57,8 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// An Entra ID credential that hands out a fixed token and counts the scopes it was asked for.
+/// An Entra ID credential that hands out a fixed token per scope (ARM's, the registry's) and records the
+/// scopes it was asked for.
 #[derive(Debug, Default)]
 struct FakeCredential {
     scopes: Mutex<Vec<String>>,
@@ -57,7 +69,8 @@ impl TokenCredential for FakeCredential {
     async fn get_token(&self, scopes: &[&str], _: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
         self.scopes.lock().unwrap().extend(scopes.iter().map(|s| s.to_string()));
         let expires = azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1);
-        Ok(AccessToken::new(AAD_TOKEN, expires))
+        let token = if scopes.contains(&DATA_PLANE_SCOPE) { ACR_AUDIENCE_TOKEN } else { AAD_TOKEN };
+        Ok(AccessToken::new(token, expires))
     }
 }
 
@@ -76,6 +89,7 @@ fn builder(arm: &str, registry: &str) -> AcrRegistryBuilder {
             retry_after_cap: Duration::from_secs(5),
         })
         .with_polling(Duration::from_millis(10), Duration::from_secs(5))
+        .with_principal_wait(Duration::from_secs(2))
 }
 
 fn form(request: &Request) -> HashMap<String, String> {
@@ -113,8 +127,57 @@ fn azure_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
 #[derive(Default)]
 struct Token {
     scope_map: String,
-    /// slot -> (value, creation time)
-    passwords: BTreeMap<String, (String, DateTime<Utc>)>,
+    created: DateTime<Utc>,
+    /// slot -> (value, creation time, expiry)
+    passwords: BTreeMap<String, (String, DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Token {
+    /// The token as ARM describes it (the passwords' metadata, not their values), from the recorded body.
+    fn resource(&self, name: &str) -> Value {
+        let passwords: Vec<Value> = self
+            .passwords
+            .iter()
+            .map(|(slot, (_, created, expiry))| {
+                json!({"name": slot, "creationTime": created.to_rfc3339(), "expiry": expiry.to_rfc3339()})
+            })
+            .collect();
+        let mut answer = fixture("token.json");
+        answer["id"] = json!(format!("{}/tokens/{name}", registry_id()));
+        answer["name"] = json!(name);
+        answer["properties"]["creationDate"] = json!(self.created.to_rfc3339());
+        answer["properties"]["scopeMapId"] = json!(self.scope_map);
+        answer["properties"]["credentials"]["passwords"] = json!(passwords);
+        answer
+    }
+}
+
+/// One role assignment as the fake keeps it.
+#[derive(Clone, PartialEq)]
+struct Assignment {
+    principal: String,
+    principal_type: String,
+    role: String,
+    condition: Option<String>,
+}
+
+/// Two pages when a listing has more than one item, to exercise `nextLink`: the first item, then the rest
+/// (page two is asked with `$skipToken=1`).
+fn paged(arm: &str, request: &Request, all: Vec<Value>) -> ResponseTemplate {
+    let skip = query(request, "$skipToken").is_some();
+    let (page, next) = match (all.len() > 1, skip) {
+        (true, false) => (
+            all[..1].to_vec(),
+            Some(format!("{arm}{}?{}&$skipToken=1", request.url.path(), request.url.query().unwrap_or_default())),
+        ),
+        (true, true) => (all[1..].to_vec(), None),
+        (false, _) => (all, None),
+    };
+    let mut body = json!({ "value": page });
+    if let Some(next) = next {
+        body["nextLink"] = json!(next);
+    }
+    ResponseTemplate::new(200).set_body_json(body)
 }
 
 #[derive(Default)]
@@ -123,8 +186,17 @@ struct State {
     repos: BTreeMap<String, HashMap<String, Vec<u8>>>,
     scope_maps: BTreeMap<String, Vec<String>>,
     tokens: BTreeMap<String, Token>,
-    /// assignment name -> (principal, role definition id)
-    assignments: BTreeMap<String, (String, String)>,
+    /// At most this many tokens (the SKU quota), when set.
+    token_quota: Option<usize>,
+    /// The registry's `roleAssignmentMode` is `AbacRepositoryPermissions`.
+    abac: bool,
+    /// Entra ID principal types (a principal not listed is a `User`); every principal is taken to be new,
+    /// so ARM finds none of them without `principalType`.
+    principal_types: HashMap<String, String>,
+    /// This many more role assignment `PUT`s are answered `PrincipalNotFound` whatever they carry (Entra ID
+    /// replication of a principal made moments ago).
+    replicating: u32,
+    assignments: BTreeMap<String, Assignment>,
     /// issued access token -> (repository, actions)
     issued: HashMap<String, (String, BTreeSet<String>)>,
     counter: usize,
@@ -185,6 +257,13 @@ impl FakeAcr {
             return azure_error(400, "InvalidApiVersionParameter", "wrong api-version");
         }
         let mut state = self.state.lock().unwrap();
+        if rest.is_empty() && m == "GET" {
+            return ResponseTemplate::new(200).set_body_json(fixture(if state.abac {
+                "registry-abac.json"
+            } else {
+                "registry.json"
+            }));
+        }
         let parts: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
         match (m, parts.as_slice()) {
             ("PUT", ["scopeMaps", name]) => {
@@ -206,20 +285,22 @@ impl FakeAcr {
                 None => azure_error(404, "ResourceNotFound", "no such scope map"),
             },
             ("GET", ["tokens", name]) => match state.tokens.get(*name) {
-                Some(token) => {
-                    let passwords: Vec<Value> = token
-                        .passwords
-                        .iter()
-                        .map(|(slot, (_, created))| json!({"name": slot, "creationTime": created.to_rfc3339()}))
-                        .collect();
-                    let mut answer = fixture("token.json");
-                    answer["name"] = json!(name);
-                    answer["properties"]["scopeMapId"] = json!(token.scope_map);
-                    answer["properties"]["credentials"]["passwords"] = json!(passwords);
-                    ResponseTemplate::new(200).set_body_json(answer)
-                }
+                Some(token) => ResponseTemplate::new(200).set_body_json(token.resource(name)),
                 None => azure_error(404, "ResourceNotFound", "no such token"),
             },
+            ("GET", ["tokens"]) => {
+                // As the documented listing: the tokens without their credentials.
+                let all = state
+                    .tokens
+                    .iter()
+                    .map(|(name, t)| {
+                        let mut r = t.resource(name);
+                        r["properties"].as_object_mut().unwrap().remove("credentials");
+                        r
+                    })
+                    .collect();
+                paged(&self.arm, request, all)
+            }
             ("DELETE", ["scopeMaps", name]) => {
                 if state.tokens.values().any(|t| t.scope_map.ends_with(&format!("/scopeMaps/{name}"))) {
                     return azure_error(409, "ScopeMapInUse", "the scope map is used by a token");
@@ -235,18 +316,16 @@ impl FakeAcr {
                     return azure_error(400, "ScopeMapNotFound", "no such scope map");
                 };
                 assert_eq!(scope_map, format!("{}/scopeMaps/{map}", registry_id()));
-                let token = state.tokens.entry(name.to_string()).or_default();
+                let full = state.token_quota.is_some_and(|q| state.tokens.len() >= q);
+                if full && !state.tokens.contains_key(*name) {
+                    return ResponseTemplate::new(409).set_body_json(fixture("error-quota-exceeded.json"));
+                }
+                let token = state
+                    .tokens
+                    .entry(name.to_string())
+                    .or_insert_with(|| Token { created: Utc::now(), ..Token::default() });
                 token.scope_map = scope_map.clone();
-                let passwords: Vec<Value> = token
-                    .passwords
-                    .iter()
-                    .map(|(slot, (_, created))| json!({"name": slot, "creationTime": created.to_rfc3339()}))
-                    .collect();
-                let mut answer = fixture("token.json");
-                answer["name"] = json!(name);
-                answer["properties"]["scopeMapId"] = json!(scope_map);
-                answer["properties"]["credentials"]["passwords"] = json!(passwords);
-                ResponseTemplate::new(200).set_body_json(answer)
+                ResponseTemplate::new(200).set_body_json(token.resource(name))
             }
             ("DELETE", ["tokens", name]) => match state.tokens.remove(*name) {
                 Some(_) => ResponseTemplate::new(200),
@@ -258,12 +337,13 @@ impl FakeAcr {
                 let name = token_id.rsplit('/').next().unwrap_or_default().to_owned();
                 let slot = body["name"].as_str().unwrap_or("password1").to_owned();
                 let expiry = body["expiry"].as_str().unwrap_or_default().to_owned();
+                let expires: DateTime<Utc> = expiry.parse().unwrap();
                 state.counter += 1;
                 let value = format!("pw{}-{}", state.counter, name);
                 let Some(token) = state.tokens.get_mut(&name) else {
                     return azure_error(404, "TokenNotFound", "no such token");
                 };
-                token.passwords.insert(slot.clone(), (value.clone(), Utc::now()));
+                token.passwords.insert(slot.clone(), (value.clone(), Utc::now(), expires));
                 ResponseTemplate::new(200).set_body_json(json!({
                     "username": name,
                     "passwords": [{"name": slot, "value": value, "expiry": expiry, "creationTime": Utc::now().to_rfc3339()}]
@@ -271,14 +351,37 @@ impl FakeAcr {
             }
             ("PUT", ["providers", "Microsoft.Authorization", "roleAssignments", name]) => {
                 let body = json_body(request);
-                let principal = body["properties"]["principalId"].as_str().unwrap_or_default().to_owned();
-                let role = body["properties"]["roleDefinitionId"].as_str().unwrap_or_default().to_owned();
-                let exists =
-                    state.assignments.iter().any(|(n, v)| n != name && *v == (principal.clone(), role.clone()));
-                if exists {
+                let text = |k: &str| body["properties"][k].as_str().map(str::to_owned);
+                let principal = text("principalId").unwrap_or_default();
+                if state.replicating > 0 {
+                    state.replicating -= 1;
+                    return ResponseTemplate::new(400).set_body_json(fixture("error-principal-not-found.json"));
+                }
+                // ARM looks a principal up unless principalType says what it is: new ones are not found.
+                let Some(principal_type) = text("principalType") else {
+                    return ResponseTemplate::new(400).set_body_json(fixture("error-principal-not-found.json"));
+                };
+                let actual = state.principal_types.get(&principal).cloned().unwrap_or_else(|| "User".into());
+                if principal_type != actual {
+                    let message = format!(
+                        "The PrincipalId '{}' has type '{actual}' , which is different from specified PrincipalType '{principal_type}'.",
+                        principal.replace('-', "")
+                    );
+                    return azure_error(400, "UnmatchedPrincipalType", &message);
+                }
+                if text("condition").is_some() != (text("conditionVersion").as_deref() == Some("2.0")) {
+                    return azure_error(400, "InvalidConditionVersion", "a condition needs conditionVersion 2.0");
+                }
+                let assignment = Assignment {
+                    principal,
+                    principal_type,
+                    role: text("roleDefinitionId").unwrap_or_default(),
+                    condition: text("condition"),
+                };
+                if state.assignments.iter().any(|(n, a)| n != name && *a == assignment) {
                     return ResponseTemplate::new(409).set_body_json(fixture("error-role-assignment-exists.json"));
                 }
-                state.assignments.insert(name.to_string(), (principal, role));
+                state.assignments.insert(name.to_string(), assignment);
                 ResponseTemplate::new(201).set_body_json(fixture("role-assignment.json"))
             }
             ("DELETE", ["providers", "Microsoft.Authorization", "roleAssignments", name]) => {
@@ -292,25 +395,15 @@ impl FakeAcr {
                 let all: Vec<Value> = state
                     .assignments
                     .iter()
-                    .map(|(name, (principal, role))| {
-                        json!({"name": name, "properties": {"scope": registry_id(), "principalId": principal, "roleDefinitionId": role}})
+                    .map(|(name, a)| {
+                        json!({"name": name, "type": "Microsoft.Authorization/roleAssignments", "properties": {
+                            "scope": registry_id(), "principalId": a.principal, "principalType": a.principal_type,
+                            "roleDefinitionId": a.role, "condition": a.condition,
+                            "conditionVersion": a.condition.as_ref().map(|_| "2.0"),
+                        }})
                     })
                     .collect();
-                // Two pages when there is more than one assignment, to exercise nextLink.
-                let skip = query(request, "$skipToken").is_some();
-                let (page, next) = match (all.len() > 1, skip) {
-                    (true, false) => (
-                        all[..1].to_vec(),
-                        Some(format!(
-                            "{}{}&$skipToken=1",
-                            self.arm,
-                            request.url.path().to_owned() + "?" + request.url.query().unwrap_or_default()
-                        )),
-                    ),
-                    (true, true) => (all[1..].to_vec(), None),
-                    (false, _) => (all, None),
-                };
-                ResponseTemplate::new(200).set_body_json(json!({"value": page, "nextLink": next}))
+                paged(&self.arm, request, all)
             }
             _ => azure_error(404, "NotFound", &format!("{m} {p}")),
         }
@@ -323,7 +416,7 @@ impl FakeAcr {
         if m == "POST" && p == "/oauth2/exchange" {
             let f = form(request);
             let ok = f.get("grant_type").map(String::as_str) == Some("access_token")
-                && f.get("access_token").map(String::as_str) == Some(AAD_TOKEN)
+                && f.get("access_token").map(String::as_str) == Some(ACR_AUDIENCE_TOKEN)
                 && f.get("service") == Some(&self.host());
             return if ok {
                 ResponseTemplate::new(200).set_body_json(fixture("exchange.json"))
@@ -343,7 +436,7 @@ impl FakeAcr {
                 let caller = match login {
                     Some((user, pw)) if user == NULL_GUID_USER && pw == "ACRREFRESHTOKENVALUE" => Some(None),
                     Some((user, pw)) => state.tokens.get(&user).and_then(|t| {
-                        t.passwords.values().any(|(v, _)| *v == pw).then(|| {
+                        t.passwords.values().any(|(v, _, _)| *v == pw).then(|| {
                             let map = t.scope_map.rsplit('/').next().unwrap_or_default();
                             Some(state.scope_maps.get(map).cloned().unwrap_or_default())
                         })
@@ -445,67 +538,12 @@ async fn fake() -> (FakeAcr, MockServer, MockServer) {
     (fake, arm, registry)
 }
 
-/// The ACR provider, with `create_repository` followed by a first push, as a deployment does: ACR only
-/// creates a repository when an image is pushed, and the trait has no push method.
-struct FirstPush {
-    inner: AcrRegistry,
-    fake: FakeAcr,
-}
-
-impl fmt::Display for FirstPush {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.inner.fmt(f)
-    }
-}
-
-impl fmt::Debug for FirstPush {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.inner, f)
-    }
-}
-
+/// The fake's first push: the repository with a `first` tag.
 #[async_trait]
-impl ArtifactRegistry for FirstPush {
-    fn registry_endpoint(&self) -> String {
-        self.inner.registry_endpoint()
-    }
-    fn upstream_repository_prefix(&self) -> String {
-        self.inner.upstream_repository_prefix()
-    }
-    async fn create_repository(&self, name: &str) -> Result<Repository> {
-        let repo = self.inner.create_repository(name).await?;
-        self.fake.push(&repo.name, "first");
-        Ok(repo)
-    }
-    async fn get_repository(&self, id: &str) -> Result<Repository> {
-        self.inner.get_repository(id).await
-    }
-    async fn delete_repository(&self, id: &str) -> Result<()> {
-        self.inner.delete_repository(id).await
-    }
-    async fn generate_credentials(&self, id: &str, p: Permissions, ttl: Duration) -> Result<Credentials> {
-        self.inner.generate_credentials(id, p, ttl).await
-    }
-    async fn get_manifest(&self, id: &str, reference: &Reference) -> Result<Manifest> {
-        self.inner.get_manifest(id, reference).await
-    }
-    async fn add_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
-        self.inner.add_cross_account_access(id, grant).await
-    }
-    async fn remove_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
-        self.inner.remove_cross_account_access(id, grant).await
-    }
-    async fn get_cross_account_access(&self, id: &str) -> Result<Vec<CrossAccountPermissions>> {
-        self.inner.get_cross_account_access(id).await
-    }
-    async fn cleanup_credentials(&self, id: &str) -> Result<()> {
-        self.inner.cleanup_credentials(id).await
-    }
-    async fn head_manifest(&self, id: &str, reference: &Reference) -> Result<Option<ManifestDescriptor>> {
-        self.inner.head_manifest(id, reference).await
-    }
-    async fn head_blob(&self, id: &str, digest: &Digest) -> Result<Option<u64>> {
-        self.inner.head_blob(id, digest).await
+impl Pusher for FakeAcr {
+    async fn push(&self, _: &AcrRegistry, repository: &str) -> Result<()> {
+        FakeAcr::push(self, repository, "first");
+        Ok(())
     }
 }
 
@@ -543,6 +581,16 @@ impl PushProbe for ManifestPush {
     }
 }
 
+/// A grant of `permissions` to one principal (no compute service types).
+fn azure_grant(principal: &str, permissions: Permissions) -> CrossAccountPermissions {
+    CrossAccountPermissions { access: azure(&[principal]), permissions }
+}
+
+/// The role assignment (and other) `PUT`s ARM received.
+async fn puts(arm: &MockServer) -> Vec<Request> {
+    arm.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "PUT").collect()
+}
+
 fn azure(ids: &[&str]) -> CrossAccountAccess {
     CrossAccountAccess::Azure {
         principal_ids: ids.iter().map(|s| s.to_string()).collect(),
@@ -554,27 +602,34 @@ fn azure(ids: &[&str]) -> CrossAccountAccess {
 const PRINCIPAL_A: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
 const PRINCIPAL_B: &str = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 
-#[tokio::test]
-async fn conformance_against_a_stateful_fake() {
+/// The conformance suite against the stateful fake, the registry in ABAC mode when `abac`; then what it
+/// left behind: cleanup removed the tokens and scope maps of the repositories it minted for and then
+/// cleaned up, every role assignment was removed, nothing else was touched.
+async fn conformance_against_the_fake(abac: bool, prefix: &str) {
     let (fake, arm, registry) = fake().await;
+    fake.state.lock().unwrap().abac = abac;
     let inner = builder(&arm.uri(), &registry.uri()).with_prefix("team").build().unwrap();
     fake.push("team/existing", "v1");
-    let reg = FirstPush { inner, fake: fake.clone() };
-    let mut caps = Capabilities::new("conf-");
+    let reg = FirstPush::new(inner, fake.clone());
+    let mut caps = Capabilities::new(prefix);
     caps.ttl_bounds = (MIN_TTL, MAX_TTL);
-    caps.grants = Some((
-        CrossAccountPermissions { access: azure(&[PRINCIPAL_A]), permissions: Permissions::Pull },
-        CrossAccountPermissions { access: azure(&[PRINCIPAL_B]), permissions: Permissions::Pull },
-    ));
+    caps.grants = Some((azure_grant(PRINCIPAL_A, Permissions::Pull), azure_grant(PRINCIPAL_B, Permissions::Pull)));
     caps.push_probe = Some(Arc::new(ManifestPush { registry: registry.uri(), service: fake.host() }));
     caps.existing_manifest = Some(("team/existing".into(), Reference::parse("v1").unwrap()));
     conformance::run_all(&reg, &caps).await.unwrap();
-
-    // What conformance left behind: cleanup removed the tokens and scope maps of the repositories it minted
-    // for and then cleaned up; nothing else was touched.
     let state = fake.state.lock().unwrap();
     assert!(state.assignments.is_empty(), "every role assignment was removed");
     assert!(state.scope_maps.keys().chain(state.tokens.keys()).all(|n| n.starts_with("regbridge-")));
+}
+
+#[tokio::test]
+async fn conformance_against_a_stateful_fake() {
+    conformance_against_the_fake(false, "conf-").await;
+}
+
+#[tokio::test]
+async fn conformance_against_an_abac_registry() {
+    conformance_against_the_fake(true, "abac-").await;
 }
 
 #[tokio::test]
@@ -609,10 +664,18 @@ async fn create_validates_before_any_call_and_reports_existing_repositories() {
 async fn metadata_reads_use_the_documented_token_exchange() {
     let arm = MockServer::start().await;
     let registry = MockServer::start().await;
+    // Only the registry-audience Entra ID token is exchanged (ARM-audience tokens are refused by policy).
     Mock::given(method("POST"))
         .and(path("/oauth2/exchange"))
+        .and(wiremock::matchers::body_string_contains(format!("access_token={ACR_AUDIENCE_TOKEN}")))
         .respond_with(ResponseTemplate::new(200).set_body_json(fixture("exchange.json")))
         .expect(1)
+        .mount(&registry)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/exchange"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(fixture("error-unauthorized.json")))
+        .with_priority(10)
         .mount(&registry)
         .await;
     Mock::given(method("POST"))
@@ -644,14 +707,15 @@ async fn metadata_reads_use_the_documented_token_exchange() {
     assert!(matches!(err, Error::NotFound { resource: Resource::Repository, .. }), "{err:?}");
     let err = reg.delete_repository("team/missing").await.unwrap_err();
     assert!(matches!(err, Error::NotFound { resource: Resource::Repository, .. }), "{err:?}");
-    assert_eq!(credential.scopes.lock().unwrap()[0], "https://management.azure.com/.default");
+    // The data plane asked for the registry's audience, never for ARM's.
+    assert_eq!(*credential.scopes.lock().unwrap(), [DATA_PLANE_SCOPE]);
 
     let requests = registry.received_requests().await.unwrap();
     let service = registry.address().to_string();
     let exchange = requests.iter().find(|r| r.url.path() == "/oauth2/exchange").unwrap();
     let f = form(exchange);
     assert_eq!(f["grant_type"], "access_token");
-    assert_eq!(f["access_token"], AAD_TOKEN);
+    assert_eq!(f["access_token"], ACR_AUDIENCE_TOKEN);
     assert_eq!(f["service"], service);
     let scopes: Vec<String> = requests
         .iter()
@@ -864,7 +928,8 @@ async fn a_failed_long_running_operation_says_what_arm_reported() {
     let err = reg.generate_credentials("team/app", Permissions::Pull, Duration::from_secs(600)).await.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, Error::Upstream { .. }), "{err:?}");
-    assert!(text.contains("ended Failed") && text.contains("QuotaExceeded"), "{text}");
+    // The recorded failure is the scope-map quota: said plainly, with the SKU's limit.
+    assert!(text.contains("quota of scopeMaps") && text.contains("Premium SKU allows 50000"), "{text}");
     let tokens = arm.received_requests().await.unwrap().iter().filter(|r| r.url.path().contains("/tokens/")).count();
     assert_eq!(tokens, 0, "no token is made when its scope map failed");
 
@@ -1007,14 +1072,13 @@ async fn role_assignments_are_idempotent_and_per_registry() {
     let (fake, arm, registry) = fake().await;
     fake.push("team/app", "v1");
     let reg = builder(&arm.uri(), &registry.uri()).build().unwrap();
-    let pull = CrossAccountPermissions { access: azure(&[PRINCIPAL_A]), permissions: Permissions::Pull };
-    let push = CrossAccountPermissions { access: azure(&[PRINCIPAL_B]), permissions: Permissions::PushPull };
+    let pull = azure_grant(PRINCIPAL_A, Permissions::Pull);
+    let push = azure_grant(PRINCIPAL_B, Permissions::PushPull);
     reg.add_cross_account_access("team/app", &pull).await.unwrap();
     reg.add_cross_account_access("team/app", &pull).await.unwrap();
     reg.add_cross_account_access("team/app", &push).await.unwrap();
 
-    let requests = arm.received_requests().await.unwrap();
-    let puts: Vec<&Request> = requests.iter().filter(|r| r.method.as_str() == "PUT").collect();
+    let puts = puts(&arm).await;
     assert_eq!(puts.len(), 3);
     assert_eq!(puts[0].url.path(), puts[1].url.path(), "the same deterministic name");
     let expected = assignment_name(&registry_id(), ACR_PULL_ROLE, PRINCIPAL_A);
@@ -1022,11 +1086,15 @@ async fn role_assignments_are_idempotent_and_per_registry() {
         puts[0].url.path(),
         format!("{}/providers/Microsoft.Authorization/roleAssignments/{expected}", registry_id())
     );
-    assert_eq!(query(puts[0], "api-version").as_deref(), Some(AUTHZ_API_VERSION));
+    assert_eq!(query(&puts[0], "api-version").as_deref(), Some(AUTHZ_API_VERSION));
     let role = |r: &Request| json_body(r)["properties"]["roleDefinitionId"].as_str().unwrap().to_owned();
-    assert!(role(puts[0]).ends_with(&format!("/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE}")));
-    assert!(role(puts[2]).ends_with(ACR_PUSH_ROLE));
-    assert_eq!(json_body(puts[2])["properties"]["principalId"], PRINCIPAL_B);
+    assert!(role(&puts[0]).ends_with(&format!("/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE}")));
+    assert!(role(&puts[2]).ends_with(ACR_PUSH_ROLE));
+    assert_eq!(json_body(&puts[2])["properties"]["principalId"], PRINCIPAL_B);
+    for put in &puts {
+        assert_eq!(json_body(put)["properties"]["principalType"], "User", "the documented default");
+        assert!(json_body(put)["properties"].get("condition").is_none(), "legacy grants are registry-wide");
+    }
 
     // Per registry: another repository reports the same grants.
     fake.push("other/repo", "v1");
@@ -1041,8 +1109,9 @@ async fn role_assignments_are_idempotent_and_per_registry() {
     {
         let mut state = fake.state.lock().unwrap();
         let role_id = format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE}");
-        let pb = "3f2504e0-4f89-41d3-9a0c-0305e82c3301".to_owned();
-        state.assignments.insert(other_name.clone(), (pb, role_id));
+        let principal = "3f2504e0-4f89-41d3-9a0c-0305e82c3301".to_owned();
+        let assignment = Assignment { principal, principal_type: "User".into(), role: role_id, condition: None };
+        state.assignments.insert(other_name.clone(), assignment);
     }
     let taken = CrossAccountPermissions {
         access: azure(&["3f2504e0-4f89-41d3-9a0c-0305e82c3301"]),
@@ -1069,25 +1138,230 @@ async fn role_assignments_are_idempotent_and_per_registry() {
 }
 
 #[tokio::test]
-async fn role_assignment_listing_keeps_only_the_registry_scope() {
+async fn role_assignment_listing_follows_next_link_and_keeps_only_the_registry_scope() {
     let (fake, _arm, registry) = fake().await;
     fake.push("team/app", "v1");
-    // A recorded listing: AcrPull, AcrPush at the registry, and Contributor inherited from the group.
+    // A recorded listing over two pages: AcrPull and AcrPush at the registry, then Contributor inherited
+    // from the resource group.
     let listing = MockServer::start().await;
+    let list_path = format!("{}/providers/Microsoft.Authorization/roleAssignments", registry_id());
+    let mut first = fixture("role-assignments-page1.json");
+    first["nextLink"] = json!(format!(
+        "{}{list_path}?api-version={AUTHZ_API_VERSION}&$filter=atScope()&$skipToken=page2",
+        listing.uri()
+    ));
     Mock::given(method("GET"))
-        .and(path(format!("{}/providers/Microsoft.Authorization/roleAssignments", registry_id())))
+        .and(path(list_path.clone()))
+        .and(query_param("$skipToken", "page2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("role-assignments-page2.json")))
+        .expect(1)
+        .with_priority(1)
+        .mount(&listing)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(list_path))
         .and(query_param("$filter", "atScope()"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("role-assignments-list.json")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(first))
+        .expect(1)
+        .with_priority(2)
+        .mount(&listing)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(registry_id()))
+        .and(query_param("api-version", ACR_API_VERSION))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("registry.json")))
         .mount(&listing)
         .await;
     let reg = builder(&listing.uri(), &registry.uri()).build().unwrap();
     let grants = reg.get_cross_account_access("team/app").await.unwrap();
     assert_eq!(
         grants,
-        vec![
-            CrossAccountPermissions { access: azure(&[PRINCIPAL_A]), permissions: Permissions::Pull },
-            CrossAccountPermissions { access: azure(&[PRINCIPAL_B]), permissions: Permissions::PushPull },
-        ]
+        vec![azure_grant(PRINCIPAL_A, Permissions::Pull), azure_grant(PRINCIPAL_B, Permissions::PushPull),]
+    );
+}
+
+/// Registries in `AbacRepositoryPermissions` mode ignore AcrPull/AcrPush: grants are the repository roles
+/// with a condition on the repository, so they are per repository.
+#[tokio::test]
+async fn abac_registries_get_repository_roles_with_a_condition_per_repository() {
+    let (fake, arm, registry) = fake().await;
+    fake.state.lock().unwrap().abac = true;
+    fake.push("team/app", "v1");
+    fake.push("team/other", "v1");
+    let reg = builder(&arm.uri(), &registry.uri()).build().unwrap();
+    let pull = azure_grant(PRINCIPAL_A, Permissions::Pull);
+    let push = azure_grant(PRINCIPAL_B, Permissions::PushPull);
+    reg.add_cross_account_access("team/app", &pull).await.unwrap();
+    reg.add_cross_account_access("team/other", &push).await.unwrap();
+    reg.add_cross_account_access("team/other", &pull).await.unwrap();
+
+    let requests = arm.received_requests().await.unwrap();
+    let puts = puts(&arm).await;
+    assert_eq!(puts.len(), 3);
+    let name = repository_assignment_name(&registry_id(), REPOSITORY_READER_ROLE, PRINCIPAL_A, "team/app");
+    assert!(puts[0].url.path().ends_with(&format!("/roleAssignments/{name}")), "{}", puts[0].url.path());
+    let props = |r: &Request| json_body(r)["properties"].clone();
+    assert!(props(&puts[0])["roleDefinitionId"].as_str().unwrap().ends_with(REPOSITORY_READER_ROLE));
+    assert!(props(&puts[1])["roleDefinitionId"].as_str().unwrap().ends_with(REPOSITORY_WRITER_ROLE));
+    let condition = props(&puts[0])["condition"].as_str().unwrap().to_owned();
+    assert!(
+        condition.contains(
+            "@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringEqualsIgnoreCase 'team/app'"
+        ),
+        "{condition}"
+    );
+    assert!(condition.contains("ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/content/read'}"));
+    assert_eq!(props(&puts[0])["conditionVersion"], "2.0");
+    assert!(props(&puts[1])["condition"].as_str().unwrap().contains("repositories/content/write"));
+    assert_ne!(puts[0].url.path(), puts[2].url.path(), "the same principal and role, another repository");
+    // The mode was read once, from the registry resource, and kept.
+    let mode_reads = requests.iter().filter(|r| r.method.as_str() == "GET" && r.url.path() == registry_id()).count();
+    assert_eq!(mode_reads, 1);
+
+    // A legacy grant left over from before the switch to ABAC: ineffective, so not reported.
+    let legacy = Assignment {
+        principal: "3f2504e0-4f89-41d3-9a0c-0305e82c3301".into(),
+        principal_type: "User".into(),
+        role: format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{ACR_PULL_ROLE}"),
+        condition: None,
+    };
+    fake.state.lock().unwrap().assignments.insert("legacy".into(), legacy);
+    let app = reg.get_cross_account_access("team/app").await.unwrap();
+    assert_eq!(app, vec![pull.clone()]);
+    let other = reg.get_cross_account_access("team/other").await.unwrap();
+    assert_eq!(other, vec![pull.clone(), push.clone()]);
+
+    // Removing from one repository leaves the other repository's grant of the same principal.
+    reg.remove_cross_account_access("team/other", &pull).await.unwrap();
+    assert_eq!(reg.get_cross_account_access("team/app").await.unwrap(), vec![pull.clone()]);
+    assert_eq!(reg.get_cross_account_access("team/other").await.unwrap(), vec![push]);
+}
+
+/// `principalType` goes with every assignment; `PrincipalNotFound` (a principal Entra ID has not
+/// replicated yet) is retried with backoff for a bounded time; a wrong guess of the type is corrected
+/// with the type ARM names.
+#[tokio::test]
+async fn role_assignments_carry_the_principal_type_and_wait_for_new_principals() {
+    let (fake, arm, registry) = fake().await;
+    fake.push("team/app", "v1");
+    {
+        let mut state = fake.state.lock().unwrap();
+        state.principal_types.insert(PRINCIPAL_A.into(), "ServicePrincipal".into());
+        state.principal_types.insert(PRINCIPAL_B.into(), "Group".into());
+        state.replicating = 2;
+    }
+    let reg = builder(&arm.uri(), &registry.uri()).build().unwrap();
+    let kubelet = CrossAccountPermissions {
+        access: CrossAccountAccess::Azure {
+            principal_ids: [PRINCIPAL_A.to_owned()].into(),
+            tenant_id: None,
+            allowed_service_types: [regbridge::ComputeServiceType::Kubernetes].into(),
+        },
+        permissions: Permissions::Pull,
+    };
+    reg.add_cross_account_access("team/app", &kubelet).await.unwrap();
+    let puts = |requests: Vec<Request>| -> Vec<Value> {
+        requests.iter().filter(|r| r.method.as_str() == "PUT").map(|r| json_body(r)["properties"].clone()).collect()
+    };
+    let sent = puts(arm.received_requests().await.unwrap());
+    assert_eq!(sent.len(), 3, "two PrincipalNotFound answers, then the assignment");
+    assert!(sent.iter().all(|p| p["principalType"] == "ServicePrincipal"), "{sent:?}");
+
+    // A grant that does not say what its principal is: the documented default (User), then the type ARM
+    // names in UnmatchedPrincipalType.
+    let group = azure_grant(PRINCIPAL_B, Permissions::PushPull);
+    reg.add_cross_account_access("team/app", &group).await.unwrap();
+    let sent = puts(arm.received_requests().await.unwrap());
+    let types: Vec<&str> = sent[3..].iter().map(|p| p["principalType"].as_str().unwrap()).collect();
+    assert_eq!(types, ["User", "Group"]);
+    assert_eq!(fake.state.lock().unwrap().assignments.len(), 2);
+
+    // A principal that never appears: given up after the configured wait, naming the principal.
+    fake.state.lock().unwrap().replicating = u32::MAX;
+    let reg = builder(&arm.uri(), &registry.uri()).with_principal_wait(Duration::from_millis(200)).build().unwrap();
+    let ghost = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+    let grant = azure_grant(ghost, Permissions::Pull);
+    let started = Instant::now();
+    let err = reg.add_cross_account_access("team/app", &grant).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("PrincipalNotFound") && text.contains(ghost), "{text}");
+}
+
+/// The SKU's token quota: ARM's `QuotaExceeded` becomes a server-side error naming the quota, the limit
+/// and the fix.
+#[tokio::test]
+async fn a_full_token_quota_names_the_limit_and_the_fix() {
+    let (fake, arm, registry) = fake().await;
+    fake.state.lock().unwrap().token_quota = Some(1);
+    let reg = builder(&arm.uri(), &registry.uri()).build().unwrap();
+    reg.generate_credentials("team/app", Permissions::Pull, Duration::from_secs(600)).await.unwrap();
+    let err = reg.generate_credentials("team/app", Permissions::PushPull, Duration::from_secs(600)).await.unwrap_err();
+    assert!(matches!(err, Error::Upstream { status: Some(409), .. }), "{err:?}");
+    assert_eq!(err.status(), 502, "a full registry is not the client's mistake");
+    let text = err.to_string();
+    for part in ["quota of tokens", "Basic SKU allows 100 tokens", "cleanup_expired_tokens", "higher SKU"] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+}
+
+/// Cleanup deletes regbridge's tokens whose passwords have all expired, and their scope maps when no other
+/// token uses them; everything else stays.
+#[tokio::test]
+async fn cleanup_deletes_only_expired_regbridge_tokens() {
+    let (fake, arm, registry) = fake().await;
+    let reg = builder(&arm.uri(), &registry.uri()).build().unwrap();
+    let ttl = Duration::from_secs(600);
+    for repo in ["team/old", "team/shared", "team/live"] {
+        reg.generate_credentials(repo, Permissions::Pull, ttl).await.unwrap();
+    }
+    let (old, shared, live) = (
+        resource_name("team/old", Permissions::Pull),
+        resource_name("team/shared", Permissions::Pull),
+        resource_name("team/live", Permissions::Pull),
+    );
+    let past = Utc::now() - chrono::TimeDelta::hours(2);
+    {
+        let mut state = fake.state.lock().unwrap();
+        for name in [&old, &shared] {
+            for password in state.tokens.get_mut(name).unwrap().passwords.values_mut() {
+                password.2 = past;
+            }
+        }
+        // Someone else's token, expired, and another one on regbridge's scope map of team/shared.
+        let expired = |map: &str| Token {
+            scope_map: format!("{}/scopeMaps/{map}", registry_id()),
+            created: past,
+            passwords: [("password1".to_owned(), ("x".to_owned(), past, past))].into(),
+        };
+        state.scope_maps.insert("ci-map".into(), vec![]);
+        state.tokens.insert("ci-token".into(), expired("ci-map"));
+        state.tokens.insert("borrower".into(), Token { passwords: BTreeMap::new(), ..expired(&shared) });
+    }
+    let report = reg.cleanup_expired_tokens().await.unwrap();
+    let mut deleted = report.tokens_deleted.clone();
+    deleted.sort();
+    let mut want = vec![old.clone(), shared.clone()];
+    want.sort();
+    assert_eq!(
+        (deleted, report.scope_maps_deleted.clone(), report.scope_maps_kept.clone(), report.tokens_kept),
+        (want, vec![old.clone()], vec![shared.clone()], 1),
+        "{report:?}"
+    );
+    {
+        let state = fake.state.lock().unwrap();
+        assert!(state.tokens.contains_key(&live) && state.tokens.contains_key("ci-token"));
+        assert!(state.scope_maps.contains_key(&shared) && state.scope_maps.contains_key("ci-map"));
+        assert!(!state.scope_maps.contains_key(&old));
+    }
+    // The listing spanned two pages.
+    let requests = arm.received_requests().await.unwrap();
+    let pages = requests.iter().filter(|r| r.url.path() == format!("{}/tokens", registry_id())).count();
+    assert_eq!(pages, 2);
+    assert_eq!(
+        reg.cleanup_expired_tokens().await.unwrap(),
+        CleanupReport { tokens_kept: 1, ..CleanupReport::default() }
     );
 }
 

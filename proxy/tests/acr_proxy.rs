@@ -154,3 +154,84 @@ async fn push_and_pull_through_an_acr_route() {
     assert!(requests.iter().any(|r| r.url.path().ends_with("/generateCredentials")));
     assert!(registry.issued.load(std::sync::atomic::Ordering::SeqCst) > 0);
 }
+
+/// `regbridge gc --cloud` with an ACR route: the expired regbridge token and its scope map are deleted
+/// (the listing spans two pages), a valid one and someone else's expired one stay; the report is JSON.
+#[tokio::test]
+async fn gc_cloud_deletes_expired_acr_tokens() {
+    let arm = MockServer::start().await;
+    let registry = format!(
+        "/subscriptions/{SUB}/resourceGroups/regbridge-rg/providers/Microsoft.ContainerRegistry/registries/regbridgetest"
+    );
+    let token = |name: &str, expiry: &str| {
+        let mut t = fixture("token.json");
+        t["name"] = json!(name);
+        t["properties"]["scopeMapId"] = json!(format!("{registry}/scopeMaps/{name}"));
+        t["properties"]["credentials"]["passwords"] = json!([{"name": "password1", "expiry": expiry}]);
+        t
+    };
+    let (expired, valid) = (resource_name("team/old", Permissions::Pull), resource_name("team/new", Permissions::Pull));
+    let tokens = [
+        token(&expired, "2020-01-01T00:00:00Z"),
+        token(&valid, "2999-01-01T00:00:00Z"),
+        token("ci-token", "2020-01-01T00:00:00Z"),
+    ];
+    let next = format!("{}{registry}/tokens?api-version={ACR_API_VERSION}&$skipToken=2", arm.uri());
+    Mock::given(method("GET"))
+        .and(path_regex(format!("{registry}/tokens$")))
+        .and(query_param("$skipToken", "2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": [tokens[2].clone()]})))
+        .with_priority(1)
+        .mount(&arm)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(format!("{registry}/tokens$")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": tokens[..2], "nextLink": next})))
+        .with_priority(2)
+        .mount(&arm)
+        .await;
+    for t in &tokens {
+        let name = t["name"].as_str().unwrap();
+        Mock::given(method("GET"))
+            .and(path_regex(format!("{registry}/tokens/{name}$")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(t.clone()))
+            .mount(&arm)
+            .await;
+    }
+    for kind in ["tokens", "scopeMaps"] {
+        Mock::given(method("DELETE"))
+            .and(path_regex(format!("{registry}/{kind}/{expired}$")))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(1)
+            .mount(&arm)
+            .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("regbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[routes]]\nprefix = \"azure\"\nprovider = \"acr\"\nupstream_prefix = \"team\"\n\n[routes.acr]\n\
+             subscription_id = \"{SUB}\"\nresource_group = \"regbridge-rg\"\nregistry_name = \"regbridgetest\"\n\
+             identity = \"access_token\"\naccess_token = \"{ARM_TOKEN}\"\narm_url = \"{}\"\n",
+            arm.uri()
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_regbridge"))
+        .args(["gc", "--cloud", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reports: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reports[0]["route"], "azure");
+    assert_eq!(reports[0]["report"]["tokens_deleted"], json!([expired]));
+    assert_eq!(reports[0]["report"]["scope_maps_deleted"], json!([expired]));
+    assert_eq!(reports[0]["report"]["tokens_kept"], 1);
+    let deletes = arm.received_requests().await.unwrap().iter().filter(|r| r.method.as_str() == "DELETE").count();
+    assert_eq!(deletes, 2, "only the expired regbridge token and its scope map");
+}

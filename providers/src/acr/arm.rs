@@ -17,7 +17,8 @@ use regbridge::{Error, Resource, Result, Secret};
 use serde_json::Value;
 use url::Url;
 
-use crate::http::{RestClient, RestError, retry_after};
+use super::quota;
+use crate::http::{Backoff, RestClient, RestError, retry_after};
 
 /// The provider name in errors.
 pub(crate) const PROVIDER: &str = "acr";
@@ -25,14 +26,24 @@ pub(crate) const PROVIDER: &str = "acr";
 /// The public Azure cloud's Resource Manager.
 pub const DEFAULT_ARM_URL: &str = "https://management.azure.com";
 
-/// The Entra ID scope of ARM tokens (also accepted by ACR's `/oauth2/exchange`).
+/// The Entra ID scope of ARM tokens.
 pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
 
-/// `api-version` of the `Microsoft.ContainerRegistry` calls (scope maps and tokens are GA in it).
-pub const ACR_API_VERSION: &str = "2023-07-01";
+/// The Entra ID scope of the token sent to the registry's `/oauth2/exchange`. ACR also takes ARM-audience
+/// tokens there, but registries that follow the Azure Policy "Container registries should have ARM
+/// audience token authentication disabled" refuse them, so the data plane always asks for this audience.
+pub const DATA_PLANE_SCOPE: &str = "https://containerregistry.azure.net/.default";
+
+/// `api-version` of the `Microsoft.ContainerRegistry` calls: the first stable version whose registry
+/// resource reports `properties.roleAssignmentMode` (ABAC repository permissions); scope maps and tokens
+/// are GA in it too.
+pub const ACR_API_VERSION: &str = "2025-11-01";
 
 /// `api-version` of the `Microsoft.Authorization` role assignment calls.
 pub const AUTHZ_API_VERSION: &str = "2022-04-01";
+
+/// The most pages [`Arm::list`] reads (a registry's 50,000 tokens fit many times over).
+const MAX_PAGES: usize = 10_000;
 
 /// What [`Arm::delete`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +57,8 @@ pub(crate) enum Deleted {
 /// An ARM client: base URL, caller credential, retries, LRO polling.
 pub(crate) struct Arm {
     pub(crate) rest: RestClient,
+    /// The waits between attempts of requests ARM refuses for a while (a principal not yet replicated).
+    pub(crate) backoff: Backoff,
     base: String,
     credential: Arc<dyn TokenCredential>,
     scope: String,
@@ -66,26 +79,31 @@ impl fmt::Debug for Arm {
 impl Arm {
     pub(crate) fn new(
         rest: RestClient,
+        backoff: Backoff,
         base: &str,
         credential: Arc<dyn TokenCredential>,
         scope: String,
         poll_interval: Duration,
         lro_timeout: Duration,
     ) -> Self {
-        Self { rest, base: base.trim_end_matches('/').to_owned(), credential, scope, poll_interval, lro_timeout }
+        let base = base.trim_end_matches('/').to_owned();
+        Self { rest, backoff, base, credential, scope, poll_interval, lro_timeout }
     }
 
-    /// The caller's Entra ID access token for ARM, and when it expires. The credential caches and refreshes
-    /// it; errors never include it.
+    /// The caller's Entra ID access token for ARM, and when it expires.
     pub(crate) async fn token(&self) -> Result<(Secret, DateTime<Utc>)> {
-        let token =
-            self.credential.get_token(&[self.scope.as_str()], None).await.map_err(|e| Error::Unauthenticated {
-                message: format!(
-                    "could not get an Entra ID token for {} ({e}); configure a service principal \
-                     (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET), a managed identity, or `az login`",
-                    self.scope
-                ),
-            })?;
+        self.token_for(&self.scope).await
+    }
+
+    /// The caller's Entra ID access token for `scope` (ARM's, or the registry data plane's), and when it
+    /// expires. The credential caches and refreshes a token per scope; errors never include it.
+    pub(crate) async fn token_for(&self, scope: &str) -> Result<(Secret, DateTime<Utc>)> {
+        let token = self.credential.get_token(&[scope], None).await.map_err(|e| Error::Unauthenticated {
+            message: format!(
+                "could not get an Entra ID token for {scope} ({e}); configure a service principal \
+                 (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET), a managed identity, or `az login`"
+            ),
+        })?;
         let expires = DateTime::from_timestamp(token.expires_on.unix_timestamp(), 0).unwrap_or_else(Utc::now);
         Ok((Secret::new(token.token.secret()), expires))
     }
@@ -141,15 +159,42 @@ impl Arm {
         self.send(Method::PUT, url, Some(body), what).await
     }
 
-    /// `PUT` where a `409` with error code `exists_code` means the resource is already as wanted (a role
-    /// assignment made earlier under another name).
-    pub(crate) async fn put_tolerating(&self, url: &Url, body: &Value, exists_code: &str, what: &str) -> Result<()> {
+    /// One `PUT`, waiting for its operation; ARM's refusal as it came (status and code) in the inner
+    /// result, for callers that act on the code (a principal not replicated yet, an assignment that exists).
+    pub(crate) async fn try_put(
+        &self,
+        url: &Url,
+        body: &Value,
+        what: &str,
+    ) -> Result<std::result::Result<Value, RestError>> {
         let (token, _) = self.token().await?;
         match self.rest.send(Method::PUT, url, &token, HeaderMap::new(), Some(body), what).await {
-            Ok(response) => self.finish(response, &token, what).await.map(drop),
-            Err(e) if e.status == Some(StatusCode::CONFLICT) && e.code == exists_code => Ok(()),
-            Err(e) => Err(explain(e)),
+            Ok(response) => self.finish(response, &token, what).await.map(Ok),
+            Err(e) => Ok(Err(e)),
         }
+    }
+
+    /// Every item of an ARM listing, following `nextLink` until a page has none
+    /// (<https://learn.microsoft.com/azure/azure-resource-manager/management/resource-manager-rest-api>).
+    /// A `nextLink` already seen, or more than [`MAX_PAGES`] pages, ends the walk with an error rather
+    /// than looping.
+    pub(crate) async fn list(&self, url: &Url, what: &str) -> Result<Vec<Value>> {
+        let (token, _) = self.token().await?;
+        let mut url = url.clone();
+        let mut seen = std::collections::HashSet::new();
+        let mut items = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let page = self.get_with(&url, &token, what).await?;
+            items.extend(page.get("value").and_then(Value::as_array).cloned().unwrap_or_default());
+            let Some(next) = page.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) else {
+                return Ok(items);
+            };
+            if !seen.insert(next.to_owned()) {
+                return Err(upstream(format!("{what}: ARM answered the same nextLink twice")));
+            }
+            url = Url::parse(next).map_err(|_| upstream(format!("{what}: ARM answered an invalid nextLink")))?;
+        }
+        Err(upstream(format!("{what}: ARM answered more than {MAX_PAGES} pages")))
     }
 
     /// `POST` an action and wait for it to finish; its result.
@@ -284,6 +329,9 @@ pub(crate) fn upstream(message: String) -> Error {
 fn operation_failed(what: &str, status: &str, body: &Value) -> Error {
     let text = |k: &str| body.pointer(&format!("/error/{k}")).and_then(Value::as_str).unwrap_or_default().to_owned();
     let (code, message) = (text("code"), text("message"));
+    if code == quota::QUOTA_EXCEEDED {
+        return quota::exceeded(what, None, &message);
+    }
     let detail = match (code.is_empty(), message.is_empty()) {
         (true, true) => String::new(),
         (false, true) => format!(": {code}"),
@@ -302,6 +350,9 @@ fn operation_failed(what: &str, status: &str, body: &Value) -> Error {
 /// An ARM failure with a hint of what to fix added to the message the shared client wrote.
 pub(crate) fn explain(e: RestError) -> Error {
     let code = e.code.clone();
+    if code == quota::QUOTA_EXCEEDED {
+        return quota::from_rest(&e);
+    }
     match e.error {
         Error::Unauthenticated { message } => Error::Unauthenticated {
             message: format!("{message} (the Entra ID token was refused: check the tenant and the identity)"),
@@ -309,8 +360,8 @@ pub(crate) fn explain(e: RestError) -> Error {
         Error::Denied { message } => Error::Denied {
             message: format!(
                 "{message} (code {code}); grant the caller's identity a role on the registry that allows it: \
-                 Contributor for scope maps and tokens, Role Based Access Control Administrator or Owner for \
-                 role assignments"
+                 Contributor for the registry, its scope maps and tokens, Role Based Access Control \
+                 Administrator or Owner for role assignments"
             ),
         },
         Error::NotFound { name, source, .. } => Error::NotFound {

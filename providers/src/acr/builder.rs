@@ -15,11 +15,17 @@ use regbridge::{Error, Result, Secret};
 use url::Url;
 
 use super::AcrRegistry;
-use super::arm::{ARM_SCOPE, Arm, DEFAULT_ARM_URL, PROVIDER};
+use super::access::Access;
+use super::arm::{ARM_SCOPE, Arm, DATA_PLANE_SCOPE, DEFAULT_ARM_URL, PROVIDER};
 use super::data_plane::{AadLogin, DataPlane};
 use crate::http::{Backoff, ClientOptions, RestClient, UpstreamClient};
 
-/// How the provider authenticates to Entra ID for ARM (and, through the token exchange, ACR's data plane).
+/// How long a role assignment for a principal ARM cannot find yet is retried by default: Entra ID
+/// replicates a new service principal or managed identity within about a minute.
+pub const DEFAULT_PRINCIPAL_WAIT: Duration = Duration::from_secs(60);
+
+/// How the provider authenticates to Entra ID: tokens for ARM and, separately, for ACR's data plane (the
+/// token exchange), each for its own scope.
 #[derive(Clone, Default)]
 pub enum AzureIdentity {
     /// A service principal when `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET` are all set,
@@ -48,7 +54,8 @@ pub enum AzureIdentity {
     /// The developer's `az login` or `azd auth login` (`DeveloperToolsCredential`).
     DeveloperTools,
     /// An ARM access token obtained elsewhere (`az account get-access-token`), used as it is and never
-    /// refreshed: for CI jobs and tests. It is taken to be valid for an hour.
+    /// refreshed: for CI jobs and tests. It is taken to be valid for an hour. It is also what the data plane
+    /// exchanges, so registries that refuse ARM-audience tokens need another identity.
     AccessToken(Secret),
     /// Any `azure_core` credential (tests inject fakes; callers may bring their own, e.g. a certificate one).
     Credential(Arc<dyn TokenCredential>),
@@ -148,12 +155,14 @@ pub struct AcrRegistryBuilder {
     prefix: Option<String>,
     arm_url: Option<String>,
     arm_scope: Option<String>,
+    data_plane_scope: Option<String>,
     registry_endpoint: Option<String>,
     identity: AzureIdentity,
     options: Option<ClientOptions>,
     backoff: Option<Backoff>,
     poll_interval: Option<Duration>,
     lro_timeout: Option<Duration>,
+    principal_wait: Option<Duration>,
 }
 
 impl fmt::Debug for AcrRegistryBuilder {
@@ -229,6 +238,14 @@ impl AcrRegistryBuilder {
         self
     }
 
+    /// The Entra ID scope of the token exchanged at the registry's `/oauth2/exchange` (default
+    /// `https://containerregistry.azure.net/.default`, the registry audience; sovereign clouds have their own,
+    /// e.g. `https://containerregistry.azure.cn/.default`).
+    pub fn with_data_plane_scope(mut self, scope: impl Into<String>) -> Self {
+        self.data_plane_scope = Some(scope.into());
+        self
+    }
+
     /// The registry's data-plane URL (default `https://{registry}.azurecr.io`; wiremock in tests).
     pub fn with_registry_endpoint(mut self, url: impl Into<String>) -> Self {
         self.registry_endpoint = Some(url.into());
@@ -263,6 +280,13 @@ impl AcrRegistryBuilder {
     pub fn with_polling(mut self, interval: Duration, timeout: Duration) -> Self {
         self.poll_interval = Some(interval);
         self.lro_timeout = Some(timeout);
+        self
+    }
+
+    /// How long a role assignment is retried while ARM answers `PrincipalNotFound` for a principal Entra
+    /// ID has not replicated yet (default [`DEFAULT_PRINCIPAL_WAIT`]; tests use short ones).
+    pub fn with_principal_wait(mut self, wait: Duration) -> Self {
+        self.principal_wait = Some(wait);
         self
     }
 
@@ -315,13 +339,15 @@ impl AcrRegistryBuilder {
         let credential = self.identity.credential()?;
         let arm = Arc::new(Arm::new(
             rest.clone(),
+            backoff,
             arm_url.as_str(),
             credential,
             self.arm_scope.unwrap_or_else(|| ARM_SCOPE.to_owned()),
             self.poll_interval.unwrap_or(Duration::from_secs(2)),
             self.lro_timeout.unwrap_or(Duration::from_secs(120)),
         ));
-        let data = Arc::new(DataPlane::new(&endpoint, rest, arm.clone()));
+        let data_plane_scope = self.data_plane_scope.unwrap_or_else(|| DATA_PLANE_SCOPE.to_owned());
+        let data = Arc::new(DataPlane::new(&endpoint, rest, arm.clone(), data_plane_scope));
         let v2 = UpstreamClient::new(
             endpoint.clone(),
             format!("Acr({registry})"),
@@ -332,13 +358,21 @@ impl AcrRegistryBuilder {
         let registry_id = format!(
             "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.ContainerRegistry/registries/{registry}"
         );
+        let access = Access {
+            arm: arm.clone(),
+            registry: registry.clone(),
+            subscription,
+            registry_id: registry_id.clone(),
+            principal_wait: self.principal_wait.unwrap_or(DEFAULT_PRINCIPAL_WAIT),
+            mode: std::sync::Mutex::new(None),
+        };
         Ok(AcrRegistry {
             registry,
-            subscription,
             registry_id,
             prefix,
             endpoint: endpoint.as_str().trim_end_matches('/').to_owned(),
             arm,
+            access,
             data,
             v2,
         })

@@ -2,7 +2,9 @@
 //! (<https://github.com/Azure/acr/blob/main/docs/AAD-OAuth.md>) and the repository metadata API.
 //!
 //! 1. `POST /oauth2/exchange` (form `grant_type=access_token`, `service`, `access_token` = the Entra ID
-//!    token) answers an ACR *refresh token*;
+//!    token) answers an ACR *refresh token*. The Entra ID token is one for the registry's own audience
+//!    ([`DATA_PLANE_SCOPE`](super::DATA_PLANE_SCOPE) by default), not the ARM token: registries under the
+//!    Azure Policy that disables ARM-audience token authentication refuse ARM tokens here;
 //! 2. `POST /oauth2/token` (form `grant_type=refresh_token`, `service`, `scope`, `refresh_token`) answers an
 //!    *access token* for one scope, e.g. `repository:team/app:metadata_read`, used as `Bearer` on
 //!    `/acr/v1/{name}`.
@@ -49,6 +51,8 @@ pub(crate) struct DataPlane {
     arm: Arc<Arm>,
     endpoint: String,
     service: String,
+    /// The Entra ID scope of the token exchanged at `/oauth2/exchange`.
+    scope: String,
     refresh: TokenCache<()>,
 }
 
@@ -59,7 +63,7 @@ impl fmt::Debug for DataPlane {
 }
 
 impl DataPlane {
-    pub(crate) fn new(endpoint: &Url, rest: RestClient, arm: Arc<Arm>) -> Self {
+    pub(crate) fn new(endpoint: &Url, rest: RestClient, arm: Arc<Arm>, scope: String) -> Self {
         let host = endpoint.host_str().unwrap_or_default();
         let service = match endpoint.port() {
             Some(port) => format!("{host}:{port}"),
@@ -70,15 +74,17 @@ impl DataPlane {
             arm,
             endpoint: endpoint.as_str().trim_end_matches('/').to_owned(),
             service,
+            scope,
             refresh: TokenCache::new(),
         }
     }
 
-    /// The caller's ACR refresh token, exchanged for its Entra ID token and reused for a while.
+    /// The caller's ACR refresh token, exchanged for its Entra ID token of the registry's audience and
+    /// reused for a while.
     pub(crate) async fn refresh_token(&self) -> Result<Secret> {
         self.refresh
             .get_or_fetch(&(), || async {
-                let (aad, expires) = self.arm.token().await?;
+                let (aad, expires) = self.arm.token_for(&self.scope).await?;
                 let form = [
                     ("grant_type", "access_token"),
                     ("service", self.service.as_str()),
@@ -153,9 +159,10 @@ impl DataPlane {
         let response = self.rest.post_form(&url, form, what).await.map_err(|e| match e.error {
             Error::Unauthenticated { message } | Error::Denied { message } => Error::Unauthenticated {
                 message: format!(
-                    "{message}; ACR did not accept the caller's Entra ID token: the identity needs a role on the \
-                     registry (AcrPull to read, AcrDelete to delete repositories, or Contributor) and the registry \
-                     must allow Entra ID authentication"
+                    "{message}; ACR did not accept the caller's Entra ID token: the identity needs a data-plane \
+                     role on the registry (legacy mode: AcrPull to read, AcrDelete to delete repositories; ABAC \
+                     mode: Container Registry Repository Reader or Contributor) and the registry must allow \
+                     Entra ID authentication"
                 ),
             },
             other => other,
@@ -183,7 +190,8 @@ fn data_plane_error(e: Error, name: &str) -> Error {
         Error::Unauthenticated { message } | Error::Denied { message } => Error::Denied {
             message: format!(
                 "{message}; the caller's identity needs a data-plane role on the registry for repository {name} \
-                 (AcrPull to read metadata, AcrDelete to delete)"
+                 (legacy mode: AcrPull to read metadata, AcrDelete to delete; ABAC mode: Container Registry \
+                 Repository Reader to read, Container Registry Repository Contributor to delete)"
             ),
         },
         other => other,

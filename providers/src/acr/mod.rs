@@ -21,30 +21,44 @@
 //!   third mint revokes the oldest. Credentials can be minted for a repository nothing was pushed to yet
 //!   (that is how it gets created). `cleanup_credentials` deletes the two tokens and two scope maps of that
 //!   repository, and nothing else.
-//! * **Cross-account access** is ARM role assignments at the *registry* scope (`AcrPull` for `Pull`,
-//!   `AcrPush` for `PushPull`): Azure grants them per registry, not per repository, so a principal granted
-//!   for one repository can use every repository of the registry (see [`roles`]). `tenant_id` and
-//!   `allowed_service_types` are not stored by ARM: principals must be object ids in the registry's tenant,
-//!   and `get_cross_account_access` reports neither.
+//! * **Cross-account access** is ARM role assignments at the registry's scope, in the registry's
+//!   role-assignment mode (read from the registry resource and kept for ten minutes): `AcrPull`/`AcrPush`,
+//!   registry-wide, in legacy mode; the "Container Registry Repository Reader"/"Writer" roles with an ABAC
+//!   condition on the repository, per repository, on registries with ABAC repository permissions (which
+//!   ignore `AcrPull`/`AcrPush`). Assignments carry `principalType`, and `PrincipalNotFound` for a principal
+//!   Entra ID has not replicated yet is retried for up to a minute
+//!   ([`AcrRegistryBuilder::with_principal_wait`]). See [`roles`]. `tenant_id` is not stored by ARM:
+//!   principals must be object ids in the registry's tenant, and `get_cross_account_access` reports
+//!   neither it nor `allowed_service_types`.
+//! * **Quotas.** A registry holds at most 100 / 500 / 50,000 tokens and as many scope maps (Basic /
+//!   Standard / Premium); ARM's `QuotaExceeded` is an upstream error naming the quota, the limit and the
+//!   fix ([`quota`]). [`AcrRegistry::cleanup_expired_tokens`] deletes regbridge's tokens whose passwords
+//!   have all expired, and their scope maps.
 //! * **Reads.** `get_manifest`, `head_manifest` and `head_blob` go through the shared `/v2/` client, which
 //!   answers ACR's Bearer challenge at `/oauth2/token` with the caller's refresh token (Basic
 //!   `00000000-0000-0000-0000-000000000000`). `generate_blob_download_url` is `None`: ACR redirects blob
 //!   GETs to storage itself, and the proxy passes that redirect on.
 //! * **Long-running ARM operations** (`Azure-AsyncOperation`) are polled until `Succeeded`, `Failed` or
 //!   `Canceled`, at most two minutes by default ([`AcrRegistryBuilder::with_polling`]).
-//! * **The caller's identity** needs, on the registry: `Contributor` (or a custom role allowing scope maps,
-//!   tokens and `generateCredentials`) to mint credentials; data-plane read and delete rights for the
-//!   metadata API (`AcrPull` and `AcrDelete`, which `Contributor` also gives on registries without ABAC
-//!   repository permissions); and `Role Based Access Control Administrator` or `Owner` for cross-account
-//!   access.
+//! * **The caller's identity** needs, on the registry: `Contributor` (or "Container Registry Contributor
+//!   and Data Access Configuration Administrator", or a custom role allowing scope maps, tokens and
+//!   `generateCredentials`) to mint credentials and read the registry's mode; data-plane read and delete
+//!   rights for the metadata API: `AcrPull` and `AcrDelete` in legacy mode (which `Contributor` also
+//!   gives there), "Container Registry Repository Reader" and "... Contributor" in ABAC mode (where
+//!   `Contributor` gives no data-plane rights); and `Role Based Access Control Administrator` or `Owner`
+//!   for cross-account access. The data plane is reached with an Entra ID token for the registry's own
+//!   audience ([`DATA_PLANE_SCOPE`]), so registries that refuse ARM-audience tokens work.
 //! * **Errors.** A repository ACR does not know is `NotFound`; a refused identity `Unauthenticated` or
 //!   `Denied` naming the role it needs; ARM throttling (429) is retried after `Retry-After` and then
 //!   `TooManyRequests`; a failed operation `Upstream` with ARM's code and message. Passwords and tokens
 //!   are [`regbridge::Secret`]s and appear in no `Debug` output, log or error.
 
+mod access;
 mod arm;
 mod builder;
 mod data_plane;
+mod gc;
+pub mod quota;
 pub mod roles;
 mod scope_map;
 
@@ -61,11 +75,13 @@ use regbridge::{
 };
 use serde_json::Value;
 
-pub use arm::{ACR_API_VERSION, ARM_SCOPE, AUTHZ_API_VERSION, DEFAULT_ARM_URL};
-pub use builder::{AcrRegistryBuilder, AzureIdentity};
+pub use arm::{ACR_API_VERSION, ARM_SCOPE, AUTHZ_API_VERSION, DATA_PLANE_SCOPE, DEFAULT_ARM_URL};
+pub use builder::{AcrRegistryBuilder, AzureIdentity, DEFAULT_PRINCIPAL_WAIT};
 pub use data_plane::NULL_GUID_USER;
+pub use gc::CleanupReport;
 pub use scope_map::{MAX_TTL, MIN_TTL, NAME_PREFIX, actions, resource_name};
 
+use access::Access;
 use arm::{Arm, Deleted, upstream};
 use data_plane::DataPlane;
 use scope_map::Generated;
@@ -75,12 +91,12 @@ use crate::http::UpstreamClient;
 /// An Azure container registry behind [`ArtifactRegistry`]. Build it with [`AcrRegistryBuilder`].
 pub struct AcrRegistry {
     registry: String,
-    subscription: String,
     /// `/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.ContainerRegistry/registries/{r}`.
     registry_id: String,
     prefix: String,
     endpoint: String,
     arm: Arc<Arm>,
+    access: Access,
     data: Arc<DataPlane>,
     v2: UpstreamClient,
 }
@@ -146,11 +162,6 @@ impl AcrRegistry {
         self.arm.url(&format!("{}{sub_path}", self.registry_id), ACR_API_VERSION, &[])
     }
 
-    fn assignment_url(&self, name: &str) -> Result<url::Url> {
-        let path = format!("{}/providers/Microsoft.Authorization/roleAssignments/{name}", self.registry_id);
-        self.arm.url(&path, AUTHZ_API_VERSION, &[])
-    }
-
     /// Makes sure the scope map and the token for repository `name` at `permissions` exist as they should;
     /// their name and the token as ARM describes it (with its passwords' metadata, not their values).
     async fn ensure_token(&self, name: &str, permissions: Permissions) -> Result<(String, Value)> {
@@ -179,20 +190,10 @@ impl AcrRegistry {
 
     async fn change_access(&self, id: &str, grant: &CrossAccountPermissions, add: bool) -> Result<()> {
         let name = self.routable(id)?;
+        // Bad input is refused before any call.
         let principals = roles::principals(grant)?;
         self.existing(&name).await?;
-        let role = roles::role_for(grant.permissions);
-        for principal in principals {
-            let url = self.assignment_url(&roles::assignment_name(&self.registry_id, role, principal))?;
-            if add {
-                let body = roles::assignment_body(&self.subscription, role, principal);
-                let what = format!("assign {role} on {} to {principal}", self.registry);
-                self.arm.put_tolerating(&url, &body, "RoleAssignmentExists", &what).await?;
-            } else {
-                self.arm.delete(&url, &format!("remove role assignment of {principal} on {}", self.registry)).await?;
-            }
-        }
-        Ok(())
+        self.access.change(&name, grant, principals, add).await
     }
 }
 
@@ -287,35 +288,25 @@ impl ArtifactRegistry for AcrRegistry {
         self.v2.head_blob(&name, digest).await
     }
 
-    /// Assigns `AcrPull` (or `AcrPush`) on the registry to each principal. Per registry: see [`roles`].
+    /// Assigns the role of the registry's mode to each principal: `AcrPull`/`AcrPush` on the registry, or in
+    /// ABAC mode the repository roles with a condition on this repository. See [`roles`].
     async fn add_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
         self.change_access(id, grant, true).await
     }
 
-    /// Deletes the role assignments `add_cross_account_access` made for these principals; assignments made
-    /// otherwise (other names, other roles, inherited) are left alone.
+    /// Deletes the role assignments `add_cross_account_access` made for these principals (in ABAC mode, for
+    /// this repository only); assignments made otherwise (other names, other roles, inherited) are left
+    /// alone.
     async fn remove_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
         self.change_access(id, grant, false).await
     }
 
-    /// The `AcrPull` and `AcrPush` assignments made at the registry's scope (by anyone), which apply to
-    /// every repository of the registry.
+    /// The assignments made at the registry's scope (by anyone) that apply to this repository: every
+    /// `AcrPull`/`AcrPush` one in legacy mode; in ABAC mode the repository roles whose condition names this
+    /// repository, and unconditioned ones.
     async fn get_cross_account_access(&self, id: &str) -> Result<Vec<CrossAccountPermissions>> {
         let name = self.routable(id)?;
         self.existing(&name).await?;
-        let path = format!("{}/providers/Microsoft.Authorization/roleAssignments", self.registry_id);
-        let mut url = self.arm.url(&path, AUTHZ_API_VERSION, &[("$filter", "atScope()")])?;
-        let mut assignments = Vec::new();
-        loop {
-            let page = self.arm.get(&url, &format!("list role assignments of {}", self.registry)).await?;
-            assignments.extend(page.get("value").and_then(Value::as_array).cloned().unwrap_or_default());
-            match page.get("nextLink").and_then(Value::as_str).filter(|l| !l.is_empty()) {
-                Some(next) => {
-                    url = url::Url::parse(next).map_err(|_| upstream("ARM answered an invalid nextLink".into()))?;
-                }
-                None => break,
-            }
-        }
-        Ok(roles::grants_at(&self.registry_id, &assignments))
+        self.access.grants(&name).await
     }
 }

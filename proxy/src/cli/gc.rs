@@ -1,5 +1,6 @@
 //! `regbridge gc`: mark and sweep the local storage's unreferenced blobs, expired uploads and stray staging
-//! files.
+//! files; with `--cloud`, delete the expired credentials regbridge minted in the routes' cloud registries
+//! instead (ACR tokens and scope maps, which count against the registry's SKU quota).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -15,6 +16,10 @@ pub struct GcArgs {
     /// Report what would be deleted, delete nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Clean the cloud registries of the configured routes instead of the local storage: delete the ACR
+    /// tokens regbridge minted whose passwords have all expired, and their scope maps.
+    #[arg(long, conflicts_with = "dry_run")]
+    cloud: bool,
     /// Spare unreferenced blobs written or used more recently than this (pushes in progress): `30m`, `2h`.
     /// `0s` spares none; manifests already stored keep their blobs whatever the grace period.
     #[arg(long, default_value = "1h", value_parser = parse_grace)]
@@ -36,6 +41,9 @@ pub fn run(args: GcArgs) -> ExitCode {
         Ok(c) => args.upload_expiry.apply(c),
         Err(e) => return super::fail(&e),
     };
+    if args.cloud {
+        return super::block_on(cloud(config.routes));
+    }
     let root = config.data_dir.join("storage");
     if !root.is_dir() {
         let err = regbridge::Error::bad_input(format!(
@@ -73,6 +81,36 @@ pub fn run(args: GcArgs) -> ExitCode {
         }
         Err(e) => super::fail(&e),
     }
+}
+
+/// `gc --cloud`: the cleanup of every route whose provider mints cloud-side credentials (ACR), printed as
+/// one JSON array of `{route, provider, report}`. ECR and GAR mint nothing that stays behind.
+async fn cloud(routes: Vec<crate::config_file::RouteConfig>) -> regbridge::Result<()> {
+    let mut reports = Vec::new();
+    for route in routes.iter().filter(|r| r.provider == "acr") {
+        #[cfg(feature = "acr")]
+        {
+            let report = crate::cloud::acr::cleanup_expired_tokens(route).await?;
+            eprintln!(
+                "gc: route {:?}: deleted {} expired tokens and {} scope maps; kept {} tokens",
+                route.prefix,
+                report.tokens_deleted.len(),
+                report.scope_maps_deleted.len(),
+                report.tokens_kept
+            );
+            reports.push(serde_json::json!({"route": route.prefix, "provider": "acr", "report": report}));
+        }
+        #[cfg(not(feature = "acr"))]
+        return Err(regbridge::Error::bad_input(format!(
+            "route {:?} is an acr route, and this binary was built without ACR",
+            route.prefix
+        )));
+    }
+    if reports.is_empty() {
+        eprintln!("gc: no route mints cloud-side credentials (acr); nothing to clean");
+    }
+    super::print_json(&reports);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -68,7 +68,8 @@ enum Command {
     /// Mint short-lived registry credentials for one repository.
     #[command(subcommand)]
     Creds(creds::CredsCommand),
-    /// Delete blobs of the local storage that no manifest references (safe while pushes run).
+    /// Delete blobs of the local storage that no manifest references (safe while pushes run); with
+    /// --cloud, the expired ACR tokens and scope maps regbridge minted in the routes' registries.
     Gc(gc::GcArgs),
     /// Load the configuration and reach every route's control plane and registry; one line per route.
     Check(check::CheckArgs),

@@ -17,13 +17,17 @@
 //! client_secret_env = "ACR_CLIENT_SECRET"
 //! # arm_url = "https://management.azure.com"        # other clouds, tests
 //! # arm_scope = "https://management.azure.com/.default"
+//! # data_plane_scope = "https://containerregistry.azure.net/.default"  # the registry audience
 //! # registry_endpoint = "https://myreg.azurecr.io"  # tests
 //! ```
+//!
+//! `regbridge gc --cloud` deletes the tokens regbridge minted in each ACR route's registry whose passwords
+//! have all expired, and their scope maps ([`cleanup_expired_tokens`]).
 
 use std::sync::Arc;
 
 use regbridge::{Error, Result, Secret};
-use regbridge_providers::acr::{AcrRegistryBuilder, AzureIdentity};
+use regbridge_providers::acr::{AcrRegistryBuilder, AzureIdentity, CleanupReport};
 use serde::Deserialize;
 
 use crate::config_file::RouteConfig;
@@ -62,6 +66,9 @@ pub struct Settings {
     pub arm_url: Option<String>,
     /// Entra ID scope of ARM tokens (sovereign clouds).
     pub arm_scope: Option<String>,
+    /// Entra ID scope of the token exchanged for registry access (default the registry audience
+    /// `https://containerregistry.azure.net/.default`; sovereign clouds have their own).
+    pub data_plane_scope: Option<String>,
     /// Registry data-plane URL override (tests).
     pub registry_endpoint: Option<String>,
     /// How to authenticate.
@@ -135,6 +142,9 @@ impl Settings {
         if let Some(v) = &self.arm_scope {
             b = b.with_arm_scope(v);
         }
+        if let Some(v) = &self.data_plane_scope {
+            b = b.with_data_plane_scope(v);
+        }
         if let Some(v) = &self.registry_endpoint {
             b = b.with_registry_endpoint(v);
         }
@@ -146,6 +156,12 @@ impl Settings {
 pub(super) async fn provider(r: &RouteConfig) -> Result<regbridge::DynArtifactRegistry> {
     let settings = r.acr.clone().unwrap_or_default();
     Ok(Arc::new(settings.builder(&r.upstream_prefix)?.build()?))
+}
+
+/// `regbridge gc --cloud` for an `acr` route: deletes the expired tokens regbridge minted in its registry.
+pub async fn cleanup_expired_tokens(r: &RouteConfig) -> Result<CleanupReport> {
+    let settings = r.acr.clone().unwrap_or_default();
+    settings.builder(&r.upstream_prefix)?.build()?.cleanup_expired_tokens().await
 }
 
 #[cfg(test)]
@@ -168,6 +184,7 @@ tenant_id = "11111111-1111-1111-1111-111111111111"
 client_id = "22222222-2222-2222-2222-222222222222"
 client_secret = "SPSECRETVALUE"
 arm_url = "http://127.0.0.1:1"
+data_plane_scope = "https://containerregistry.azure.cn/.default"
 registry_endpoint = "http://127.0.0.1:2"
 "#;
 
@@ -178,6 +195,7 @@ registry_endpoint = "http://127.0.0.1:2"
         let acr = route.acr.as_ref().unwrap();
         assert_eq!(acr.registry_name.as_deref(), Some("myreg"));
         assert_eq!(acr.identity, Identity::ServicePrincipal);
+        assert_eq!(acr.data_plane_scope.as_deref(), Some("https://containerregistry.azure.cn/.default"));
         assert!(matches!(acr.identity().unwrap(), AzureIdentity::ServicePrincipal { .. }));
         assert!(!format!("{config:?}").contains("SPSECRETVALUE"));
         let provider = provider(route).await.unwrap();
