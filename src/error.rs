@@ -184,6 +184,8 @@ impl Error {
             Error::Denied { .. } => 403,
             Error::Unsupported { .. } => 405,
             Error::TooManyRequests { .. } => 429,
+            // An upstream that says it is unavailable stays so (clients retry a 503), anything else is 502.
+            Error::Upstream { status: Some(503), .. } => 503,
             Error::Upstream { .. } => 502,
             Error::Internal { .. } => 500,
         }
