@@ -356,7 +356,9 @@ mod tests {
         assert!(err(base().with_account("123456789012").with_endpoint("ftp://x")).await.contains("ECR endpoint"));
         let dbg = format!("{:?}", base());
         assert!(dbg.contains("AKID") && !dbg.contains("SECRET"), "{dbg}");
-        let reg = base().with_account("123456789012").build().await.unwrap();
+        // A registry URL of its own: no GetAuthorizationToken goes out for its proxyEndpoint.
+        let reg =
+            base().with_account("123456789012").with_registry_endpoint("http://127.0.0.1:9").build().await.unwrap();
         let dbg = format!("{reg:?} {reg}");
         assert!(!dbg.contains("SECRET"), "{dbg}");
     }
