@@ -330,6 +330,11 @@ mod tests {
                 502,
                 "UNKNOWN",
             ),
+            (
+                Error::Upstream { provider: "ecr".into(), status: Some(503), message: "m".into(), source: None },
+                503,
+                "UNKNOWN",
+            ),
             (Error::internal("disk", std::io::Error::other("full")), 500, "UNKNOWN"),
         ];
         for (err, status, code) in cases {

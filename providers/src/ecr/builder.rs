@@ -223,17 +223,7 @@ impl EcrRegistryBuilder {
         };
         let registry_endpoint = match registry_endpoint {
             Some(u) => u.trim_end_matches('/').to_owned(),
-            None => match credential::authorization_token(&client.ecr, "the registry").await {
-                Ok(token) if token.proxy_endpoint.as_deref().is_some_and(|u| check_url("", u).is_ok()) => {
-                    token.proxy_endpoint.unwrap_or_default()
-                }
-                other => {
-                    if let Err(e) = other {
-                        tracing::debug!(error = %e, "no proxyEndpoint from GetAuthorizationToken; computing the host");
-                    }
-                    format!("https://{}", partition.registry_host(&account, &region))
-                }
-            },
+            None => discover_registry(&client, &partition, &account, &region).await,
         };
         let registry_url = Url::parse(&registry_endpoint)
             .map_err(|e| Error::bad_input(format!("ECR registry endpoint {registry_endpoint:?} is not a URL: {e}")))?;
@@ -258,6 +248,19 @@ impl EcrRegistryBuilder {
             registry,
         })
     }
+}
+
+/// The registry URL: `GetAuthorizationToken`'s `proxyEndpoint`, else (the call failed, or answered no URL)
+/// the host computed for the partition.
+async fn discover_registry(client: &EcrClient, partition: &Partition, account: &str, region: &str) -> String {
+    match credential::authorization_token(&client.ecr, "the registry").await {
+        Ok(token) => match token.proxy_endpoint.filter(|u| Url::parse(u).is_ok_and(|u| u.has_host())) {
+            Some(url) => return url,
+            None => tracing::debug!("GetAuthorizationToken gave no proxyEndpoint; computing the registry host"),
+        },
+        Err(e) => tracing::debug!(error = %e, "GetAuthorizationToken failed; computing the registry host"),
+    }
+    format!("https://{}", partition.registry_host(account, region))
 }
 
 fn truthy(v: &str) -> bool {
