@@ -154,12 +154,12 @@ impl EcrRegistry {
         self.registry_endpoint.split_once("://").map_or(self.registry_endpoint.as_str(), |(_, h)| h)
     }
 
-    /// `repo` as ECR described it: its `repositoryUri` (the partition's host) when given, else one built
-    /// from the registry host.
+    /// `repo` as ECR described it, its URI on the registry host (the same host `registry_endpoint` names,
+    /// so an override of it applies here too).
     fn repository(&self, name: &str, repo: Option<&aws_sdk_ecr::types::Repository>) -> Repository {
         Repository {
             name: name.to_owned(),
-            uri: repo.and_then(|r| r.repository_uri()).map_or_else(|| format!("{}/{name}", self.host()), str::to_owned),
+            uri: format!("{}/{name}", self.host()),
             created_at: repo.and_then(|r| r.created_at()).and_then(credential::to_chrono),
         }
     }
