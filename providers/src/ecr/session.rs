@@ -134,8 +134,9 @@ pub fn allowed_seconds(code: Option<&str>, message: Option<&str>, asked: i32) ->
     named.or((asked > safe).then_some(safe))
 }
 
-/// An `AssumeRole` failure as a server-side error: the role or the server's own credentials are
-/// misconfigured, which no client request can fix. Throttling stays `TooManyRequests`.
+/// An `AssumeRole` refusal as a server-side error naming the role and the fix: the role or the server's
+/// own credentials are misconfigured, which no client request can fix. Throttling stays `TooManyRequests`,
+/// and STS's own failures (5xx, no answer) stay as mapped: there is nothing to fix in the setup.
 fn config_error(role: &str, err: StsError) -> Error {
     let code = err.code().unwrap_or_default().to_owned();
     let fix = match code.as_str() {
@@ -158,6 +159,7 @@ fn config_error(role: &str, err: StsError) -> Error {
     let status = err.raw_response().map(|r| r.status().as_u16());
     match map_sts_error("AssumeRole", err) {
         throttled @ Error::TooManyRequests { .. } => throttled,
+        unavailable @ Error::Upstream { .. } if status.is_none_or(|s| s >= 500) => unavailable,
         mapped => Error::Upstream {
             provider: PROVIDER.into(),
             status,
