@@ -184,6 +184,8 @@ impl Error {
             Error::Denied { .. } => 403,
             Error::Unsupported { .. } => 405,
             Error::TooManyRequests { .. } => 429,
+            // An upstream that says it is unavailable stays so (clients retry a 503), anything else is 502.
+            Error::Upstream { status: Some(503), .. } => 503,
             Error::Upstream { .. } => 502,
             Error::Internal { .. } => 500,
         }
@@ -326,6 +328,11 @@ mod tests {
             (
                 Error::Upstream { provider: "ecr".into(), status: Some(500), message: "m".into(), source: None },
                 502,
+                "UNKNOWN",
+            ),
+            (
+                Error::Upstream { provider: "ecr".into(), status: Some(503), message: "m".into(), source: None },
+                503,
                 "UNKNOWN",
             ),
             (Error::internal("disk", std::io::Error::other("full")), 500, "UNKNOWN"),

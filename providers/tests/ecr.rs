@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecr::config::{BehaviorVersion, Credentials as AwsCredentials, Region};
+use base64::Engine;
+use chrono::{SecondsFormat, Utc};
 use regbridge::conformance::{self, Capabilities};
 use regbridge::oci::{Digest, Reference};
 use regbridge::{
@@ -17,8 +19,8 @@ use regbridge::{
 };
 use regbridge_providers::ecr::{EcrRegistry, EcrRegistryBuilder};
 use serde_json::{Value, json};
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::matchers::{body_partial_json, header, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -110,7 +112,8 @@ fn pull_grant(accounts: &[&str], roles: &[&str], serverless: bool) -> CrossAccou
     }
 }
 
-/// Puts an OCI image manifest with tag `tag` into `repo` through the SDK; returns its bytes.
+/// Puts an OCI image manifest with tag `tag` into `repo` through the SDK; returns its bytes. The digest is
+/// given, as ECR computes it (sha256 of the bytes): moto would otherwise make one up from the layers.
 async fn put_manifest(client: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> String {
     let manifest = json!({
         "schemaVersion": 2,
@@ -125,6 +128,7 @@ async fn put_manifest(client: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> St
         .repository_name(repo)
         .image_manifest(&manifest)
         .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
+        .image_digest(Digest::sha256(manifest.as_bytes()).to_string())
         .image_tag(tag)
         .send()
         .await
@@ -135,14 +139,17 @@ async fn put_manifest(client: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> St
 #[tokio::test]
 async fn conformance_against_moto() {
     let moto = Moto::start();
-    // The account is discovered with STS GetCallerIdentity (moto answers 123456789012).
-    let reg = with_roles(base(&moto.url)).build().await.unwrap();
+    // STS as AWS runs it (moto does not enforce MaxSessionDuration): roles with the default 1 h limit.
+    let sts = sts_stub(Sts::with_limit(3600)).await;
+    // The account is discovered with STS GetCallerIdentity.
+    let reg = with_roles(base(&moto.url)).with_sts_endpoint(sts.uri()).build().await.unwrap();
     assert_eq!(reg.account(), ACCOUNT);
     let repo = reg.create_repository("conf-image").await.unwrap();
     put_manifest(&sdk(&moto.url), &repo.name, "v1").await;
 
     let mut caps = Capabilities::new("conf-");
-    caps.ttl_bounds = (Duration::from_secs(900), Duration::from_secs(43_200));
+    // 900 s up to the role's MaxSessionDuration (1 h by default; 12 h at most when raised).
+    caps.ttl_bounds = (Duration::from_secs(900), Duration::from_secs(3600));
     caps.grants = Some((
         pull_grant(&["111122223333"], &[], true),
         pull_grant(&["444455556666"], &["arn:aws:iam::777788889999:role/puller"], true),
@@ -422,27 +429,86 @@ fn field<'a>(form: &'a [(String, String)], key: &str) -> &'a str {
     form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("no {key} in {form:?}"))
 }
 
+/// A wiremock STS answering `GetCallerIdentity` and `AssumeRole` as the STS API reference documents,
+/// including its refusal of a `DurationSeconds` above the role's `MaxSessionDuration` (moto accepts any).
+struct Sts {
+    /// The roles' `MaxSessionDuration` in seconds.
+    max_session: u64,
+    /// The partition of the caller's ARN.
+    partition: &'static str,
+    /// `AssumeRole` answers `AccessDenied` (the role's trust policy does not name the caller).
+    deny: bool,
+}
+
+impl Sts {
+    fn with_limit(max_session: u64) -> Self {
+        Self { max_session, partition: "aws", deny: false }
+    }
+}
+
+fn xml(status: u16, body: String) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_raw(body, "text/xml")
+}
+
+impl Respond for Sts {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let form = form(req);
+        match field(&form, "Action") {
+            "GetCallerIdentity" => xml(
+                200,
+                fixture("sts-get-caller-identity.xml").replace("arn:aws:", &format!("arn:{}:", self.partition)),
+            ),
+            "AssumeRole" if self.deny => xml(403, fixture("sts-error-access-denied.xml"))
+                .insert_header("x-amzn-RequestId", "7d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6"),
+            "AssumeRole" => {
+                let seconds: u64 = field(&form, "DurationSeconds").parse().unwrap();
+                if seconds > self.max_session {
+                    return xml(400, fixture("sts-error-max-session-duration.xml"))
+                        .insert_header("x-amzn-RequestId", "4c5f1e2a-8d7b-4a1e-9f0c-1b2c3d4e5f60");
+                }
+                let expiry =
+                    (Utc::now() + chrono::Duration::seconds(seconds as i64)).to_rfc3339_opts(SecondsFormat::Secs, true);
+                xml(200, fixture("sts-assume-role.xml").replace("2099-01-01T00:00:00Z", &expiry))
+            }
+            other => panic!("the STS stub does not know {other}"),
+        }
+    }
+}
+
+/// moto for ECR, `sts` for STS, and a provider with both roles on them.
+async fn with_sts(sts: Sts) -> (Moto, MockServer, EcrRegistry) {
+    let moto = Moto::start();
+    let sts = sts_stub(sts).await;
+    let reg = with_roles(base(&moto.url)).with_account(ACCOUNT).with_sts_endpoint(sts.uri()).build().await.unwrap();
+    (moto, sts, reg)
+}
+
+async fn sts_stub(sts: Sts) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/")).respond_with(sts).mount(&server).await;
+    server
+}
+
+/// The `AssumeRole` requests the stub received, as forms.
+async fn assume_role_requests(sts: &MockServer) -> Vec<Vec<(String, String)>> {
+    let forms = sts.received_requests().await.unwrap().iter().map(form).collect::<Vec<_>>();
+    forms.into_iter().filter(|f| field(f, "Action") == "AssumeRole").collect()
+}
+
 #[tokio::test]
 async fn assume_role_sends_the_scoped_session_policy_and_clamped_duration() {
-    let moto = Moto::start();
-    let sts = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(fixture("sts-assume-role.xml"), "text/xml"))
-        .mount(&sts)
-        .await;
-    let reg = with_roles(base(&moto.url)).with_account(ACCOUNT).with_sts_endpoint(sts.uri()).build().await.unwrap();
+    let (_moto, sts, reg) = with_sts(Sts::with_limit(43_200)).await;
     reg.create_repository("scoped").await.unwrap();
 
     let pull = reg.generate_credentials("team/scoped", Permissions::Pull, Duration::from_secs(1)).await.unwrap();
     assert_eq!((pull.username.as_str(), pull.password.expose()), ("AWS", "123456789012-auth-token"));
+    // A role whose MaxSessionDuration was raised to 12 h grants the longest session STS allows.
     reg.generate_credentials("team/scoped", Permissions::PushPull, Duration::from_secs(100_000)).await.unwrap();
 
-    let sent: Vec<_> = sts.received_requests().await.unwrap().iter().map(form).collect();
+    let sent = assume_role_requests(&sts).await;
     assert_eq!(sent.len(), 2, "{sent:?}");
     let arn = "arn:aws:ecr:us-east-1:123456789012:repository/team/scoped";
     for (req, role, seconds, can_push) in [(&sent[0], PULL_ROLE, "900", false), (&sent[1], PUSH_ROLE, "43200", true)] {
-        assert_eq!(field(req, "Action"), "AssumeRole");
         assert_eq!(field(req, "RoleArn"), role);
         assert_eq!(field(req, "DurationSeconds"), seconds);
         assert_eq!(field(req, "RoleSessionName"), "regbridge-team-scoped");
@@ -458,23 +524,84 @@ async fn assume_role_sends_the_scoped_session_policy_and_clamped_duration() {
     }
 }
 
+#[tokio::test]
+async fn a_ttl_above_the_roles_limit_is_retried_at_the_limit_and_remembered() {
+    // The default MaxSessionDuration: STS refuses anything above 1 h with ValidationError.
+    let (_moto, sts, reg) = with_sts(Sts::with_limit(3600)).await;
+    reg.create_repository("limited").await.unwrap();
+
+    let before = Utc::now();
+    let creds = reg.generate_credentials("team/limited", Permissions::Pull, Duration::from_secs(12 * 3600)).await;
+    let creds = creds.expect("a refused duration is retried at the role's limit, not an error");
+    // expires_at is the session's (1 h), not the token's 12 h.
+    let lifetime = (creds.expires_at - before).num_seconds();
+    assert!((3600 - 60..=3600 + 5).contains(&lifetime), "{lifetime}");
+    let seconds = |sent: &[Vec<(String, String)>]| {
+        sent.iter().map(|f| field(f, "DurationSeconds").to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(seconds(&assume_role_requests(&sts).await), ["43200", "3600"]);
+    assert_eq!(reg.learned_session_limit(PULL_ROLE), Some(Duration::from_secs(3600)));
+    assert_eq!(reg.learned_session_limit(PUSH_ROLE), None, "limits are per role");
+
+    // The limit is remembered: the next long mint sends it directly, and a shorter TTL is kept as asked.
+    reg.generate_credentials("team/limited", Permissions::Pull, Duration::from_secs(12 * 3600)).await.unwrap();
+    reg.generate_credentials("team/limited", Permissions::Pull, Duration::from_secs(1800)).await.unwrap();
+    assert_eq!(seconds(&assume_role_requests(&sts).await), ["43200", "3600", "3600", "1800"]);
+}
+
+#[tokio::test]
+async fn assume_role_misconfiguration_is_a_server_error_naming_the_role() {
+    let (_moto, sts, reg) = with_sts(Sts { deny: true, ..Sts::with_limit(3600) }).await;
+    reg.create_repository("denied").await.unwrap();
+    let err = reg.generate_credentials("team/denied", Permissions::Pull, Duration::from_secs(900)).await.unwrap_err();
+    assert!(matches!(err, Error::Upstream { .. }), "not the client's fault: {err:?}");
+    assert!(err.status() >= 500, "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(PULL_ROLE) && text.contains("AccessDenied") && text.contains("trust policy"), "{text}");
+    assert!(text.contains("7d1e2f3a-4b5c-4d6e-8f90-a1b2c3d4e5f6"), "the request id is kept: {text}");
+    assert!(!text.contains("testing"), "no secret in {text}");
+    assert_eq!(assume_role_requests(&sts).await.len(), 1, "only a refused duration is asked again");
+}
+
 /// A wiremock ECR: `POST /` with `X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.{operation}`.
 async fn ecr_stub(operation: &str, response: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/"))
-        .and(header("x-amz-target", format!("{TARGET}.{operation}").as_str()))
-        .respond_with(response)
-        .mount(&server)
-        .await;
+    stub(&server, operation, response).await;
     server
 }
 
+/// The ECR operations received, less the `GetAuthorizationToken` every build sends for the registry URL.
 fn targets(requests: &[Request]) -> Vec<String> {
     requests
         .iter()
         .filter_map(|r| r.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).map(str::to_owned))
+        .filter(|t| !t.ends_with(".GetAuthorizationToken"))
         .collect()
+}
+
+/// The JSON bodies of the `operation` requests `server` received.
+async fn bodies(server: &MockServer, operation: &str) -> Vec<Value> {
+    let target = format!("{TARGET}.{operation}");
+    let requests = server.received_requests().await.unwrap();
+    requests
+        .iter()
+        .filter(|r| r.headers.get("x-amz-target").is_some_and(|v| v.as_bytes() == target.as_bytes()))
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+/// Adds a stub of `operation` to a wiremock ECR.
+async fn stub(server: &MockServer, operation: &str, response: ResponseTemplate) {
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(header("x-amz-target", format!("{TARGET}.{operation}").as_str()))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+fn ecr_json(body: impl Into<String>) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(body.into(), "application/x-amz-json-1.1")
 }
 
 fn aws_error(status: u16, code: &str) -> ResponseTemplate {
@@ -496,8 +623,8 @@ async fn blob_download_url_comes_from_get_download_url_for_layer() {
     let url = reg.generate_blob_download_url("team/app", &digest, Duration::from_secs(600)).await.unwrap().unwrap();
     let expected: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(url.as_str(), expected["downloadUrl"].as_str().unwrap());
-    let requests = server.received_requests().await.unwrap();
-    let sent: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    let sent = bodies(&server, "GetDownloadUrlForLayer").await;
+    let sent = &sent[0];
     assert_eq!(sent["repositoryName"], "team/app");
     assert_eq!(sent["layerDigest"], digest.to_string());
     assert_eq!(sent["registryId"], ACCOUNT);
@@ -532,7 +659,7 @@ async fn ecr_errors_map_to_regbridge_errors() {
     let reg = base(&server.uri()).with_account(ACCOUNT).build().await.unwrap();
     assert!(matches!(reg.create_repository("../x").await, Err(Error::InvalidInput { .. })));
     assert!(matches!(reg.get_repository("UPPER").await, Err(Error::InvalidInput { .. })));
-    assert!(server.received_requests().await.unwrap().is_empty());
+    assert!(targets(&server.received_requests().await.unwrap()).is_empty());
 }
 
 #[tokio::test]
@@ -543,4 +670,172 @@ async fn throttling_is_too_many_requests() {
     let err = reg.get_repository("team/app").await.unwrap_err();
     assert!(matches!(err, Error::TooManyRequests { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn china_regions_use_the_aws_cn_partition_and_its_registry_host() {
+    let ecr = MockServer::start().await;
+    stub(&ecr, "GetAuthorizationToken", ecr_json(fixture("ecr-get-authorization-token-cn.json"))).await;
+    stub(&ecr, "CreateRepository", ecr_json(fixture("ecr-create-repository-cn.json"))).await;
+    let described = json!({"repositories": [serde_json::from_str::<Value>(&fixture("ecr-create-repository-cn.json"))
+        .unwrap()["repository"]]});
+    stub(&ecr, "DescribeRepositories", ecr_json(described.to_string())).await;
+    stub(&ecr, "GetRepositoryPolicy", aws_error(400, "RepositoryPolicyNotFoundException")).await;
+    stub(&ecr, "SetRepositoryPolicy", ecr_json("{}")).await;
+    let sts = sts_stub(Sts { partition: "aws-cn", ..Sts::with_limit(3600) }).await;
+    // The account (and with it the partition) is discovered from the caller identity.
+    let reg = with_roles(base(&ecr.uri()))
+        .with_region("cn-north-1")
+        .with_pull_role_arn("arn:aws-cn:iam::123456789012:role/regbridge-pull")
+        .with_sts_endpoint(sts.uri())
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(reg.partition().name(), "aws-cn");
+    assert_eq!(reg.registry_endpoint(), "https://123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", "proxyEndpoint");
+    let repo = reg.create_repository("app").await.unwrap();
+    assert_eq!(repo.uri, "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/team/app");
+    assert_eq!(reg.repository_arn("team/app"), "arn:aws-cn:ecr:cn-north-1:123456789012:repository/team/app");
+
+    // The session policy names the repository in the aws-cn partition.
+    let creds = reg.generate_credentials("team/app", Permissions::Pull, Duration::from_secs(900)).await.unwrap();
+    assert_eq!(creds.password.expose(), "cn-token-password");
+    let sent = assume_role_requests(&sts).await;
+    let policy: Value = serde_json::from_str(field(&sent[0], "Policy")).unwrap();
+    assert_eq!(policy["Statement"][1]["Resource"], "arn:aws-cn:ecr:cn-north-1:123456789012:repository/team/app");
+
+    // So does the repository policy: account principals and Lambda source ARNs.
+    let grant = CrossAccountPermissions {
+        access: CrossAccountAccess::Aws {
+            account_ids: set(&["111122223333"]),
+            regions: BTreeSet::new(),
+            allowed_service_types: [ComputeServiceType::Serverless].into(),
+            role_arns: BTreeSet::new(),
+        },
+        permissions: Permissions::Pull,
+    };
+    reg.add_cross_account_access("team/app", &grant).await.unwrap();
+    let written = bodies(&ecr, "SetRepositoryPolicy").await;
+    let stmts = statements(written[0]["policyText"].as_str().unwrap());
+    assert_eq!(stmts[0]["Principal"]["AWS"], json!(["arn:aws-cn:iam::111122223333:root"]));
+    assert_eq!(
+        stmts[1]["Condition"]["StringLike"]["aws:sourceArn"],
+        json!(["arn:aws-cn:lambda:*:111122223333:function:*"])
+    );
+}
+
+#[tokio::test]
+async fn govcloud_without_a_proxy_endpoint_computes_the_host_in_its_partition() {
+    // GetAuthorizationToken refused (base credentials without it): the host is computed.
+    let ecr = ecr_stub("GetAuthorizationToken", aws_error(400, "AccessDeniedException")).await;
+    let reg = base(&ecr.uri()).with_region("us-gov-west-1").with_account(ACCOUNT).build().await.unwrap();
+    assert_eq!(reg.registry_endpoint(), "https://123456789012.dkr.ecr.us-gov-west-1.amazonaws.com");
+    assert_eq!(reg.repository_arn("team/a"), "arn:aws-us-gov:ecr:us-gov-west-1:123456789012:repository/team/a");
+}
+
+#[tokio::test]
+async fn batch_get_image_failures_map_by_code_with_the_reason() {
+    let template = fixture("ecr-batch-get-image-failure.json");
+    // Every code is mapped in the unit tests of ecr/images.rs; here a few travel the wire.
+    for (code, status) in [("UpstreamTooManyRequests", 429), ("UpstreamUnavailable", 503), ("KmsError", 403)] {
+        let reason = format!("stubbed {code} reason");
+        let body =
+            template.replace("\"ImageNotFound\"", &format!("\"{code}\"")).replace("Requested image not found", &reason);
+        let server = ecr_stub("BatchGetImage", ecr_json(body)).await;
+        let reg = base(&server.uri()).with_account(ACCOUNT).build().await.unwrap();
+        let err = reg.get_manifest("team/app", &Reference::parse("v1").unwrap()).await.unwrap_err();
+        assert_eq!(err.status(), status, "{code}: {err:?}");
+        assert!(format!("{err} {err:?}").contains(&reason), "{code}: the reason is kept: {err:?}");
+        // Only the media types the API reference documents (and regbridge serves) are asked for.
+        let sent = bodies(&server, "BatchGetImage").await;
+        assert_eq!(
+            sent[0]["acceptedMediaTypes"],
+            json!([
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "application/vnd.oci.image.manifest.v1+json"
+            ])
+        );
+        assert_eq!(sent[0]["imageIds"], json!([{"imageTag": "v1"}]));
+    }
+}
+
+#[tokio::test]
+async fn an_index_batch_get_image_converted_is_read_through_the_registry_api() {
+    let server = MockServer::start().await;
+    let index = fixture("oci-index.json");
+    let index_digest = Digest::sha256(index.as_bytes());
+    // BatchGetImage answers with one platform's manifest in place of the stored index (whose digest the
+    // image id still names).
+    let platform = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
+                   "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},
+        "layers": []})
+    .to_string();
+    let converted = json!({"images": [{
+        "registryId": ACCOUNT, "repositoryName": "team/app",
+        "imageId": {"imageDigest": index_digest.to_string(), "imageTag": "v1"},
+        "imageManifest": platform, "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json"}],
+        "failures": []});
+    stub(&server, "BatchGetImage", ecr_json(converted.to_string())).await;
+    let token = json!({"authorizationData": [{
+        "authorizationToken": base64::engine::general_purpose::STANDARD.encode("AWS:registry-password"),
+        "expiresAt": 4_070_908_800.0_f64, "proxyEndpoint": server.uri()}]});
+    stub(&server, "GetAuthorizationToken", ecr_json(token.to_string())).await;
+    // The registry API: Basic credentials from the token, as ECR's registry answers.
+    let login = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("AWS:registry-password"));
+    Mock::given(method("GET"))
+        .and(path("/v2/team/app/manifests/v1"))
+        .and(header("authorization", login.as_str()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("docker-content-digest", index_digest.to_string().as_str())
+                .set_body_raw(index.clone(), "application/vnd.oci.image.index.v1+json"),
+        )
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).insert_header(
+            "www-authenticate",
+            format!("Basic realm=\"{}/\",service=\"ecr.amazonaws.com\"", server.uri()).as_str(),
+        ))
+        .with_priority(5)
+        .mount(&server)
+        .await;
+    let reg = base(&server.uri()).with_account(ACCOUNT).build().await.unwrap();
+    assert_eq!(reg.registry_endpoint(), server.uri(), "the registry URL is GetAuthorizationToken's proxyEndpoint");
+    let got = reg.get_manifest("team/app", &Reference::parse("v1").unwrap()).await.unwrap();
+    assert_eq!(got.bytes, index.as_bytes());
+    assert_eq!(got.media_type, "application/vnd.oci.image.index.v1+json");
+    assert_eq!(got.digest, index_digest);
+    let accepts: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == wiremock::http::Method::GET)
+        .filter_map(|r| r.headers.get("accept").and_then(|v| v.to_str().ok()).map(str::to_owned))
+        .collect();
+    assert!(accepts.iter().all(|a| a.contains("application/vnd.oci.image.index.v1+json")), "{accepts:?}");
+}
+
+#[tokio::test]
+async fn listing_repositories_follows_next_token() {
+    let server = MockServer::start().await;
+    // The second page is asked with the first page's nextToken (mounted first: wiremock tries mocks in order
+    // of priority, then of mounting).
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", format!("{TARGET}.DescribeRepositories").as_str()))
+        .and(body_partial_json(json!({"nextToken": "eyJwYWdlIjogMn0="})))
+        .respond_with(ecr_json(fixture("ecr-describe-repositories-page2.json")))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    stub(&server, "DescribeRepositories", ecr_json(fixture("ecr-describe-repositories-page1.json"))).await;
+    let reg = base(&server.uri()).with_account(ACCOUNT).build().await.unwrap();
+    assert_eq!(reg.repositories_with_prefix("team/").await.unwrap(), ["team/a", "team/b"]);
+    let sent = bodies(&server, "DescribeRepositories").await;
+    assert_eq!(sent.len(), 2, "two pages: {sent:?}");
+    assert_eq!(sent[0]["registryId"], ACCOUNT);
+    assert!(sent[0].get("nextToken").is_none());
 }

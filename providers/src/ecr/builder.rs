@@ -11,6 +11,10 @@ use url::Url;
 
 use super::EcrRegistry;
 use super::client::{EcrClient, map_sts_error};
+use super::credential::{self, RegistryToken};
+use super::partition::Partition;
+use super::session::SessionLimits;
+use crate::http::{ClientOptions, UpstreamClient};
 
 /// Builds an [`EcrRegistry`].
 ///
@@ -19,7 +23,10 @@ use super::client::{EcrClient, map_sts_error};
 /// config and credentials files, web identity, ECS and EC2 instance metadata; not SSO profiles nor
 /// `credential_process`, whose SDK features are left out to keep the build lean) unless
 /// [`with_credentials`](Self::with_credentials) was given, and discovers the account with STS
-/// `GetCallerIdentity` when [`with_account`](Self::with_account) was not given.
+/// `GetCallerIdentity` when [`with_account`](Self::with_account) was not given (its ARN then also names the
+/// partition; otherwise the region does). Unless [`with_registry_endpoint`](Self::with_registry_endpoint)
+/// was given, the registry URL is `GetAuthorizationToken`'s `proxyEndpoint`, or, when that call fails
+/// (the base credentials may lack `ecr:GetAuthorizationToken`), the partition's computed host.
 #[derive(Clone, Default)]
 pub struct EcrRegistryBuilder {
     region: Option<String>,
@@ -199,19 +206,33 @@ impl EcrRegistryBuilder {
         let sdk = loader.load().await;
         let client = EcrClient::new(&sdk, endpoint.as_deref(), sts_endpoint.as_deref().or(endpoint.as_deref()));
 
-        let account = match self.account {
-            Some(a) => a,
+        let (account, partition) = match self.account {
+            Some(a) => (a, Partition::for_region(&region)),
             None => {
                 let who =
                     client.sts.get_caller_identity().send().await.map_err(|e| map_sts_error("GetCallerIdentity", e))?;
-                who.account().filter(|a| valid_account(a)).map(str::to_owned).ok_or_else(|| {
+                let account = who.account().filter(|a| valid_account(a)).map(str::to_owned).ok_or_else(|| {
                     Error::bad_input("STS GetCallerIdentity returned no account id: call with_account")
-                })?
+                })?;
+                let partition = who
+                    .arn()
+                    .and_then(|arn| Partition::from_arn(arn, &region))
+                    .unwrap_or_else(|| Partition::for_region(&region));
+                (account, partition)
             }
         };
-        let registry_endpoint = registry_endpoint
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| format!("https://{account}.dkr.ecr.{region}.amazonaws.com"));
+        let registry_endpoint = match registry_endpoint {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => discover_registry(&client, &partition, &account, &region).await,
+        };
+        let registry_url = Url::parse(&registry_endpoint)
+            .map_err(|e| Error::bad_input(format!("ECR registry endpoint {registry_endpoint:?} is not a URL: {e}")))?;
+        let registry = UpstreamClient::new(
+            registry_url,
+            super::client::PROVIDER,
+            std::sync::Arc::new(RegistryToken::new(client.ecr.clone())),
+            ClientOptions::default(),
+        )?;
         Ok(EcrRegistry {
             region,
             account,
@@ -222,8 +243,24 @@ impl EcrRegistryBuilder {
             scan_on_push: self.scan_on_push,
             immutable_tags: self.immutable_tags,
             client,
+            partition,
+            sessions: SessionLimits::default(),
+            registry,
         })
     }
+}
+
+/// The registry URL: `GetAuthorizationToken`'s `proxyEndpoint`, else (the call failed, or answered no URL)
+/// the host computed for the partition.
+async fn discover_registry(client: &EcrClient, partition: &Partition, account: &str, region: &str) -> String {
+    match credential::authorization_token(&client.ecr, "the registry").await {
+        Ok(token) => match token.proxy_endpoint.filter(|u| Url::parse(u).is_ok_and(|u| u.has_host())) {
+            Some(url) => return url,
+            None => tracing::debug!("GetAuthorizationToken gave no proxyEndpoint; computing the registry host"),
+        },
+        Err(e) => tracing::debug!(error = %e, "GetAuthorizationToken failed; computing the registry host"),
+    }
+    format!("https://{}", partition.registry_host(account, region))
 }
 
 fn truthy(v: &str) -> bool {
@@ -322,7 +359,9 @@ mod tests {
         assert!(err(base().with_account("123456789012").with_endpoint("ftp://x")).await.contains("ECR endpoint"));
         let dbg = format!("{:?}", base());
         assert!(dbg.contains("AKID") && !dbg.contains("SECRET"), "{dbg}");
-        let reg = base().with_account("123456789012").build().await.unwrap();
+        // A registry URL of its own: no GetAuthorizationToken goes out for its proxyEndpoint.
+        let reg =
+            base().with_account("123456789012").with_registry_endpoint("http://127.0.0.1:9").build().await.unwrap();
         let dbg = format!("{reg:?} {reg}");
         assert!(!dbg.contains("SECRET"), "{dbg}");
     }

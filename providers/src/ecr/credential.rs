@@ -4,18 +4,24 @@
 //! See <https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html> and
 //! <https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_GetAuthorizationToken.html>.
 
+use std::fmt;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use regbridge::auth::Scope;
 use regbridge::{Error, Permissions, Result, Secret};
 use serde_json::json;
+
+use super::client::map_ecr_error;
+use crate::http::{CredentialSource, FetchedToken, TokenCache};
 
 /// The shortest session STS grants (`DurationSeconds` minimum).
 pub const MIN_SESSION: Duration = Duration::from_secs(900);
 /// The longest session STS grants (`DurationSeconds` maximum; the role's `MaxSessionDuration` may be lower,
-/// and a role assumed from another assumed role is limited to one hour by AWS).
+/// and a role assumed from another assumed role is limited to one hour by AWS: see [`super::session`]).
 pub const MAX_SESSION: Duration = Duration::from_secs(43_200);
 /// How long an ECR authorization token lives (documented by AWS as 12 hours).
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
@@ -26,11 +32,6 @@ pub const PULL_ACTIONS: [&str; 3] =
 /// ECR actions a push needs in addition to the pull actions.
 pub const PUSH_ACTIONS: [&str; 4] =
     ["ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"];
-
-/// The TTL as STS `DurationSeconds`: clamped to 900..=43200 seconds.
-pub fn session_seconds(ttl: Duration) -> i32 {
-    ttl.clamp(MIN_SESSION, MAX_SESSION).as_secs() as i32
-}
 
 /// The inline session policy: only `permissions`' ECR actions on `repository_arn`, plus
 /// `ecr:GetAuthorizationToken` (which has no resource-level scoping, so `*`).
@@ -84,6 +85,73 @@ pub fn token_expiry(reported: Option<DateTime<Utc>>, issued: DateTime<Utc>) -> D
     }
 }
 
+/// What `GetAuthorizationToken` answered: the decoded Basic login, its expiry and the registry URL.
+pub struct AuthorizationToken {
+    /// The user name (`AWS`).
+    pub username: String,
+    /// The password.
+    pub password: Secret,
+    /// When the token expires ([`token_expiry`]).
+    pub expires_at: DateTime<Utc>,
+    /// The registry URL the token is for (`https://{account}.dkr.ecr.{region}.{suffix}`), when given.
+    pub proxy_endpoint: Option<String>,
+}
+
+/// Calls `GetAuthorizationToken` with `ecr`'s credentials; `name` is the repository errors mention.
+pub async fn authorization_token(ecr: &aws_sdk_ecr::Client, name: &str) -> Result<AuthorizationToken> {
+    let issued = Utc::now();
+    let out =
+        ecr.get_authorization_token().send().await.map_err(|e| map_ecr_error("GetAuthorizationToken", name, e))?;
+    let data = out.authorization_data().first().ok_or_else(|| Error::Upstream {
+        provider: super::client::PROVIDER.into(),
+        status: None,
+        message: "GetAuthorizationToken returned no authorization data".into(),
+        source: None,
+    })?;
+    let (username, password) = decode_token(data.authorization_token().unwrap_or_default())?;
+    let expires_at = token_expiry(data.expires_at().and_then(to_chrono), issued);
+    let proxy_endpoint = data.proxy_endpoint().map(|e| e.trim_end_matches('/').to_owned());
+    Ok(AuthorizationToken { username, password, expires_at, proxy_endpoint })
+}
+
+/// Registry credentials for the provider's own `/v2/` reads: a token minted with the base credentials,
+/// kept until shortly before it expires.
+pub struct RegistryToken {
+    ecr: aws_sdk_ecr::Client,
+    cache: TokenCache<()>,
+}
+
+impl RegistryToken {
+    /// Mints with `ecr`'s credentials.
+    pub fn new(ecr: aws_sdk_ecr::Client) -> Self {
+        Self { ecr, cache: TokenCache::new() }
+    }
+}
+
+impl fmt::Debug for RegistryToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryToken").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl CredentialSource for RegistryToken {
+    async fn credentials(&self, _scopes: &[Scope]) -> Result<Option<(String, Secret)>> {
+        // The cache holds `user:password` (a Secret), so one entry serves every repository.
+        let login = self
+            .cache
+            .get_or_fetch(&(), || async {
+                let token = authorization_token(&self.ecr, "the registry").await?;
+                let expires_in = (token.expires_at - Utc::now()).to_std().ok();
+                let login = format!("{}:{}", token.username, token.password.expose());
+                Ok(FetchedToken { token: Secret::new(login), expires_in })
+            })
+            .await?;
+        let (user, password) = login.expose().split_once(':').unwrap_or_default();
+        Ok(Some((user.to_owned(), Secret::new(password))))
+    }
+}
+
 /// Converts an SDK timestamp to chrono.
 pub fn to_chrono(t: &aws_sdk_ecr::primitives::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
@@ -96,13 +164,6 @@ mod tests {
 
     fn parse_policy(policy: &str) -> Option<Value> {
         serde_json::from_str(policy).ok()
-    }
-
-    #[test]
-    fn ttl_is_clamped() {
-        assert_eq!(session_seconds(Duration::from_secs(1)), 900);
-        assert_eq!(session_seconds(Duration::from_secs(3600)), 3600);
-        assert_eq!(session_seconds(Duration::from_secs(999_999)), 43_200);
     }
 
     #[test]

@@ -6,11 +6,12 @@
 //!   [`EcrRegistryBuilder::with_immutable_tags`] and [`EcrRegistryBuilder::with_scan_on_push`]; an existing
 //!   repository is returned as it is, its settings untouched.
 //! * **Credentials.** With a pull or push role configured, `generate_credentials` assumes it with STS
-//!   (`DurationSeconds` = the TTL clamped to 900..=43200 s; the role's `MaxSessionDuration` and AWS's
-//!   one-hour limit on role chaining may cut it further) and an inline session policy that allows only the
+//!   (`DurationSeconds` = the TTL clamped to 900..=43200 s, and to the role's limit once STS refused a
+//!   longer session: see [`session`]) and an inline session policy that allows only the
 //!   pull (or pull and push) actions on *this repository's ARN* plus `ecr:GetAuthorizationToken`, then calls
 //!   `GetAuthorizationToken` with that session. `Pull` uses the pull role (else the push role, still
-//!   limited by the session policy); `PushPull` needs the push role. **Without roles** the token is minted
+//!   limited by the session policy); `PushPull` needs the push role. `expires_at` is the earlier of the
+//!   session's and the token's expiry. **Without roles** the token is minted
 //!   with the base credentials: it is valid for every repository those credentials can reach and lives 12 h
 //!   whatever the TTL, so configure roles wherever credentials leave the control plane.
 //! * **Cross-account access** is a repository policy: regbridge's statements have the Sids
@@ -27,23 +28,29 @@
 //!   `NotFound` naming the region, and any failed read writes nothing anywhere. A write failing part way
 //!   leaves the regions written before it changed (ECR has no transaction across regions); the error names
 //!   the region. `get_cross_account_access` reports the grants of this region's repository only.
-//! * **Reads.** `get_manifest` uses `BatchGetImage` with the accepted media types (the SDK's signed API,
-//!   so no second registry-token flow is needed), `head_blob` `BatchCheckLayerAvailability`, and
-//!   `generate_blob_download_url` `GetDownloadUrlForLayer`.
+//! * **Partitions.** ARNs (repositories, account principals, Lambda source ARNs) use the partition of the
+//!   caller identity (when the account is discovered) or of the region (`aws-cn`, `aws-us-gov`, ...), and
+//!   the registry URL is `GetAuthorizationToken`'s `proxyEndpoint` (else computed for the partition).
+//! * **Reads.** `get_manifest` uses `BatchGetImage` with the media types its reference documents (see
+//!   [`images`]); an image it cannot return as stored (an index or manifest list) is read through the
+//!   registry's `/v2/` API with a token of the base credentials. Its `failures` become errors by code.
+//!   `head_blob` uses `BatchCheckLayerAvailability`, and `generate_blob_download_url`
+//!   `GetDownloadUrlForLayer`.
 
 mod builder;
 mod client;
 mod credential;
+mod images;
+mod partition;
 mod policy;
+mod session;
 
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability, LayerAvailability};
-use chrono::Utc;
 use regbridge::error::OciErrorCode;
-use regbridge::oci::media_types::MANIFEST_TYPES;
 use regbridge::oci::{Digest, Reference, RepositoryName};
 use regbridge::{
     ArtifactRegistry, AuthMethod, Credentials, CrossAccountAccess, CrossAccountPermissions, Error, Manifest,
@@ -52,8 +59,12 @@ use regbridge::{
 use url::Url;
 
 pub use builder::EcrRegistryBuilder;
-use client::{EcrClient, map_ecr_error, map_sts_error};
+use client::{EcrClient, map_ecr_error};
+pub use partition::Partition;
 use policy::Policy;
+use session::SessionLimits;
+
+use crate::http::UpstreamClient;
 
 /// The longest repository name ECR accepts.
 pub const MAX_ECR_NAME_LEN: usize = 256;
@@ -71,6 +82,10 @@ pub struct EcrRegistry {
     scan_on_push: bool,
     immutable_tags: bool,
     client: EcrClient,
+    partition: Partition,
+    sessions: SessionLimits,
+    /// The registry's `/v2/` API, for what `BatchGetImage` cannot return.
+    registry: UpstreamClient,
 }
 
 impl fmt::Display for EcrRegistry {
@@ -95,20 +110,57 @@ impl EcrRegistry {
         &self.region
     }
 
-    /// The ARN of repository `name` (routable): `arn:aws:ecr:{region}:{account}:repository/{name}`.
+    /// The partition of the registry (`aws`, `aws-cn`, `aws-us-gov`, ...).
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    /// The ARN of repository `name` (routable): `arn:{partition}:ecr:{region}:{account}:repository/{name}`.
     pub fn repository_arn(&self, name: &str) -> String {
-        format!("arn:aws:ecr:{}:{}:repository/{name}", self.region, self.account)
+        self.partition.arn("ecr", &self.region, &self.account, &format!("repository/{name}"))
+    }
+
+    /// The longest session STS was found to allow for `role` (after it refused a longer one), if any.
+    pub fn learned_session_limit(&self, role: &str) -> Option<Duration> {
+        self.sessions.limit(role)
+    }
+
+    /// The routable names of every repository of this registry whose name starts with `prefix` (all pages
+    /// of `DescribeRepositories`). The live suite uses it to find what a failed run left behind.
+    pub async fn repositories_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut pages = self
+            .client
+            .ecr
+            .describe_repositories()
+            .registry_id(&self.account)
+            .max_results(DESCRIBE_PAGE)
+            .into_paginator()
+            .send();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_ecr_error("DescribeRepositories", prefix, e))?;
+            names.extend(
+                page.repositories()
+                    .iter()
+                    .filter_map(|r| r.repository_name())
+                    .filter(|n| n.starts_with(prefix))
+                    .map(str::to_owned),
+            );
+        }
+        Ok(names)
     }
 
     fn host(&self) -> &str {
         self.registry_endpoint.split_once("://").map_or(self.registry_endpoint.as_str(), |(_, h)| h)
     }
 
-    fn repository(&self, name: &str, created: Option<&aws_sdk_ecr::primitives::DateTime>) -> Repository {
+    /// `repo` as ECR described it, its URI on the registry host (the same host `registry_endpoint` names,
+    /// so an override of it applies here too).
+    fn repository(&self, name: &str, repo: Option<&aws_sdk_ecr::types::Repository>) -> Repository {
         Repository {
             name: name.to_owned(),
             uri: format!("{}/{name}", self.host()),
-            created_at: created.and_then(credential::to_chrono),
+            created_at: repo.and_then(|r| r.created_at()).and_then(credential::to_chrono),
         }
     }
 
@@ -139,23 +191,23 @@ impl EcrRegistry {
             .iter()
             .find(|r| r.repository_name() == Some(name))
             .ok_or_else(|| Error::not_found(Resource::Repository, name))?;
-        Ok(self.repository(name, repo.created_at()))
+        Ok(self.repository(name, Some(repo)))
     }
 
     /// The current policy of `name` through `ecr`: `RepositoryPolicyNotFoundException` is "no policy", any
     /// other error is returned (and the caller writes nothing).
     async fn read_policy(&self, ecr: &aws_sdk_ecr::Client, name: &str) -> Result<Policy> {
         match ecr.get_repository_policy().registry_id(&self.account).repository_name(name).send().await {
-            Ok(out) => Policy::parse(out.policy_text()),
+            Ok(out) => Policy::parse(out.policy_text(), &self.partition),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_policy_not_found_exception()) => {
-                Policy::parse(None)
+                Policy::parse(None, &self.partition)
             }
             Err(e) => Err(map_ecr_error("GetRepositoryPolicy", name, e)),
         }
     }
 
     async fn write_policy(&self, ecr: &aws_sdk_ecr::Client, name: &str, before: &Policy, after: &Policy) -> Result<()> {
-        match after.render() {
+        match after.render(&self.partition) {
             Some(text) => {
                 ecr.set_repository_policy()
                     .registry_id(&self.account)
@@ -165,7 +217,7 @@ impl EcrRegistry {
                     .await
                     .map_err(|e| map_ecr_error("SetRepositoryPolicy", name, e))?;
             }
-            None if before.render().is_some() => {
+            None if before.render(&self.partition).is_some() => {
                 ecr.delete_repository_policy()
                     .registry_id(&self.account)
                     .repository_name(name)
@@ -248,6 +300,9 @@ fn check_grant(grant: &CrossAccountPermissions) -> Result<&CrossAccountAccess> {
     }
 }
 
+/// Repositories per `DescribeRepositories` page when listing (the API allows 1..=1000).
+const DESCRIBE_PAGE: i32 = 1000;
+
 /// `err` with the region it happened in added to its name or message.
 fn in_region(err: Error, region: &str) -> Error {
     match err {
@@ -300,7 +355,7 @@ impl ArtifactRegistry for EcrRegistry {
             .send()
             .await;
         match created {
-            Ok(out) => Ok(self.repository(&name, out.repository().and_then(|r| r.created_at()))),
+            Ok(out) => Ok(self.repository(&name, out.repository())),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_repository_already_exists_exception()) => {
                 self.describe(&name).await
             }
@@ -335,46 +390,15 @@ impl ArtifactRegistry for EcrRegistry {
         let (ecr, session_expiry) = match role {
             None => (self.client.ecr.clone(), None),
             Some(role) => {
-                let out = self
-                    .client
-                    .sts
-                    .assume_role()
-                    .role_arn(role)
-                    .role_session_name(credential::session_name(&name))
-                    .duration_seconds(credential::session_seconds(ttl))
-                    .policy(credential::session_policy(&self.repository_arn(&name), permissions))
-                    .send()
-                    .await
-                    .map_err(|e| map_sts_error("AssumeRole", e))?;
-                let c = out.credentials().ok_or_else(|| Error::Upstream {
-                    provider: client::PROVIDER.into(),
-                    status: None,
-                    message: "AssumeRole returned no credentials".into(),
-                    source: None,
-                })?;
-                let expiry = credential::to_chrono(c.expiration());
-                let creds = aws_sdk_ecr::config::Credentials::new(
-                    c.access_key_id(),
-                    c.secret_access_key(),
-                    Some(c.session_token().to_owned()),
-                    c.expiration().to_owned().try_into().ok(),
-                    "regbridge-assume-role",
-                );
+                let arn = self.repository_arn(&name);
+                let (creds, expiry) =
+                    session::assume(&self.client.sts, &self.sessions, role, &name, &arn, permissions, ttl).await?;
                 (self.client.ecr_with(creds), expiry)
             }
         };
-        let issued = Utc::now();
-        let out =
-            ecr.get_authorization_token().send().await.map_err(|e| map_ecr_error("GetAuthorizationToken", &name, e))?;
-        let data = out.authorization_data().first().ok_or_else(|| Error::Upstream {
-            provider: client::PROVIDER.into(),
-            status: None,
-            message: "GetAuthorizationToken returned no authorization data".into(),
-            source: None,
-        })?;
-        let (username, password) = credential::decode_token(data.authorization_token().unwrap_or_default())?;
-        let token_expiry = credential::token_expiry(data.expires_at().and_then(credential::to_chrono), issued);
-        let expires_at = session_expiry.map_or(token_expiry, |s| s.min(token_expiry));
+        let token = credential::authorization_token(&ecr, &name).await?;
+        let (username, password) = (token.username, token.password);
+        let expires_at = session_expiry.map_or(token.expires_at, |s| s.min(token.expires_at));
         Ok(Credentials { auth_method: AuthMethod::Basic, username, password, expires_at })
     }
 
@@ -387,27 +411,17 @@ impl ArtifactRegistry for EcrRegistry {
             .registry_id(&self.account)
             .repository_name(&name)
             .image_ids(image_id(reference))
-            .set_accepted_media_types(Some(MANIFEST_TYPES.iter().map(|s| s.to_string()).collect()))
+            .set_accepted_media_types(Some(images::ACCEPTED_MEDIA_TYPES.iter().map(|s| s.to_string()).collect()))
             .send()
             .await
             .map_err(|e| map_ecr_error("BatchGetImage", &name, e))?;
-        let image =
-            out.images().first().ok_or_else(|| Error::not_found(Resource::Manifest, format!("{name}:{reference}")))?;
-        let bytes = image.image_manifest().unwrap_or_default().as_bytes().to_vec();
-        let media_type = image
-            .image_manifest_media_type()
-            .map(str::to_owned)
-            .or_else(|| {
-                serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(str::to_owned))
-            })
-            .unwrap_or_else(|| MANIFEST_TYPES[0].to_owned());
-        let digest = match reference {
-            Reference::Digest(d) => Digest::of(d.algorithm(), &bytes),
-            Reference::Tag(_) => Digest::sha256(&bytes),
-        };
-        Ok(Manifest { media_type, digest, bytes })
+        if let Some(manifest) = images::from_output(&out, &name, reference)? {
+            return Ok(manifest);
+        }
+        self.registry
+            .get_manifest(&name, reference)
+            .await?
+            .ok_or_else(|| Error::not_found(Resource::Manifest, format!("{name}:{reference}")))
     }
 
     async fn add_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {

@@ -10,6 +10,7 @@ use regbridge::{CrossAccountAccess, Error, Result};
 use serde_json::{Value, json};
 
 use super::credential::PULL_ACTIONS;
+use super::partition::Partition;
 
 /// Sid of the statement granting AWS principals (account roots and role ARNs) pull.
 pub const SID_PULL: &str = "RegbridgeCrossAccountPull";
@@ -49,8 +50,9 @@ fn empty_aws() -> CrossAccountAccess {
 }
 
 impl Policy {
-    /// Parses a policy text (`None`: the repository has no policy).
-    pub fn parse(text: Option<&str>) -> Result<Self> {
+    /// Parses a policy text (`None`: the repository has no policy); account roots are recognised in
+    /// `partition`'s ARN form.
+    pub fn parse(text: Option<&str>, partition: &Partition) -> Result<Self> {
         let Some(text) = text else {
             return Ok(Self { document: serde_json::Map::new(), foreign: Vec::new(), granted: empty_aws() });
         };
@@ -67,7 +69,7 @@ impl Policy {
         for stmt in &ours {
             if stmt["Sid"] == SID_PULL {
                 for p in strings(stmt.get("Principal").and_then(|p| p.get("AWS"))) {
-                    match p.strip_prefix("arn:aws:iam::").and_then(|r| r.strip_suffix(":root")) {
+                    match partition.root_account(&p) {
                         Some(account) => account_ids.insert(account.to_owned()),
                         None => role_arns.insert(p),
                     };
@@ -76,7 +78,7 @@ impl Policy {
                 types.insert(ComputeServiceType::Serverless);
                 let arns = strings(stmt.pointer("/Condition/StringLike/aws:sourceArn"));
                 for arn in arns {
-                    // arn:aws:lambda:{region}:{account}:function:*
+                    // arn:{partition}:lambda:{region}:{account}:function:*
                     if let Some(region) = arn.split(':').nth(3).filter(|r| *r != "*" && !r.is_empty()) {
                         regions.insert(region.to_owned());
                     }
@@ -88,10 +90,11 @@ impl Policy {
     }
 
     /// The policy text with `self.granted` written as regbridge's statements after the foreign ones, or
-    /// `None` when no statement at all is left (the policy is then deleted).
-    pub fn render(&self) -> Option<String> {
+    /// `None` when no statement at all is left (the policy is then deleted). ARNs are written in
+    /// `partition`'s form.
+    pub fn render(&self, partition: &Partition) -> Option<String> {
         let mut statements = self.foreign.clone();
-        statements.extend(statements_for(&self.granted));
+        statements.extend(statements_for(&self.granted, partition));
         if statements.is_empty() {
             return None;
         }
@@ -104,8 +107,8 @@ impl Policy {
 
 /// regbridge's statements for `access` (an `Aws` access): account roots and roles get the pull actions;
 /// with `Serverless`, the Lambda service principal gets them for functions of the granted accounts (in the
-/// granted regions, or any region when none is listed).
-pub fn statements_for(access: &CrossAccountAccess) -> Vec<Value> {
+/// granted regions, or any region when none is listed). ARNs are those of `partition`.
+pub fn statements_for(access: &CrossAccountAccess, partition: &Partition) -> Vec<Value> {
     let CrossAccountAccess::Aws { account_ids, regions, allowed_service_types, role_arns } = access else {
         return Vec::new();
     };
@@ -113,7 +116,7 @@ pub fn statements_for(access: &CrossAccountAccess) -> Vec<Value> {
         return Vec::new();
     }
     let principals: Vec<String> =
-        account_ids.iter().map(|a| format!("arn:aws:iam::{a}:root")).chain(role_arns.iter().cloned()).collect();
+        account_ids.iter().map(|a| partition.account_root(a)).chain(role_arns.iter().cloned()).collect();
     let mut out = vec![json!({
         "Sid": SID_PULL,
         "Effect": "Allow",
@@ -127,7 +130,7 @@ pub fn statements_for(access: &CrossAccountAccess) -> Vec<Value> {
             if regions.is_empty() { vec!["*"] } else { regions.iter().map(String::as_str).collect() };
         let arns: Vec<String> = accounts
             .iter()
-            .flat_map(|a| region_list.iter().map(move |r| format!("arn:aws:lambda:{r}:{a}:function:*")))
+            .flat_map(|a| region_list.iter().map(move |r| partition.arn("lambda", r, a, "function:*")))
             .collect();
         out.push(json!({
             "Sid": SID_LAMBDA,
@@ -152,7 +155,8 @@ mod tests {
     fn round_trips_and_keeps_foreign_statements() {
         let foreign = json!({"Sid": "Theirs", "Effect": "Deny", "Principal": "*", "Action": "ecr:PutImage"});
         let text = json!({"Version": "2012-10-17", "Statement": [foreign]}).to_string();
-        let mut policy = Policy::parse(Some(&text)).unwrap();
+        let aws = Partition::for_region("us-east-1");
+        let mut policy = Policy::parse(Some(&text), &aws).unwrap();
         let grant = CrossAccountAccess::Aws {
             account_ids: set(&["111122223333"]),
             regions: set(&["eu-west-1"]),
@@ -160,12 +164,29 @@ mod tests {
             role_arns: set(&["arn:aws:iam::444455556666:role/puller"]),
         };
         policy.granted = policy.granted.union(&grant).unwrap();
-        let rendered = policy.render().unwrap();
-        let back = Policy::parse(Some(&rendered)).unwrap();
+        let rendered = policy.render(&aws).unwrap();
+        let back = Policy::parse(Some(&rendered), &aws).unwrap();
         assert_eq!(back.granted, grant);
         assert_eq!(back.foreign, vec![foreign]);
         assert!(rendered.contains("arn:aws:lambda:eu-west-1:444455556666:function:*"), "{rendered}");
         let none = Policy { granted: empty_aws(), foreign: vec![], document: back.document };
-        assert_eq!(none.render(), None);
+        assert_eq!(none.render(&aws), None);
+    }
+
+    #[test]
+    fn statements_use_the_partition_of_the_registry() {
+        let cn = Partition::for_region("cn-north-1");
+        let grant = CrossAccountAccess::Aws {
+            account_ids: set(&["111122223333"]),
+            regions: set(&["cn-north-1"]),
+            allowed_service_types: [ComputeServiceType::Serverless].into(),
+            role_arns: BTreeSet::new(),
+        };
+        let policy = Policy { granted: grant.clone(), ..Policy::parse(None, &cn).unwrap() };
+        let rendered = policy.render(&cn).unwrap();
+        assert!(rendered.contains("\"arn:aws-cn:iam::111122223333:root\""), "{rendered}");
+        assert!(rendered.contains("arn:aws-cn:lambda:cn-north-1:111122223333:function:*"), "{rendered}");
+        assert!(!rendered.contains("arn:aws:"), "{rendered}");
+        assert_eq!(Policy::parse(Some(&rendered), &cn).unwrap().granted, grant);
     }
 }
