@@ -71,6 +71,20 @@ async fn metrics_count_requests_bytes_uploads_and_credential_caches() {
 
 struct Process(Child);
 
+impl Process {
+    /// The exit status, waiting at most `within`; panics with `why` after that.
+    fn wait_at_most(&mut self, within: Duration, why: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{why}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -90,10 +104,25 @@ fn serve_with(
     flags: &[&str],
     open_files: Option<u32>,
 ) -> (Process, String, Arc<Mutex<Vec<String>>>) {
+    let (mut process, base) = spawn_serve(data, flags, open_files);
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let stderr = process.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (process, base, lines)
+}
+
+/// `regbridge serve --log-format json` on a free port with its stderr piped (for the caller to read or
+/// close), once it listens; and its base URL.
+fn spawn_serve(data: &std::path::Path, flags: &[&str], open_files: Option<u32>) -> (Process, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let limit = open_files.map(|n| format!("ulimit -n {n} && ")).unwrap_or_default();
-    let mut child = Command::new("sh")
+    let child = Command::new("sh")
         .arg("-c")
         .arg(format!("{limit}exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_regbridge"))
@@ -106,20 +135,13 @@ fn serve_with(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
+    let process = Process(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(&addr).is_err() {
         assert!(Instant::now() < deadline, "regbridge did not listen on {addr}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    (Process(child), format!("http://{addr}"), lines)
+    (process, format!("http://{addr}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,14 +175,7 @@ async fn json_access_logs_and_a_graceful_stop() {
         received.extend_from_slice(&chunk);
     }
     assert_eq!(common::sha256(&received), digest, "the download in flight finished whole");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = process.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "regbridge did not stop within 20 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = process.wait_at_most(Duration::from_secs(20), "regbridge did not stop within 20 s of SIGTERM");
     assert!(status.success(), "{status}");
 
     std::thread::sleep(Duration::from_millis(200));
@@ -457,39 +472,15 @@ fn a_busy_port_creates_nothing_and_a_closed_stderr_does_not_block_sigterm() {
     assert!(!dir.path().join("data").exists(), "a failed start created the data directory");
     drop(busy);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_regbridge"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env("REGBRIDGE_ADMIN_PASSWORD", PASSWORD)
-        .env("REGBRIDGE_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take();
-    let mut process = Process(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut stream = loop {
-        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            break stream;
-        }
-        assert!(Instant::now() < deadline, "regbridge did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (mut process, base) = spawn_serve(&dir.path().join("data"), &[], None);
+    let stderr = process.0.stderr.take();
+    let mut stream = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
     drop(stderr); // nobody reads the log any more: every write to it now fails with EPIPE
     use std::io::{Read, Write};
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let _ = stream.read_to_end(&mut Vec::new()); // an access log line, written into the closed pipe
     let pid = process.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = process.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "regbridge ignored SIGTERM once its stderr pipe was closed");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = process.wait_at_most(Duration::from_secs(20), "regbridge ignored SIGTERM once its stderr closed");
     assert!(status.success(), "a stop on SIGTERM exits 0: {status}");
 }

@@ -75,15 +75,9 @@ pub struct AddArgs {
     /// for one without TLS on a trusted network (the credentials then cross it readable).
     #[arg(long)]
     pub registry: String,
-    /// The user name to log in with (omit it, and the secret, for anonymous access).
-    #[arg(long)]
-    pub username: Option<String>,
-    /// Read the password from standard input.
-    #[arg(long, conflicts_with = "token_stdin")]
-    pub password_stdin: bool,
-    /// Read an access token from standard input.
-    #[arg(long)]
-    pub token_stdin: bool,
+    /// The login (omit it for anonymous access).
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// Store the connection inactive: routes do not use it until it is activated.
     #[arg(long)]
     pub inactive: bool,
@@ -100,15 +94,36 @@ pub struct UpdateArgs {
     /// A new registry (host[:port], or http://host[:port]).
     #[arg(long)]
     pub registry: Option<String>,
-    /// A new user name (give the password or token with it).
+    /// A new login (fields not given keep their value).
+    #[command(flatten)]
+    pub login: LoginArgs,
+}
+
+/// The login of a connection: a user name, and a password or token read from standard input.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// The user name to log in with.
     #[arg(long)]
     pub username: Option<String>,
-    /// Read a new password from standard input.
+    /// Read the password from standard input.
     #[arg(long, conflicts_with = "token_stdin")]
     pub password_stdin: bool,
-    /// Read a new access token from standard input.
+    /// Read an access token from standard input.
     #[arg(long)]
     pub token_stdin: bool,
+}
+
+impl LoginArgs {
+    /// `input` with this login: the user name, and the secret read from `stdin` as password or token.
+    fn apply(self, input: ConnectionInput, stdin: &mut dyn Read) -> Result<ConnectionInput, Failure> {
+        let secret = if self.password_stdin || self.token_stdin { Some(read_secret(stdin)?) } else { None };
+        Ok(ConnectionInput {
+            username: self.username,
+            password: secret.clone().filter(|_| self.password_stdin),
+            token: secret.filter(|_| self.token_stdin),
+            ..input
+        })
+    }
 }
 
 /// A failed command: its message and exit code.
@@ -189,15 +204,13 @@ fn execute(
     let store = ConnectionStore::open(data_dir, key)?;
     match command {
         RegistryCommand::Add(add) => {
-            let secret = if add.password_stdin || add.token_stdin { Some(read_secret(stdin)?) } else { None };
             let input = ConnectionInput {
                 name: Some(add.name),
                 registry: Some(add.registry),
-                username: add.username,
-                password: secret.clone().filter(|_| add.password_stdin),
-                token: secret.filter(|_| add.token_stdin),
                 active: Some(!add.inactive),
+                ..ConnectionInput::default()
             };
+            let input = add.login.apply(input, stdin)?;
             let created = store.create(&input)?;
             eprintln!("added registry connection {:?} ({})", created.name, created.registry);
             warn_plain_http(&created);
@@ -205,15 +218,9 @@ fn execute(
         }
         RegistryCommand::Update(update) => {
             let existing = store.get_by_name(&update.name)?;
-            let secret = if update.password_stdin || update.token_stdin { Some(read_secret(stdin)?) } else { None };
-            let input = ConnectionInput {
-                name: update.rename,
-                registry: update.registry,
-                username: update.username,
-                password: secret.clone().filter(|_| update.password_stdin),
-                token: secret.filter(|_| update.token_stdin),
-                active: None,
-            };
+            let input =
+                ConnectionInput { name: update.rename, registry: update.registry, ..ConnectionInput::default() };
+            let input = update.login.apply(input, stdin)?;
             let updated = store.update(&existing.id, &input)?;
             eprintln!("updated registry connection {:?} ({})", updated.name, updated.registry);
             warn_plain_http(&updated);
