@@ -12,6 +12,7 @@ pub mod connections;
 pub mod forward;
 pub mod limits;
 pub mod login_limit;
+pub mod manage;
 pub mod observe;
 pub mod pipeline;
 pub mod ranges;

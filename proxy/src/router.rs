@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{any, get};
 
-use crate::api::{admin, token};
+use crate::api::{admin, manage, openapi, token};
 use crate::state::AppState;
 
 /// The router: `/v2/`, `/v2/{*rest}`, `/token`, and `/metrics`, `/healthz`, `/readyz`.
@@ -20,6 +20,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(crate::observe::healthz))
         .route("/readyz", get(crate::observe::readyz))
         .merge(admin::routes())
+        .merge(manage::routes())
+        .merge(openapi::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::observe::observe))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::pipeline::parse))
         .with_state(state)

@@ -87,6 +87,7 @@ impl Server {
             connections,
             meters: Default::default(),
             scope_refusals: Default::default(),
+            gc: Default::default(),
         };
         Ok(Self { state: Arc::new(state), listener })
     }

@@ -32,4 +32,6 @@ pub struct AppState {
     pub meters: crate::observe::meters::Meters,
     /// Recent insufficient-scope refusals (see [`crate::pipeline::reply::insufficient_scope`]).
     pub scope_refusals: crate::pipeline::refusals::ScopeRefusals,
+    /// The last gc of `POST /admin/v1/gc`, and whether one runs.
+    pub gc: std::sync::Mutex<crate::api::manage::GcStatus>,
 }

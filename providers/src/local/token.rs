@@ -57,6 +57,9 @@ pub enum TokenKind {
     Minted,
     /// Issued by the token endpoint for one client session.
     Session,
+    /// Issued by `POST /admin/v1/tokens` (`regbridge login`): authenticates its subject to the management
+    /// API only. It carries no access, so the registry API grants it nothing.
+    Api,
 }
 
 /// The claims of a regbridge token.

@@ -38,17 +38,39 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/registries/{id}/validate", post(validate_one))
 }
 
-/// Proof that the request carries the admin's credentials; extracting it answers 401 otherwise.
-struct Admin;
+/// Proof that the request carries an administrator's credentials: HTTP Basic, or an API token from
+/// `POST /admin/v1/tokens` (`regbridge login`) as `Bearer`; extracting it answers 401 otherwise.
+pub(crate) struct Admin {
+    /// The user.
+    pub user: String,
+    /// Authenticated by password (Basic), not by an API token.
+    pub by_password: bool,
+}
 
 impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
         let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let Some((_, credentials)) = value.split_once(' ').filter(|(s, _)| s.eq_ignore_ascii_case("basic")) else {
-            return Err(unauthorized("the admin API needs the admin user's credentials (HTTP Basic)"));
-        };
+        let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            let claims = state
+                .signer
+                .verify(credentials.trim())
+                .ok()
+                .filter(|c| c.kind == regbridge_providers::local::TokenKind::Api)
+                .ok_or_else(|| unauthorized("the API token is not valid (expired?): run `regbridge login` again"))?;
+            // The user is looked up on every request: a deleted user's tokens stop working at once.
+            if claims.sub != ADMIN_USER || !state.users.contains(&claims.sub) {
+                return Err(unauthorized("the API token's user no longer exists or is not an administrator"));
+            }
+            return Ok(Admin { user: claims.sub, by_password: false });
+        }
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(unauthorized(
+                "the admin API needs an administrator's credentials (HTTP Basic) or an API token (Bearer)",
+            ));
+        }
         let (user, password) = regbridge::auth::decode_basic(credentials).map_err(|e| unauthorized(&e.to_string()))?;
         if user != ADMIN_USER || !state.users.contains(ADMIN_USER) {
             return Err(unauthorized("only the admin user may use the admin API"));
@@ -63,7 +85,7 @@ impl FromRequestParts<Arc<AppState>> for Admin {
             }
             _ => unauthorized("wrong user name or password"),
         })?;
-        Ok(Admin)
+        Ok(Admin { user, by_password: true })
     }
 }
 
@@ -75,22 +97,56 @@ fn unauthorized(message: &str) -> Response {
     response
 }
 
-fn item(code: &str, message: &str, detail: Option<Value>) -> Value {
+pub(crate) fn item(code: &str, message: &str, detail: Option<Value>) -> Value {
     match detail {
         Some(detail) => json!({ "code": code, "message": message, "detail": detail }),
         None => json!({ "code": code, "message": message }),
     }
 }
 
-fn errors(status: StatusCode, items: Vec<Value>) -> Response {
+pub(crate) fn errors(status: StatusCode, items: Vec<Value>) -> Response {
     json_response(status, &json!({ "errors": items }))
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-/// The answer for a failed operation.
+/// The answer for a failed operation of the routes' providers: the error's status, a code and its message.
+/// Server errors are logged with their source; the client sees the message only.
+pub(crate) fn problem(err: &regbridge::Error) -> Response {
+    // The OCI API answers an unsupported operation 405; here the method is fine and the route's provider
+    // cannot do it, which the caller fixes by choosing another route: a 400.
+    let status = match err {
+        regbridge::Error::Unsupported { .. } => StatusCode::BAD_REQUEST,
+        _ => StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    };
+    let code = match (err, status.as_u16()) {
+        (regbridge::Error::Unsupported { .. }, _) => "UNSUPPORTED",
+        (_, 400 | 413 | 416) => "INVALID",
+        (_, 401) => "UNAUTHORIZED",
+        (_, 403) => "DENIED",
+        (_, 404) => "NOT_FOUND",
+        (_, 409) => "CONFLICT",
+        (_, 429) => "TOOMANYREQUESTS",
+        _ => "INTERNAL",
+    };
+    if status.is_server_error() {
+        tracing::error!(error = %err, source = ?std::error::Error::source(err), "admin request failed");
+    }
+    let mut response = errors(status, vec![item(code, &err.to_string(), None)]);
+    if let regbridge::Error::TooManyRequests { retry_after: Some(after), .. } = err {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs()));
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"regbridge admin\""));
+    }
+    response
+}
+
+/// The answer for a failed operation on registry connections.
 fn failure(err: ConnectionError) -> Response {
     match &err {
         ConnectionError::Invalid(fields) => errors(
@@ -134,14 +190,20 @@ fn parse(body: &[u8]) -> Result<ConnectionInput, Box<Response>> {
     })
 }
 
-async fn list(_: Admin, State(state): State<Arc<AppState>>) -> Response {
+/// The registry connections.
+#[utoipa::path(get, path = "/admin/v1/registries", tag = "registries",
+    responses((status = 200, body = Object, description = "`{\"registries\":[connection...]}`"), (status = 401, body = super::manage::ErrorBody)))]
+pub(crate) async fn list(_: Admin, State(state): State<Arc<AppState>>) -> Response {
     match state.connections.run(|s| s.list()).await {
         Ok(all) => json_response(StatusCode::OK, &json!({ "registries": all })),
         Err(e) => failure(e),
     }
 }
 
-async fn create(_: Admin, State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+/// Adds a registry connection.
+#[utoipa::path(post, path = "/admin/v1/registries", tag = "registries", request_body = Object,
+    responses((status = 201, body = Object, description = "the connection"), (status = 400, body = super::manage::ErrorBody), (status = 409, body = super::manage::ErrorBody)))]
+pub(crate) async fn create(_: Admin, State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let input = match parse(&body) {
         Ok(input) => input,
         Err(response) => return *response,
@@ -160,14 +222,25 @@ async fn create(_: Admin, State(state): State<Arc<AppState>>, body: Bytes) -> Re
     }
 }
 
-async fn get_one(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+/// A registry connection.
+#[utoipa::path(get, path = "/admin/v1/registries/{id}", tag = "registries", params(("id" = String, Path)),
+    responses((status = 200, body = Object, description = "the connection"), (status = 404, body = super::manage::ErrorBody)))]
+pub(crate) async fn get_one(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     match state.connections.run(move |s| s.get(&id)).await {
         Ok(found) => json_response(StatusCode::OK, &json!(found)),
         Err(e) => failure(e),
     }
 }
 
-async fn update(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>, body: Bytes) -> Response {
+/// Changes a registry connection (PUT or PATCH).
+#[utoipa::path(patch, path = "/admin/v1/registries/{id}", tag = "registries", params(("id" = String, Path)), request_body = Object,
+    responses((status = 200, body = Object, description = "the connection"), (status = 400, body = super::manage::ErrorBody), (status = 404, body = super::manage::ErrorBody)))]
+pub(crate) async fn update(
+    _: Admin,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let input = match parse(&body) {
         Ok(input) => input,
         Err(response) => return *response,
@@ -181,7 +254,10 @@ async fn update(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<Str
     }
 }
 
-async fn remove(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+/// Deletes a registry connection.
+#[utoipa::path(delete, path = "/admin/v1/registries/{id}", tag = "registries", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = super::manage::ErrorBody)))]
+pub(crate) async fn remove(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let deleted = id.clone();
     match state.connections.run(move |s| s.delete(&id)).await {
         Ok(()) => {
@@ -192,7 +268,10 @@ async fn remove(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<Str
     }
 }
 
-async fn validate_one(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+/// Logs in to a connection's registry.
+#[utoipa::path(post, path = "/admin/v1/registries/{id}/validate", tag = "registries", params(("id" = String, Path)),
+    responses((status = 200, body = Object, description = "`{\"ok\":true}` or `{\"ok\":false,\"error\":...}`"), (status = 404, body = super::manage::ErrorBody)))]
+pub(crate) async fn validate_one(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     match validate(&state.connections, &id).await {
         Ok(outcome) => json_response(StatusCode::OK, &outcome.to_json()),
         Err(e) => failure(e),

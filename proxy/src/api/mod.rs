@@ -4,7 +4,9 @@
 pub(crate) mod admin;
 mod blobs;
 mod listing;
+pub(crate) mod manage;
 mod manifests;
+pub(crate) mod openapi;
 pub(crate) mod token;
 mod uploads;
 

@@ -2,12 +2,10 @@
 
 use std::collections::BTreeSet;
 
-use regbridge::{
-    ArtifactRegistry, ComputeServiceType, CrossAccountAccess, CrossAccountPermissions, Error, Permissions, Resource,
-    Result,
-};
+use regbridge::{ComputeServiceType, CrossAccountAccess, CrossAccountPermissions, Error, Permissions, Result};
 
-use super::context::{ConfigArgs, open};
+use super::backend::Backend;
+use super::context::ConfigArgs;
 use super::print_json;
 
 /// Cross-account access commands.
@@ -26,9 +24,9 @@ pub enum AccessCommand {
 #[derive(clap::Args)]
 pub struct RepoOnly {
     /// The client-visible repository name.
-    repo: String,
+    pub repo: String,
     #[command(flatten)]
-    config: ConfigArgs,
+    pub config: ConfigArgs,
 }
 
 /// Who gets (or loses) access, on one platform.
@@ -141,56 +139,16 @@ pub async fn run(command: AccessCommand) -> Result<()> {
     match command {
         AccessCommand::Add(args) => {
             let grant = args.grant()?;
-            let opened = open(&args.config.load()?, &args.repo).await?;
-            opened.registry.add_cross_account_access(&opened.id, &grant).await?;
-            print_json(&opened.registry.get_cross_account_access(&opened.id).await?);
+            print_json(&Backend::select(&args.config).await?.grant(&args.repo, &grant).await?);
         }
         AccessCommand::Remove(args) => {
             let grant = args.grant()?;
-            let opened = open(&args.config.load()?, &args.repo).await?;
-            revoke(opened.registry.as_ref(), &opened.id, &grant.access, args.level()).await?;
-            print_json(&opened.registry.get_cross_account_access(&opened.id).await?);
+            let backend = Backend::select(&args.config).await?;
+            print_json(&backend.revoke(&args.repo, &grant.access, args.level()).await?);
         }
         AccessCommand::Get(args) => {
-            let opened = open(&args.config.load()?, &args.repo).await?;
-            print_json(&opened.registry.get_cross_account_access(&opened.id).await?);
+            print_json(&Backend::select(&args.config).await?.access(&args.repo).await?);
         }
     }
     Ok(())
-}
-
-/// Revokes `access`'s principals on repository `id` at `level`, or at every level where any of them holds a
-/// grant when `level` is `None` (a principal granted push would otherwise keep it after "remove"). Answers
-/// the levels revoked; `NotFound` when none of the principals holds a grant there, so a typo in an account
-/// id is not reported as success.
-pub(crate) async fn revoke(
-    registry: &dyn ArtifactRegistry,
-    id: &str,
-    access: &CrossAccountAccess,
-    level: Option<Permissions>,
-) -> Result<Vec<Permissions>> {
-    let current = registry.get_cross_account_access(id).await?;
-    let held: Vec<Permissions> = current
-        .iter()
-        .filter(|g| level.is_none_or(|l| g.permissions == l))
-        // A grant holds one of the principals when removing them changes it.
-        .filter(|g| g.access.difference(access).is_some_and(|rest| rest != g.access))
-        .map(|g| g.permissions)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if held.is_empty() {
-        let at = level.map_or(String::new(), |l| format!(" at the {} level", level_name(l)));
-        let platform = access.platform();
-        return Err(Error::not_found(Resource::Other, format!("{platform} grant of these principals on {id}{at}")));
-    }
-    for permissions in &held {
-        let grant = CrossAccountPermissions { access: access.clone(), permissions: *permissions };
-        registry.remove_cross_account_access(id, &grant).await?;
-    }
-    Ok(held)
-}
-
-fn level_name(level: Permissions) -> &'static str {
-    if level.can_push() { "push" } else { "pull" }
 }

@@ -4,13 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use regbridge::oci::RepositoryName;
-use regbridge::{DynArtifactRegistry, Error, Result};
+use regbridge::{Error, Result};
 use regbridge_providers::local::{FsStorage, LocalRegistry, TokenSigner};
 
 use crate::config::ServeConfig;
 use crate::config_file::FileConfig;
-use crate::routing::Target;
 use crate::values::at_least_a_second;
 
 /// `--upload-expiry-secs`, shared by `serve` (which expires sessions) and `gc` (which removes them), so
@@ -56,6 +54,11 @@ pub struct ConfigArgs {
     /// (behind a load balancer), e.g. https://registry.example.com.
     #[arg(long, env = "REGBRIDGE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Send the command to this server's management API (as logged in with `regbridge login URL`) instead
+    /// of acting on this host's configuration. Without it, the default login's server is used unless
+    /// --config or --data-dir is given.
+    #[arg(long, env = "REGBRIDGE_SERVER")]
+    pub server: Option<String>,
 }
 
 impl ConfigArgs {
@@ -117,18 +120,6 @@ pub fn server_url(config: &ServeConfig) -> String {
     format!("{scheme}://{addr}")
 }
 
-/// A repository name resolved to the provider that serves it.
-pub struct Opened {
-    /// The provider.
-    pub registry: DynArtifactRegistry,
-    /// The repository's name at the provider (the route's prefix mapped).
-    pub id: String,
-    /// The registry URL clients use for it (`https://123.dkr.ecr...`, or this server's URL).
-    pub endpoint: String,
-    /// The route, for messages.
-    pub route: String,
-}
-
 /// The local provider over the server's data directory, reachable at the server's URL.
 pub fn local_registry(config: &ServeConfig) -> Result<LocalRegistry> {
     let signer = server_signer(config)?;
@@ -150,38 +141,4 @@ pub fn server_signer(config: &ServeConfig) -> Result<TokenSigner> {
         ))),
         Err(e) => Err(Error::internal(format!("read signing key {}", path.display()), e)),
     }
-}
-
-/// The provider serving `name` under the configured routes.
-pub async fn open(config: &ServeConfig, name: &str) -> Result<Opened> {
-    let parsed = RepositoryName::parse(name)?;
-    let routes = crate::server::build_routes(&config.routes).await?;
-    let resolved = routes.resolve(&parsed)?;
-    let route = resolved.route.label.clone();
-    Ok(match &resolved.route.target {
-        Target::Local => Opened {
-            registry: std::sync::Arc::new(local_registry(config)?),
-            id: resolved.upstream_name.clone(),
-            endpoint: server_url(config),
-            route,
-        },
-        Target::Upstream(upstream) => Opened {
-            registry: upstream.provider.clone(),
-            id: resolved.upstream_name.clone(),
-            endpoint: upstream.provider.registry_endpoint(),
-            route,
-        },
-        Target::Connection(_) => {
-            return Err(Error::unsupported(
-                "repository management on a route to a registry connection (a generic registry)",
-                route,
-            ));
-        }
-    })
-}
-
-/// Whether `name` is served by another registry through the proxy (not by the local registry).
-pub async fn is_proxied(config: &ServeConfig, name: &RepositoryName) -> Result<bool> {
-    let routes = crate::server::build_routes(&config.routes).await?;
-    Ok(!matches!(routes.resolve(name)?.route.target, Target::Local))
 }

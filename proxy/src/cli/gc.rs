@@ -6,8 +6,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use regbridge_providers::local::gc::{GcOptions, collect};
+use regbridge_providers::local::gc::GcOptions;
 
+use super::backend::Backend;
 use super::context::{ConfigArgs, UploadExpiryArgs};
 
 /// The flags of `gc`.
@@ -35,22 +36,31 @@ fn parse_grace(text: &str) -> Result<Duration, String> {
     super::parse_duration(text, "grace period")
 }
 
-/// Runs a collection and prints its report as JSON; progress on stderr when it is a terminal.
+/// Runs a collection and prints its report as JSON; progress on stderr when it is a terminal. With a
+/// server selected (`--server`, or a login), the server runs it (`POST /admin/v1/gc`).
 pub fn run(args: GcArgs) -> ExitCode {
-    let config = match args.config.load() {
-        Ok(c) => args.upload_expiry.apply(c),
-        Err(e) => return super::fail(&e),
-    };
-    if args.cloud {
-        return super::block_on(cloud(config.routes));
+    super::block_on(collect(args))
+}
+
+async fn collect(args: GcArgs) -> regbridge::Result<()> {
+    if let Some(api) = Backend::remote(&args.config)? {
+        let body = serde_json::json!({
+            "dryRun": args.dry_run,
+            "grace": format!("{}s", args.grace.as_secs()),
+            "cloud": args.cloud,
+        });
+        let report: serde_json::Value = api.call(reqwest::Method::POST, "/admin/v1/gc", Some(&body)).await?;
+        super::print_json(&report);
+        return Ok(());
     }
-    let root = config.data_dir.join("storage");
-    if !root.is_dir() {
-        let err = regbridge::Error::bad_input(format!(
-            "no local storage at {}; give the server's --data-dir or --config",
-            root.display()
-        ));
-        return super::fail(&err);
+    let config = args.upload_expiry.apply(args.config.load()?);
+    if args.cloud {
+        let reports = crate::manage::gc::cloud(&config.routes).await?;
+        if reports.is_empty() {
+            eprintln!("gc: no route mints cloud-side credentials (acr); nothing to clean");
+        }
+        super::print_json(&reports);
+        return Ok(());
     }
     let terminal = std::io::stderr().is_terminal();
     let options = GcOptions { grace: args.grace, upload_expiry: config.upload_expiry, dry_run: args.dry_run };
@@ -62,54 +72,20 @@ pub fn run(args: GcArgs) -> ExitCode {
             }
         }
     };
-    match collect(&root, &options, progress) {
-        Ok(report) => {
-            let verb = if report.dry_run { "would delete" } else { "deleted" };
-            eprintln!(
-                "gc: {verb} {} blobs ({} bytes), {} expired uploads and {} staging files ({} bytes in all); \
-                 {} referenced, {} spared by the grace period",
-                report.deleted.len(),
-                report.deleted_bytes,
-                report.uploads_removed,
-                report.temp_files_removed,
-                report.reclaimed_bytes,
-                report.referenced,
-                report.spared
-            );
-            super::print_json(&report);
-            ExitCode::SUCCESS
-        }
-        Err(e) => super::fail(&e),
-    }
-}
-
-/// `gc --cloud`: the cleanup of every route whose provider mints cloud-side credentials (ACR), printed as
-/// one JSON array of `{route, provider, report}`. ECR and GAR mint nothing that stays behind.
-async fn cloud(routes: Vec<crate::config_file::RouteConfig>) -> regbridge::Result<()> {
-    let mut reports = Vec::new();
-    for route in routes.iter().filter(|r| r.provider == "acr") {
-        #[cfg(feature = "acr")]
-        {
-            let report = crate::cloud::acr::cleanup_expired_tokens(route).await?;
-            eprintln!(
-                "gc: route {:?}: deleted {} expired tokens and {} scope maps; kept {} tokens",
-                route.prefix,
-                report.tokens_deleted.len(),
-                report.scope_maps_deleted.len(),
-                report.tokens_kept
-            );
-            reports.push(serde_json::json!({"route": route.prefix, "provider": "acr", "report": report}));
-        }
-        #[cfg(not(feature = "acr"))]
-        return Err(regbridge::Error::bad_input(format!(
-            "route {:?} is an acr route, and this binary was built without ACR",
-            route.prefix
-        )));
-    }
-    if reports.is_empty() {
-        eprintln!("gc: no route mints cloud-side credentials (acr); nothing to clean");
-    }
-    super::print_json(&reports);
+    let report = crate::manage::gc::local(&config.data_dir, &options, progress)?;
+    let verb = if report.dry_run { "would delete" } else { "deleted" };
+    eprintln!(
+        "gc: {verb} {} blobs ({} bytes), {} expired uploads and {} staging files ({} bytes in all); \
+         {} referenced, {} spared by the grace period",
+        report.deleted.len(),
+        report.deleted_bytes,
+        report.uploads_removed,
+        report.temp_files_removed,
+        report.reclaimed_bytes,
+        report.referenced,
+        report.spared
+    );
+    super::print_json(&report);
     Ok(())
 }
 

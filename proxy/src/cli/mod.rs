@@ -13,12 +13,15 @@ macro_rules! outln {
 }
 
 mod access;
+mod backend;
 mod check;
 mod context;
 mod creds;
 mod gc;
 mod helper;
+mod login;
 mod registry;
+mod remote;
 mod repo;
 mod serve;
 
@@ -81,6 +84,12 @@ enum Command {
     /// Registry connections (add, list, get, validate, rm): stored credentials for generic upstream
     /// registries in the data directory, usable by `generic` routes with `connection = "NAME"`.
     Registry(registry::RegistryArgs),
+    /// Log in to a regbridge server's management API and store its token (not the password) in
+    /// $XDG_CONFIG_HOME/regbridge/logins.json; then repo, access, creds and gc go to that server unless
+    /// --config or --data-dir is given.
+    Login(login::LoginArgs),
+    /// Forget a server's stored token.
+    Logout(login::LogoutArgs),
 }
 
 /// Runs the command line (`args` as from `std::env::args_os`). Invoked as `docker-credential-regbridge`,
@@ -102,6 +111,8 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         Command::Check(args) => block_on(check::run(args)),
         Command::CredentialHelper(args) => helper::run(args),
         Command::Registry(args) => registry::run(args),
+        Command::Login(args) => block_on(login::login(args)),
+        Command::Logout(args) => block_on(login::logout(args)),
     }
 }
 

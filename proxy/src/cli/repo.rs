@@ -2,7 +2,8 @@
 
 use regbridge::Result;
 
-use super::context::{ConfigArgs, open};
+use super::backend::Backend;
+use super::context::ConfigArgs;
 use super::print_json;
 
 /// Repository commands.
@@ -29,17 +30,14 @@ pub struct RepoArgs {
 pub async fn run(command: RepoCommand) -> Result<()> {
     match command {
         RepoCommand::Create(args) => {
-            let opened = open(&args.config.load()?, &args.name).await?;
-            print_json(&opened.registry.create_repository(&opened.id).await?);
+            print_json(&Backend::select(&args.config).await?.create_repository(&args.name).await?);
         }
         RepoCommand::Get(args) => {
-            let opened = open(&args.config.load()?, &args.name).await?;
-            print_json(&opened.registry.get_repository(&opened.id).await?);
+            print_json(&Backend::select(&args.config).await?.get_repository(&args.name).await?);
         }
         RepoCommand::Delete(args) => {
-            let opened = open(&args.config.load()?, &args.name).await?;
-            opened.registry.delete_repository(&opened.id).await?;
-            eprintln!("deleted {} ({})", args.name, opened.route);
+            let at = Backend::select(&args.config).await?.delete_repository(&args.name).await?;
+            eprintln!("deleted {} ({at})", args.name);
         }
     }
     Ok(())

@@ -1,0 +1,62 @@
+//! Garbage collection, for `regbridge gc` and `POST /admin/v1/gc`: the local storage's mark and sweep, or
+//! (`cloud`) the expired credentials regbridge minted in the routes' cloud registries.
+
+use std::path::Path;
+
+use regbridge::{Error, Result};
+use regbridge_providers::local::gc::{GcOptions, GcReport, collect};
+use serde::Serialize;
+
+use crate::config_file::RouteConfig;
+
+/// Collects the local storage under `data_dir`; `progress(done, total)` is called as blobs are examined.
+/// Blocking (it walks the file system): the server runs it on a blocking thread.
+pub fn local(data_dir: &Path, options: &GcOptions, progress: impl Fn(usize, usize)) -> Result<GcReport> {
+    let root = data_dir.join("storage");
+    if !root.is_dir() {
+        return Err(Error::bad_input(format!(
+            "no local storage at {}; give the server's --data-dir or --config",
+            root.display()
+        )));
+    }
+    collect(&root, options, progress)
+}
+
+/// What the cloud cleanup did on one route.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CloudReport {
+    /// The route's prefix.
+    pub route: String,
+    /// Its provider (`acr`).
+    pub provider: String,
+    /// The provider's report.
+    #[schema(value_type = Object)]
+    pub report: serde_json::Value,
+}
+
+/// The cleanup of every route whose provider mints cloud-side credentials (ACR): expired tokens and their
+/// scope maps. ECR and GAR mint nothing that stays behind.
+pub async fn cloud(routes: &[RouteConfig]) -> Result<Vec<CloudReport>> {
+    let mut reports = Vec::new();
+    for route in routes.iter().filter(|r| r.provider == "acr") {
+        #[cfg(feature = "acr")]
+        {
+            let report = crate::cloud::acr::cleanup_expired_tokens(route).await?;
+            tracing::info!(
+                route = %route.prefix,
+                tokens_deleted = report.tokens_deleted.len(),
+                scope_maps_deleted = report.scope_maps_deleted.len(),
+                tokens_kept = report.tokens_kept,
+                "gc: cleaned the route's expired tokens"
+            );
+            let report = serde_json::to_value(&report).map_err(|e| Error::internal("gc report", e))?;
+            reports.push(CloudReport { route: route.prefix.clone(), provider: "acr".into(), report });
+        }
+        #[cfg(not(feature = "acr"))]
+        return Err(Error::bad_input(format!(
+            "route {:?} is an acr route, and this binary was built without ACR",
+            route.prefix
+        )));
+    }
+    Ok(reports)
+}
