@@ -230,6 +230,13 @@ done
 grep -qE '^data_dir = "'"$K8S_DATA_DIR"'"$' "$WORK/regbridge.toml" \
   || fail "the ConfigMap's data_dir is not the volume's mount path $K8S_DATA_DIR"
 
+# The self-test below runs this script on broken copies of packaging/; those runs stop here.
+if [ -n "${CHECK_PACKAGING_INNER:-}" ]; then
+  echo "check-packaging: $PASSES passed, $FAILS failed"
+  [ "$FAILS" = 0 ]
+  exit
+fi
+
 # --- runs ----------------------------------------------------------------------------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 code() { curl -s -o /dev/null -w "%{http_code}" --max-time "${MAX_TIME:-2}" "$@" || true; }
@@ -252,7 +259,7 @@ run_and_probe() {
   local got
   got="readyz $(code "http://127.0.0.1:$port/readyz") healthz $(code "http://127.0.0.1:$port/healthz")"
   got+=" v2 $(code "http://127.0.0.1:$port/v2/") admin $(MAX_TIME=30 code -u "admin:$password" "http://127.0.0.1:$port/v2/")"
-  kill -TERM "$SERVER"
+  kill -TERM "$SERVER" 2>/dev/null || true
   rc=0
   wait "$SERVER" || rc=$?
   SERVER=
@@ -272,6 +279,39 @@ run_and_probe unit "$UNIT_PASS" -- REGBRIDGE_ADMIN_PASSWORD="$UNIT_PASS" -- serv
 mapfile -t RUN_K8S < <(printf '%s\n' "${K8S_ARGS[@]}" | sed "s#^$K8S_CONFIG_DIR/regbridge.toml#$WORK/regbridge.toml#")
 K8S_PASS=$(printf '%s\n' "${K8S_ENV[@]}" | sed -n 's/^REGBRIDGE_ADMIN_PASSWORD=//p')
 run_and_probe statefulset "$K8S_PASS" -- "${K8S_ENV[@]}" REGBRIDGE_DATA_DIR="$WORK/k8s-data" -- "${RUN_K8S[@]}"
+
+
+# --- self-test -----------------------------------------------------------------------------------------------
+# Each check must catch what it is for: a copy of the inputs with one break per check (all at once: each
+# message names its own file and line) must fail with every expected message.
+MUT=$WORK/mutated
+mkdir -p "$MUT"
+cp --parents -r LICENSE Cargo.toml proxy/Cargo.toml proxy/src/router.rs scripts/check-packaging.sh .dockerignore \
+  packaging "$MUT/"
+sed -i 's/--grace 30s$/--grace 30s --bogus-flag/; s/^TimeoutStopSec=.*/TimeoutStopSec=20s/; /^NoNewPrivileges=/d' \
+  "$MUT/$UNIT"
+sed -i 's/^ProtectHome=yes$/&\nBogusKey=1/' "$MUT/$UNIT"
+sed -i 's/^USER .*/USER root/; s#^COPY --from=build /out/regbridge#COPY --from=build /out/other#' "$MUT/$CF"
+sed -i 's#path: /readyz#path: /v2/#; s/readOnlyRootFilesystem: true/readOnlyRootFilesystem: false/; s/replicas: 1/replicas: 3/' \
+  "$MUT/$SS"
+sed -i 's/^  type: ClusterIP$/  tpye: ClusterIP/' "$MUT/$K8S/service.yaml"
+sed -i '/^target\/$/d' "$MUT/.dockerignore"
+set +e
+OUT=$(CHECK_PACKAGING_INNER=1 REGBRIDGE_BIN=$BIN REGBRIDGE_PACKAGING_VENV=$VENV bash "$MUT/scripts/check-packaging.sh" 2>&1)
+INNER_RC=$?
+set -e
+MISSED=()
+for want in "ExecStart passes --bogus-flag, which regbridge serve does not take" "TimeoutStopSec 20s does not outlast" \
+  "lacks NoNewPrivileges=yes" "Unknown key 'BogusKey'" "runs as 'root'" "but the runtime stage copies '/out/other'" \
+  "not /readyz and /healthz" "readOnlyRootFilesystem is not set" "replicas is not 1" "FAIL: kubernetes-validate" \
+  "does not exclude target/" "FAIL: hadolint"; do
+  grep -qF -- "$want" <<<"$OUT" || MISSED+=("$want")
+done
+if [ "$INNER_RC" != 0 ] && [ ${#MISSED[@]} = 0 ]; then
+  pass "self-test: a broken copy of packaging/ fails with every expected message"
+else
+  fail "self-test: exit $INNER_RC, missed: ${MISSED[*]:-none}; output: $OUT"
+fi
 
 echo "check-packaging: $PASSES passed, $FAILS failed"
 [ "$FAILS" = 0 ]
