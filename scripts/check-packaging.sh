@@ -177,7 +177,7 @@ done
 SS=$K8S/statefulset.yaml
 # The manifests' facts, read with a YAML parser (kubernetes-validate brings PyYAML).
 "$VENV/bin/python" - "$K8S" "$WORK" >"$WORK/k8s.env" <<'EOF' || fail "reading $K8S"
-import shlex, sys, yaml
+import base64, shlex, sys, yaml
 k8s, work = sys.argv[1], sys.argv[2]
 def load(name):
     with open(f"{k8s}/{name}") as f:
@@ -212,7 +212,9 @@ with open(f"{work}/regbridge.toml", "w") as f:
     f.write(cm["data"]["regbridge.toml"])
 secret = load("secret.yaml")[0]
 env = {e["name"]: e["value"] for e in c.get("env", [])}
-env.update(secret["stringData"])
+# `kubectl create secret --dry-run=client -o yaml` writes base64 `data`; the shipped file has `stringData`.
+env.update({k: base64.b64decode(v).decode() for k, v in secret.get("data", {}).items()})
+env.update(secret.get("stringData", {}))
 print("K8S_PROBLEMS=" + shlex.quote("; ".join(problems)))
 print("K8S_ARGS=(" + " ".join(shlex.quote(a) for a in c["args"]) + ")")
 print("K8S_ENV=(" + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()) + ")")
