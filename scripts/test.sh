@@ -7,3 +7,4 @@ if [ -x scripts/install-test-deps.sh ]; then
   scripts/install-test-deps.sh
 fi
 cargo test --workspace --all-features
+scripts/check-packaging.sh
