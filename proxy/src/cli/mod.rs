@@ -14,6 +14,7 @@ macro_rules! outln {
 
 mod access;
 mod check;
+mod configure_docker;
 mod context;
 mod creds;
 mod gc;
@@ -78,6 +79,9 @@ enum Command {
     /// Point docker, podman or skopeo at it with `{"credHelpers": {"HOST:PORT": "regbridge"}}` in
     /// config.json and this binary on PATH as `docker-credential-regbridge`.
     CredentialHelper(helper::HelperArgs),
+    /// Point docker's (and with --podman, podman's) credHelpers at docker-credential-regbridge for each
+    /// HOST (default: this server), keeping every other setting of the config file.
+    ConfigureDocker(configure_docker::ConfigureDockerArgs),
     /// Registry connections (add, list, get, validate, rm): stored credentials for generic upstream
     /// registries in the data directory, usable by `generic` routes with `connection = "NAME"`.
     Registry(registry::RegistryArgs),
@@ -101,6 +105,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         Command::Gc(args) => gc::run(args),
         Command::Check(args) => block_on(check::run(args)),
         Command::CredentialHelper(args) => helper::run(args),
+        Command::ConfigureDocker(args) => configure_docker::run(args),
         Command::Registry(args) => registry::run(args),
     }
 }
