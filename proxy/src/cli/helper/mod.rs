@@ -5,8 +5,9 @@
 //! - **cloud registries** ([`hosts`]): ECR (`ACCOUNT.dkr.ecr.REGION.amazonaws.com`), GAR
 //!   (`LOCATION-docker.pkg.dev`, `gcr.io`) and ACR (`NAME.azurecr.io`) by pattern, or any host named in the
 //!   configuration's `[[helper.hosts]]`. The login is registry-wide (docker asks per host), minted with the
-//!   providers' own credential code and the ambient cloud credentials ([`cloud`]), and kept in a private
-//!   cache until shortly before it expires ([`cache`]).
+//!   providers' own credential code and the ambient cloud credentials ([`cloud`]; ECR today, GAR and ACR
+//!   hosts are recognised but answered with an error until their mint is added there), and kept in a
+//!   private cache until shortly before it expires ([`cache`]).
 //! - **this regbridge server** ([`this_server`]): a short-lived token signed with the server's key (read from
 //!   the data directory, so the helper runs where the server's data is, as its operator) that works on
 //!   every repository. Clients then reach every route through the proxy.
