@@ -187,9 +187,9 @@ async fn skopeo_and_podman_push_to_an_ecr_host_through_the_helper() {
     ok(&podman(&["push", "--tls-verify=false", &source, &copy]), "podman push through the helper");
     ok(&skopeo(&["inspect", "--raw", "--tls-verify=false", &format!("docker://{copy}")]), "what podman pushed");
 
-    for out in [&pushed] {
+    for out in [&pushed, &helper("get", &host)] {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!stderr.contains(login.password.expose()), "no secret in client output: {stderr}");
+        assert!(!stderr.contains(login.password.expose()), "no secret on stderr: {stderr}");
     }
     // erase drops the host's cache entry.
     ok(&helper("erase", &host), "helper erase");
