@@ -84,6 +84,36 @@ pub struct FileConfig {
     /// What pushed manifests may contain: `[manifests]`.
     #[serde(default)]
     pub manifests: ManifestsConfig,
+    /// The credential helper's hosts: `[[helper.hosts]]`.
+    #[serde(default)]
+    pub helper: HelperConfig,
+}
+
+/// `[helper]`: hosts the credential helper answers for beyond those it recognises by pattern.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelperConfig {
+    /// Hosts added, or recognised ones whose settings are overridden.
+    #[serde(default)]
+    pub hosts: Vec<HelperHost>,
+}
+
+/// One `[[helper.hosts]]` entry: which cloud mints for `host`, and how.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct HelperHost {
+    /// The registry host as clients name it (`HOST` or `HOST:PORT`).
+    pub host: String,
+    /// `ecr`, `gar` or `acr`.
+    pub provider: String,
+    /// ECR: the region [default: from the host].
+    pub region: Option<String>,
+    /// ECR: the account id [default: from the host].
+    pub account: Option<String>,
+    /// ECR: a role to assume for the registry-wide session.
+    pub role_arn: Option<String>,
+    /// The control plane's endpoint (ECR/STS API; tests point it at moto).
+    pub endpoint: Option<String>,
 }
 
 /// `[manifests]`: validation of pushed manifests.

@@ -125,6 +125,35 @@ impl EcrRegistry {
         self.sessions.limit(role)
     }
 
+    /// Registry-wide Basic credentials (`AWS` / password), as a docker credential helper hands out: docker
+    /// asks per host, not per repository. With a push (else pull) role, that role is assumed with a session
+    /// policy allowing its actions on every repository of this account and region (`repository/*`), so
+    /// the session never exceeds what the role may do here; without one, the base credentials mint.
+    pub async fn registry_credentials(&self, ttl: Duration) -> Result<Credentials> {
+        let (role, permissions) = match (&self.push_role_arn, &self.pull_role_arn) {
+            (Some(r), _) => (Some(r.as_str()), Permissions::PushPull),
+            (None, Some(r)) => (Some(r.as_str()), Permissions::Pull),
+            (None, None) => (None, Permissions::PushPull),
+        };
+        let (ecr, session_expiry) = match role {
+            None => (self.client.ecr.clone(), None),
+            Some(role) => {
+                let arn = self.repository_arn("*");
+                let (creds, expiry) =
+                    session::assume(&self.client.sts, &self.sessions, role, "helper", &arn, permissions, ttl).await?;
+                (self.client.ecr_with(creds), expiry)
+            }
+        };
+        let token = credential::authorization_token(&ecr, "the registry").await?;
+        let expires_at = session_expiry.map_or(token.expires_at, |s| s.min(token.expires_at));
+        Ok(Credentials {
+            auth_method: AuthMethod::Basic,
+            username: token.username,
+            password: token.password,
+            expires_at,
+        })
+    }
+
     /// The routable names of every repository of this registry whose name starts with `prefix` (all pages
     /// of `DescribeRepositories`). The live suite uses it to find what a failed run left behind.
     pub async fn repositories_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {

@@ -15,6 +15,7 @@ macro_rules! outln {
 mod access;
 mod backend;
 mod check;
+mod configure_docker;
 mod context;
 mod creds;
 mod gc;
@@ -76,11 +77,15 @@ enum Command {
     Gc(gc::GcArgs),
     /// Load the configuration and reach every route's control plane and registry; one line per route.
     Check(check::CheckArgs),
-    /// Docker credential helper: `get` prints fresh short-lived credentials for this regbridge server.
+    /// Docker credential helper: `get` prints fresh short-lived credentials for this regbridge server, or a
+    /// registry-wide login for an ECR host (cached under $XDG_CACHE_HOME/regbridge/helper).
     ///
     /// Point docker, podman or skopeo at it with `{"credHelpers": {"HOST:PORT": "regbridge"}}` in
     /// config.json and this binary on PATH as `docker-credential-regbridge`.
     CredentialHelper(helper::HelperArgs),
+    /// Point docker's (and with --podman, podman's) credHelpers at docker-credential-regbridge for each
+    /// HOST (default: this server), keeping every other setting of the config file.
+    ConfigureDocker(configure_docker::ConfigureDockerArgs),
     /// Registry connections (add, list, get, validate, rm): stored credentials for generic upstream
     /// registries in the data directory, usable by `generic` routes with `connection = "NAME"`.
     Registry(registry::RegistryArgs),
@@ -110,6 +115,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         Command::Gc(args) => gc::run(args),
         Command::Check(args) => block_on(check::run(args)),
         Command::CredentialHelper(args) => helper::run(args),
+        Command::ConfigureDocker(args) => configure_docker::run(args),
         Command::Registry(args) => registry::run(args),
         Command::Login(args) => block_on(login::login(args)),
         Command::Logout(args) => block_on(login::logout(args)),

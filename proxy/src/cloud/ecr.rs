@@ -5,7 +5,7 @@ use regbridge::{Error, Result};
 use crate::config_file::RouteConfig;
 
 /// An ECR provider from a route's settings; unset ones come from the standard AWS configuration.
-pub(super) async fn provider(r: &RouteConfig) -> Result<regbridge_providers::ecr::EcrRegistry> {
+pub(crate) async fn provider(r: &RouteConfig) -> Result<regbridge_providers::ecr::EcrRegistry> {
     let mut b = regbridge_providers::ecr::EcrRegistryBuilder::from_env().with_prefix(&r.upstream_prefix);
     if let Some(v) = &r.region {
         b = b.with_region(v);

@@ -3,7 +3,7 @@
 #[cfg(feature = "acr")]
 pub mod acr;
 #[cfg(feature = "ecr")]
-mod ecr;
+pub(crate) mod ecr;
 #[cfg(feature = "gar")]
 pub mod gar;
 

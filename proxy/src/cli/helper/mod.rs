@@ -1,0 +1,181 @@
+//! The docker credential helper (`regbridge credential-helper ACTION`, or the binary installed as
+//! `docker-credential-regbridge`).
+//!
+//! `get` answers for two kinds of hosts:
+//! - **cloud registries** ([`hosts`]): ECR (`ACCOUNT.dkr.ecr.REGION.amazonaws.com`), GAR
+//!   (`LOCATION-docker.pkg.dev`, `gcr.io`) and ACR (`NAME.azurecr.io`) by pattern, or any host named in the
+//!   configuration's `[[helper.hosts]]`. The login is registry-wide (docker asks per host), minted with the
+//!   providers' own credential code and the ambient cloud credentials ([`cloud`]; ECR today, GAR and ACR
+//!   hosts are recognised but answered with an error until their mint is added there), and kept in a
+//!   private cache until shortly before it expires ([`cache`]).
+//! - **this regbridge server** ([`this_server`]): a short-lived token signed with the server's key (read from
+//!   the data directory, so the helper runs where the server's data is, as its operator) that works on
+//!   every repository. Clients then reach every route through the proxy.
+//!
+//! Other hosts get the protocol's "credentials not found" answer. Nothing is stored by `store`; `erase`
+//! drops a cloud host's cached login; `list` names this server and the configured hosts; `version` prints
+//! the version.
+
+pub mod cache;
+pub mod cloud;
+pub mod hosts;
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use regbridge::auth::credential_helper::{CREDENTIALS_NOT_FOUND, parse_server_url};
+use regbridge::auth::{HelperCredentials, ServerAddress};
+use regbridge::{Error, Result};
+use regbridge_providers::local::token::{Access, TokenKind};
+
+use super::context::{ConfigArgs, server_signer, server_url};
+use crate::config_file::{FileConfig, HelperHost};
+
+/// The user name of helper tokens (never a configured user, so Basic logins with it are token logins).
+pub const HELPER_USER: &str = "regbridge-credential-helper";
+
+/// The helper's arguments.
+#[derive(clap::Args)]
+pub struct HelperArgs {
+    /// get, store, erase, list or version (the docker credential-helper protocol; input on stdin).
+    #[arg(value_parser = ["get", "store", "erase", "list", "version"])]
+    action: String,
+    /// How long minted credentials live: `900s`, `15m`, `1h`.
+    #[arg(long, env = "REGBRIDGE_HELPER_TTL", default_value = "15m", value_parser = super::creds::parse_ttl)]
+    ttl: Duration,
+    /// Mint credentials that may only pull.
+    #[arg(long, env = "REGBRIDGE_HELPER_PULL_ONLY", value_parser = super::boolish(), action = clap::ArgAction::SetTrue)]
+    pull_only: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// The binary invoked as `docker-credential-regbridge ACTION`: the same helper, settings from the
+/// environment.
+pub fn main_as_docker_helper(args: Vec<std::ffi::OsString>) -> ExitCode {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    #[command(name = "docker-credential-regbridge", version, about = "Docker credential helper for regbridge")]
+    struct AsHelper {
+        #[command(flatten)]
+        args: HelperArgs,
+    }
+    run(AsHelper::parse_from(args).args)
+}
+
+/// The addresses clients may know this server by.
+fn own_addresses(args: &HelperArgs) -> Result<(Vec<ServerAddress>, crate::ServeConfig)> {
+    let config = args.config.load()?;
+    let mut names = vec![ServerAddress::parse(&server_url(&config))?];
+    let port = config.listen.port();
+    if config.listen.ip().is_loopback() || config.listen.ip().is_unspecified() {
+        for host in ["127.0.0.1", "localhost"] {
+            names.push(ServerAddress::parse(&format!("{host}:{port}"))?);
+        }
+    }
+    Ok((names, config))
+}
+
+fn stdin() -> Result<String> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).map_err(|e| Error::internal("read stdin", e))?;
+    Ok(input)
+}
+
+/// Runs one helper action.
+pub fn run(args: HelperArgs) -> ExitCode {
+    match act(&args) {
+        Ok(Some(out)) => {
+            outln!("{out}");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            // The protocol's answer for an unknown server: this message on stdout, exit 1.
+            outln!("{CREDENTIALS_NOT_FOUND}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            outln!("{err}");
+            super::fail(&err)
+        }
+    }
+}
+
+/// The `[[helper.hosts]]` of the configuration file, if one is given.
+fn configured_hosts(args: &HelperArgs) -> Result<Vec<HelperHost>> {
+    match &args.config.config {
+        Some(path) => Ok(FileConfig::load(path)?.helper.hosts),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The action's output, `None` for "credentials not found".
+fn act(args: &HelperArgs) -> Result<Option<String>> {
+    match args.action.as_str() {
+        "version" => Ok(Some(format!("docker-credential-regbridge {}", env!("CARGO_PKG_VERSION")))),
+        "get" => {
+            let asked = parse_server_url(&stdin()?)?;
+            if let Some(host) = hosts::settings_for(&asked, &configured_hosts(args)?) {
+                let entry = cloud_login(&host, args.ttl)?;
+                let creds = HelperCredentials { server_url: asked, username: entry.username, secret: entry.secret };
+                return Ok(Some(creds.to_json()));
+            }
+            Ok(this_server(args, &asked)?.map(|creds| creds.to_json()))
+        }
+        "erase" => {
+            let asked = parse_server_url(&stdin()?)?;
+            if let Some(host) = hosts::settings_for(&asked, &configured_hosts(args)?) {
+                cache::Cache::from_env()?.remove(&host)?;
+            }
+            Ok(Some(String::new()))
+        }
+        "store" => {
+            // Minted on demand, never stored: docker login has nothing to keep.
+            let _ = stdin()?;
+            Ok(Some(String::new()))
+        }
+        _ => {
+            let config = args.config.load()?;
+            let mut list = serde_json::Map::new();
+            for host in configured_hosts(args)? {
+                list.insert(host.host.clone(), cloud::username(&host.provider).into());
+            }
+            list.insert(server_url(&config), HELPER_USER.into());
+            Ok(Some(serde_json::Value::Object(list).to_string()))
+        }
+    }
+}
+
+/// A cloud host's login: the cached one while fresh, else a new one, cached.
+fn cloud_login(host: &HelperHost, ttl: Duration) -> Result<cache::Entry> {
+    let cache = cache::Cache::from_env()?;
+    if let Some(entry) = cache.get(host) {
+        return Ok(entry);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal("tokio runtime", e))?;
+    let entry = runtime.block_on(cloud::mint(host, ttl))?;
+    // A cache that cannot be written costs a mint next time, nothing else.
+    if let Err(err) = cache.put(host, &entry) {
+        tracing::warn!("credential helper cache not written: {err}");
+    }
+    Ok(entry)
+}
+
+/// The answer for this regbridge server: a token valid on every repository, or `None` when `asked` is not
+/// one of its addresses. The seam for answering for a remote server (through its management API) later.
+fn this_server(args: &HelperArgs, asked: &str) -> Result<Option<HelperCredentials>> {
+    let (names, config) = own_addresses(args)?;
+    let Ok(address) = ServerAddress::parse(asked) else { return Ok(None) };
+    if !names.contains(&address) {
+        return Ok(None);
+    }
+    let signer = server_signer(&config)?;
+    let actions: &[&str] = if args.pull_only { &["pull"] } else { &["pull", "push", "delete"] };
+    let access = vec![Access::every_repository(actions)];
+    let (token, _) = signer.sign(HELPER_USER, None, TokenKind::Minted, access, args.ttl)?;
+    Ok(Some(HelperCredentials { server_url: asked.to_owned(), username: HELPER_USER.into(), secret: token }))
+}
