@@ -286,6 +286,18 @@ async fn the_cli_works_from_another_host_through_login() {
     assert!(creds["password"].is_string() && creds["expiresAt"].is_string(), "{creds}");
     let config = ok(&run(args(&["creds", "mint", name, "--format", "docker-config"]), String::new()).await.unwrap());
     assert!(config.contains("auths"));
+    // The credential helper answers for the logged-in server through its API, away from its data directory.
+    let host = base.trim_start_matches("http://").to_owned();
+    let helped: Value =
+        serde_json::from_str(&ok(&run(args(&["credential-helper", "get"]), host.clone()).await.unwrap())).unwrap();
+    let (user, secret) = (helped["Username"].as_str().unwrap(), helped["Secret"].as_str().unwrap());
+    let r = server
+        .anon(Method::POST, &format!("/v2/{name}/blobs/uploads/"))
+        .basic_auth(user, Some(secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED, "the helper's credentials push");
     let report = ok(&run(args(&["gc", "--dry-run"]), String::new()).await.unwrap());
     assert!(report.contains("dryRun"));
     let out = run(args(&["repo", "get", "remote/missing"]), String::new()).await.unwrap();

@@ -55,6 +55,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/access/revoke", post(revoke_access))
         .route("/admin/v1/credentials", post(mint))
         .route("/admin/v1/credentials/cleanup", post(cleanup))
+        .route("/admin/v1/credentials/server", post(server_credentials))
         .route("/admin/v1/gc", get(gc_status).post(gc_run))
 }
 
@@ -442,6 +443,64 @@ pub(crate) async fn cleanup(
     };
     match async { manager(&state, &headers)?.cleanup(&request.repository).await }.await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => problem(&e),
+    }
+}
+
+/// `POST /admin/v1/credentials/server` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServerCredentialsRequest {
+    /// Pull only (push, pull and delete by default).
+    #[serde(default)]
+    pub pull_only: bool,
+    /// How long they live: `15m` (the default), at most `12h`.
+    pub ttl: Option<String>,
+}
+
+/// Credentials for this server's registry API as a whole.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerCredentials {
+    /// The user name to present.
+    pub username: String,
+    /// The password (a signed token).
+    pub secret: String,
+    /// When they stop working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The longest server-wide credentials live: they open every repository.
+const SERVER_CREDENTIALS_MAX_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// Credentials for this server on every repository the caller may use (an administrator: all): what
+/// `docker-credential-regbridge` answers for a server it is logged in to.
+#[utoipa::path(post, path = "/admin/v1/credentials/server", tag = "credentials", request_body = ServerCredentialsRequest,
+    responses((status = 200, body = ServerCredentials), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(crate) async fn server_credentials(_: Admin, State(state): State<Arc<AppState>>, bytes: Bytes) -> Response {
+    let request: ServerCredentialsRequest = match body(&bytes, r#"{"pullOnly":false,"ttl":"15m"}"#) {
+        Ok(r) => r,
+        Err(response) => return response,
+    };
+    let ttl = match request.ttl.as_deref().map(crate::values::parse_duration).transpose() {
+        Ok(ttl) => ttl.unwrap_or(Duration::from_secs(900)),
+        Err(e) => return problem(&Error::bad_input(format!("ttl: {e}"))),
+    };
+    if ttl.is_zero() || ttl > SERVER_CREDENTIALS_MAX_TTL {
+        return problem(&Error::bad_input("ttl: give a lifetime between 1s and 12h"));
+    }
+    let actions: &[&str] = if request.pull_only { &["pull"] } else { &["pull", "push", "delete"] };
+    let access = vec![regbridge_providers::local::Access::every_repository(actions)];
+    let user = manage::HELPER_USER;
+    match state.signer.sign(user, None, TokenKind::Minted, access, ttl) {
+        Ok((token, claims)) => ok(
+            StatusCode::OK,
+            &ServerCredentials {
+                username: user.into(),
+                secret: token.expose().to_owned(),
+                expires_at: claims.expires_at(),
+            },
+        ),
         Err(e) => problem(&e),
     }
 }

@@ -21,6 +21,10 @@ use regbridge_providers::local::LocalRegistry;
 
 use crate::routing::{RoutingTable, Target};
 
+/// The user name of server-wide credentials (the credential helper's): never a configured user, so Basic
+/// logins with it are token logins.
+pub const HELPER_USER: &str = "regbridge-credential-helper";
+
 /// How to reach the local provider: built once by the server, or on first use by the CLI (which must not
 /// need a data directory for a command on a cloud route).
 pub type LocalSource = Arc<dyn Fn() -> Result<Arc<LocalRegistry>> + Send + Sync>;

@@ -32,8 +32,7 @@ use regbridge_providers::local::token::{Access, TokenKind};
 use super::context::{ConfigArgs, server_signer, server_url};
 use crate::config_file::{FileConfig, HelperHost};
 
-/// The user name of helper tokens (never a configured user, so Basic logins with it are token logins).
-pub const HELPER_USER: &str = "regbridge-credential-helper";
+pub use crate::manage::HELPER_USER;
 
 /// The helper's arguments.
 #[derive(clap::Args)]
@@ -153,10 +152,7 @@ fn cloud_login(host: &HelperHost, ttl: Duration) -> Result<cache::Entry> {
     if let Some(entry) = cache.get(host) {
         return Ok(entry);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::internal("tokio runtime", e))?;
+    let runtime = runtime()?;
     let entry = runtime.block_on(cloud::mint(host, ttl))?;
     // A cache that cannot be written costs a mint next time, nothing else.
     if let Err(err) = cache.put(host, &entry) {
@@ -168,6 +164,9 @@ fn cloud_login(host: &HelperHost, ttl: Duration) -> Result<cache::Entry> {
 /// The answer for this regbridge server: a token valid on every repository, or `None` when `asked` is not
 /// one of its addresses. The seam for answering for a remote server (through its management API) later.
 fn this_server(args: &HelperArgs, asked: &str) -> Result<Option<HelperCredentials>> {
+    if let Some(creds) = logged_in_server(args, asked)? {
+        return Ok(Some(creds));
+    }
     let (names, config) = own_addresses(args)?;
     let Ok(address) = ServerAddress::parse(asked) else { return Ok(None) };
     if !names.contains(&address) {
@@ -178,4 +177,36 @@ fn this_server(args: &HelperArgs, asked: &str) -> Result<Option<HelperCredential
     let access = vec![Access::every_repository(actions)];
     let (token, _) = signer.sign(HELPER_USER, None, TokenKind::Minted, access, args.ttl)?;
     Ok(Some(HelperCredentials { server_url: asked.to_owned(), username: HELPER_USER.into(), secret: token }))
+}
+
+/// The answer for a server `regbridge login` stored, when `asked` is its address: server-wide credentials
+/// from its management API (`POST /admin/v1/credentials/server`), so the helper works away from the
+/// server's data directory.
+fn logged_in_server(args: &HelperArgs, asked: &str) -> Result<Option<HelperCredentials>> {
+    let Ok(address) = ServerAddress::parse(asked) else { return Ok(None) };
+    let logins = super::remote::Logins::load()?;
+    let Some(url) = logins.servers.keys().find(|url| ServerAddress::parse(url).is_ok_and(|a| a == address)) else {
+        return Ok(None);
+    };
+    let api = super::remote::ApiClient::from_login(Some(url))?;
+    let body = serde_json::json!({ "pullOnly": args.pull_only, "ttl": format!("{}s", args.ttl.as_secs()) });
+    let runtime = runtime()?;
+    let answer: serde_json::Value =
+        runtime.block_on(api.call(reqwest::Method::POST, "/admin/v1/credentials/server", Some(&body)))?;
+    let field = |name: &str| {
+        answer[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::bad_input(format!("the server's answer has no {name}")))
+    };
+    Ok(Some(HelperCredentials {
+        server_url: asked.to_owned(),
+        username: field("username")?,
+        secret: regbridge::Secret::new(field("secret")?),
+    }))
+}
+
+/// A runtime for one call: the helper is a short-lived process with one thing to wait for.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Error::internal("tokio runtime", e))
 }
