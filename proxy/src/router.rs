@@ -20,6 +20,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(crate::observe::healthz))
         .route("/readyz", get(crate::observe::readyz))
         .merge(admin::routes())
+        .merge(crate::api::accounts::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::observe::observe))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::pipeline::parse))
         .with_state(state)

@@ -1,5 +1,5 @@
-//! The admin API: registry connections under `/admin/v1/registries`, for the configured `admin` user only
-//! (HTTP Basic).
+//! The admin API: registry connections under `/admin/v1/registries`, for admins only (HTTP Basic; see
+//! [`Admin`]).
 //!
 //! | request | answer |
 //! | --- | --- |
@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use crate::connections::validate::validate;
 use crate::connections::{ConnectionError, ConnectionInput};
 use crate::state::AppState;
-use crate::users::ADMIN_USER;
+use super::caller::Caller;
 
 /// The admin API's routes, merged into [`super::router`].
 pub fn routes() -> Router<Arc<AppState>> {
@@ -38,55 +38,39 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/registries/{id}/validate", post(validate_one))
 }
 
-/// Proof that the request carries the admin's credentials; extracting it answers 401 otherwise.
-struct Admin;
+/// Proof that the request carries an admin's credentials (any user whose principal
+/// [`is_admin`](crate::accounts::Principal::is_admin)); extracting it answers 401 without valid credentials
+/// and 403 for others.
+pub(crate) struct Admin(#[allow(dead_code)] pub crate::accounts::Principal);
 
 impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
-        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let Some((_, credentials)) = value.split_once(' ').filter(|(s, _)| s.eq_ignore_ascii_case("basic")) else {
-            return Err(unauthorized("the admin API needs the admin user's credentials (HTTP Basic)"));
-        };
-        let (user, password) = regbridge::auth::decode_basic(credentials).map_err(|e| unauthorized(&e.to_string()))?;
-        if user != ADMIN_USER || !state.users.contains(ADMIN_USER) {
-            return Err(unauthorized("only the admin user may use the admin API"));
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        if !principal.is_admin() {
+            let message = format!("{} is not an admin; only admins may use this endpoint", principal.name);
+            return Err(errors(StatusCode::FORBIDDEN, vec![item("DENIED", &message, None)]));
         }
-        let client = crate::login_limit::ClientAddr::of(&parts.extensions).0;
-        state.users.verify(&user, &password, client).await.map_err(|e| match e {
-            regbridge::Error::TooManyRequests { message, retry_after } => {
-                let mut response = errors(StatusCode::TOO_MANY_REQUESTS, vec![item("TOOMANYREQUESTS", &message, None)]);
-                let after = retry_after.unwrap_or_default().as_secs();
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after));
-                response
-            }
-            _ => unauthorized("wrong user name or password"),
-        })?;
-        Ok(Admin)
+        Ok(Admin(principal))
     }
 }
 
-fn unauthorized(message: &str) -> Response {
-    let mut response = errors(StatusCode::UNAUTHORIZED, vec![item("UNAUTHORIZED", message, None)]);
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"regbridge admin\""));
-    response
-}
-
-fn item(code: &str, message: &str, detail: Option<Value>) -> Value {
+/// One entry of an error answer.
+pub(crate) fn item(code: &str, message: &str, detail: Option<Value>) -> Value {
     match detail {
         Some(detail) => json!({ "code": code, "message": message, "detail": detail }),
         None => json!({ "code": code, "message": message }),
     }
 }
 
-fn errors(status: StatusCode, items: Vec<Value>) -> Response {
+/// An error answer: `{"errors":[...]}`.
+pub(crate) fn errors(status: StatusCode, items: Vec<Value>) -> Response {
     json_response(status, &json!({ "errors": items }))
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+/// A JSON answer.
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 

@@ -1,7 +1,9 @@
 //! The local registry's handlers (step 5 of the [pipeline](crate::pipeline)), the token endpoint and the
 //! admin API.
 
+pub(crate) mod accounts;
 pub(crate) mod admin;
+pub(crate) mod caller;
 mod blobs;
 mod listing;
 mod manifests;

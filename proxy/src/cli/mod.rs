@@ -20,7 +20,9 @@ mod gc;
 mod helper;
 mod registry;
 mod repo;
+mod robots;
 mod serve;
+mod users;
 
 use std::process::ExitCode;
 
@@ -81,6 +83,11 @@ enum Command {
     /// Registry connections (add, list, get, validate, rm): stored credentials for generic upstream
     /// registries in the data directory, usable by `generic` routes with `connection = "NAME"`.
     Registry(registry::RegistryArgs),
+    /// Users (add, list, get, update, rm) in the data directory: admins, or members with repository rules.
+    Users(users::UsersArgs),
+    /// Robot accounts `robot$NAME` (add, list, get, rotate, rm): repository rules, an expiry, a generated
+    /// secret shown once.
+    Robots(robots::RobotsArgs),
 }
 
 /// Runs the command line (`args` as from `std::env::args_os`). Invoked as `docker-credential-regbridge`,
@@ -102,6 +109,8 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         Command::Check(args) => block_on(check::run(args)),
         Command::CredentialHelper(args) => helper::run(args),
         Command::Registry(args) => registry::run(args),
+        Command::Users(args) => users::run(args),
+        Command::Robots(args) => robots::run(args),
     }
 }
 
