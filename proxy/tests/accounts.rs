@@ -135,7 +135,8 @@ async fn every_account_endpoint_answers_as_documented() {
     let bad = json!({ "name": "Bad Name", "rules": [{ "repositories": "team/**/x", "actions": ["fly"] }] });
     let (status, body) = admin(&server, Method::POST, "/admin/v1/users", Some(bad)).await;
     assert_eq!(status, 400, "{body}");
-    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().filter_map(|e| e["detail"]["field"].as_str()).collect();
+    let fields: Vec<&str> =
+        body["errors"].as_array().unwrap().iter().filter_map(|e| e["detail"]["field"].as_str()).collect();
     assert_eq!(fields, ["name"], "{body}");
     let (status, body) =
         admin(&server, Method::POST, "/admin/v1/users", Some(json!({ "name": "carol", "password": 12345678 }))).await;
@@ -164,7 +165,8 @@ async fn every_account_endpoint_answers_as_documented() {
     // Robots.
     let (name, secret) = robot(&server, "ci", json!([{ "repositories": "ci/*", "actions": ["push"] }]), "30d").await;
     assert_eq!(name, "robot$ci");
-    let (status, body) = admin(&server, Method::POST, "/admin/v1/robots", Some(json!({ "name": "x", "rules": [] }))).await;
+    let (status, body) =
+        admin(&server, Method::POST, "/admin/v1/robots", Some(json!({ "name": "x", "rules": [] }))).await;
     assert_eq!(status, 400, "the expiry is required: {body}");
     let past = json!({ "name": "x", "rules": [], "expires": "2001-01-01T00:00:00Z" });
     let (status, body) = admin(&server, Method::POST, "/admin/v1/robots", Some(past)).await;
@@ -213,7 +215,8 @@ async fn a_member_pulls_only_what_its_rules_allow() {
 
     // The token endpoint grants the intersection only, and its token lists only team/a.
     let scopes = "scope=repository:team/a:pull,push,delete&scope=repository:other/x:pull&scope=registry:catalog:*";
-    let token = json_body(alice(Method::GET, &format!("/token?service=regbridge&{scopes}")).send().await.unwrap()).await;
+    let token =
+        json_body(alice(Method::GET, &format!("/token?service=regbridge&{scopes}")).send().await.unwrap()).await;
     let token = token["token"].as_str().unwrap().to_owned();
     let bearer = |method, path: &str| server.anon(method, path).bearer_auth(&token);
     assert_eq!(status_of(bearer(Method::GET, "/v2/team/a/manifests/v1")).await, 200);
@@ -302,7 +305,8 @@ async fn rotation_and_deletion_stop_old_secrets_and_their_tokens() {
     assert_eq!(status_of(as_user(&server, Method::GET, "/v2/", &name, &secret)).await, 401);
     assert_eq!(status_of(server.anon(Method::GET, "/v2/").bearer_auth(&token)).await, 401);
     assert_eq!(status_of(as_user(&server, Method::GET, "/v2/", &name, &new_secret)).await, 200);
-    let r = as_user(&server, Method::GET, "/token?scope=repository:ci/a:pull", &name, &new_secret).send().await.unwrap();
+    let r =
+        as_user(&server, Method::GET, "/token?scope=repository:ci/a:pull", &name, &new_secret).send().await.unwrap();
     let token = json_body(r).await["token"].as_str().unwrap().to_owned();
     assert_eq!(admin(&server, Method::DELETE, "/admin/v1/robots/rot", None).await.0, 204);
     assert_eq!(status_of(as_user(&server, Method::GET, "/v2/", &name, &new_secret)).await, 401);

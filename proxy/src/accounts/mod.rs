@@ -103,13 +103,7 @@ mod tests {
     use super::*;
 
     fn member(kind: Kind, role: Role, rule: &str) -> Principal {
-        Principal {
-            name: "m".into(),
-            kind,
-            role,
-            rules: vec![Rule::parse_flag(rule).unwrap()],
-            expires_at: None,
-        }
+        Principal { name: "m".into(), kind, role, rules: vec![Rule::parse_flag(rule).unwrap()], expires_at: None }
     }
 
     #[test]

@@ -253,8 +253,10 @@ pub fn parse_expiry(text: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Ut
             let duration = crate::values::parse_duration(text).map_err(|_| {
                 invalid(
                     "expires",
-                    format!("{text:?} is not an expiry: write a duration such as 30d or 12h, a time such as \
-                             2027-01-31T00:00:00Z, or never"),
+                    format!(
+                        "{text:?} is not an expiry: write a duration such as 30d or 12h, a time such as \
+                             2027-01-31T00:00:00Z, or never"
+                    ),
                 )
             })?;
             let duration = chrono::Duration::from_std(duration)

@@ -25,10 +25,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::caller::Caller;
 use crate::connections::validate::validate;
 use crate::connections::{ConnectionError, ConnectionInput};
 use crate::state::AppState;
-use super::caller::Caller;
 
 /// The admin API's routes, merged into [`super::router`].
 pub fn routes() -> Router<Arc<AppState>> {

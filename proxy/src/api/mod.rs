@@ -3,8 +3,8 @@
 
 pub(crate) mod accounts;
 pub(crate) mod admin;
-pub(crate) mod caller;
 mod blobs;
+pub(crate) mod caller;
 mod listing;
 mod manifests;
 pub(crate) mod token;

@@ -115,7 +115,10 @@ mod tests {
         assert_ne!(rotated["secret"].as_str().unwrap(), first);
         let (_, out) = run_cli(&store, &["list"]);
         assert!(out.contains("robot$ci") && !out.contains("secret\"") && !out.contains(&first), "{out}");
-        assert_eq!(run_cli(&store, &["add", "x", "--allow", "a/*=pull", "--expires", "yesterday"]).0.unwrap_err().code, 2);
+        assert_eq!(
+            run_cli(&store, &["add", "x", "--allow", "a/*=pull", "--expires", "yesterday"]).0.unwrap_err().code,
+            2
+        );
         assert!(Cli::try_parse_from(["robots", "add", "x", "--allow", "a/*=pull"]).is_err(), "expiry is required");
         assert_eq!(run_cli(&store, &["rm", "ci"]).0.unwrap(), 0);
         assert_eq!(run_cli(&store, &["get", "ci"]).0.unwrap_err().code, 3);

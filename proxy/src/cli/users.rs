@@ -117,7 +117,8 @@ impl From<regbridge::Error> for Failure {
 
 /// Opens the accounts of the data directory `args` names (which must exist: only `serve` creates one).
 pub(super) fn open(args: StoreArgs) -> Result<AccountStore, Failure> {
-    let config = crate::cli::ConfigArgs { config: args.config, data_dir: args.data_dir, listen: None, public_url: None };
+    let config =
+        crate::cli::ConfigArgs { config: args.config, data_dir: args.data_dir, listen: None, public_url: None };
     let data_dir = config.load()?.data_dir;
     if !data_dir.is_dir() {
         return Err(Failure {
@@ -164,17 +165,27 @@ fn read_password(stdin: &mut dyn Read) -> Result<Secret, Failure> {
     stdin.read_to_string(&mut text).map_err(|e| regbridge::Error::internal("read standard input", e))?;
     let password = text.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
-        return Err(Failure { code: 2, message: "--password-stdin: standard input is empty; pipe the password".into() });
+        return Err(Failure {
+            code: 2,
+            message: "--password-stdin: standard input is empty; pipe the password".into(),
+        });
     }
     Ok(Secret::new(password))
 }
 
 /// Runs `regbridge users ...`.
 pub fn run(args: UsersArgs) -> ExitCode {
-    exit(open(args.store).and_then(|store| execute(args.command, &store, &mut std::io::stdin(), &mut std::io::stdout())))
+    exit(
+        open(args.store).and_then(|store| execute(args.command, &store, &mut std::io::stdin(), &mut std::io::stdout())),
+    )
 }
 
-fn execute(command: UsersCommand, store: &AccountStore, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<u8, Failure> {
+fn execute(
+    command: UsersCommand,
+    store: &AccountStore,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+) -> Result<u8, Failure> {
     match command {
         UsersCommand::Add { name, role, rules, password_stdin } => {
             let password = password_stdin.then(|| read_password(stdin)).transpose()?;
