@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod accounts;
 pub mod api;
 pub mod cli;
 pub mod cloud;

@@ -22,6 +22,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin::routes())
         .merge(manage::routes())
         .merge(openapi::routes())
+        .merge(crate::api::accounts::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::observe::observe))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::pipeline::parse))
         .with_state(state)

@@ -76,11 +76,13 @@ impl Server {
             .build()
             .map_err(|e| Error::internal("HTTP client", e))?;
         let connections = ConnectionStore::open(&config.data_dir, config.connections_key.as_ref())?;
+        let accounts = crate::accounts::AccountStore::open(&config.data_dir)?;
         let state = AppState {
             config,
             storage,
             signer,
             users,
+            accounts,
             routes,
             locations,
             http,

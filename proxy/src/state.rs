@@ -18,8 +18,10 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     /// Signs and verifies tokens.
     pub signer: TokenSigner,
-    /// Configured users.
+    /// Configured users, and the verifier every account's password goes through.
     pub users: Users,
+    /// Users and robot accounts of the management API (`DATA_DIR/accounts.db`).
+    pub accounts: crate::accounts::AccountStore,
     /// Which provider serves which names.
     pub routes: RoutingTable,
     /// Signs upload locations of upstream routes.

@@ -67,7 +67,7 @@ impl Users {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let generated = initial_password.is_none();
-                let password = initial_password.unwrap_or_else(random_password);
+                let password = initial_password.unwrap_or_else(random_secret);
                 let hashes: BTreeMap<String, String> = [(ADMIN_USER.to_owned(), hash_password(&password)?)].into();
                 write_private(&data_dir.join("admin-password"), format!("{}\n", password.expose()).as_bytes())?;
                 write_private(&path, &serde_json::to_vec_pretty(&hashes).expect("map serialises"))?;
@@ -89,6 +89,11 @@ impl Users {
         }
     }
 
+    /// The configured users' names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.hashes.keys().map(String::as_str)
+    }
+
     /// True when `name` is a configured user.
     pub fn contains(&self, name: &str) -> bool {
         self.hashes.contains_key(name)
@@ -98,13 +103,20 @@ impl Users {
     /// answered from the cache; otherwise, unless `client` or the user failed too often lately (429),
     /// argon2 runs on a blocking thread.
     pub async fn verify(&self, user: &str, password: &Secret, client: Option<IpAddr>) -> Result<()> {
-        let key = cache_key(user, password);
+        // Unknown names cost no argon2 run, so they are not counted per user (nor kept in memory).
+        let hash = self.hashes.get(user).cloned().ok_or_else(denied)?;
+        self.verify_hash(user, password, client, hash).await
+    }
+
+    /// Checks `password` against `hash`, the stored hash of the account `user` (a configured user, or a user
+    /// or robot of [`crate::accounts::AccountStore`]), with the same cache, gate and login limits as
+    /// [`Users::verify`]. The cache is keyed by the hash too: once a password is changed or a robot's
+    /// secret rotated, the old one is not found there and fails at once.
+    pub async fn verify_hash(&self, user: &str, password: &Secret, client: Option<IpAddr>, hash: String) -> Result<()> {
+        let key = cache_key(user, password, &hash);
         if self.recently_verified(&key) {
             return Ok(());
         }
-        let denied = || Error::Unauthenticated { message: "wrong user name or password".into() };
-        // Unknown names cost no argon2 run, so they are not counted per user (nor kept in memory).
-        let hash = self.hashes.get(user).cloned().ok_or_else(denied)?;
         // Without this, sixteen connections of one client sending the right password at once took sixteen
         // login attempts from their address while the first argon2 ran, and got 429s for correct logins.
         let gate = self.pending.get_with(key, Default::default);
@@ -147,10 +159,17 @@ impl Users {
     }
 }
 
-/// A digest of the credentials, so the cache never holds a password.
-fn cache_key(user: &str, password: &Secret) -> [u8; 32] {
+fn denied() -> Error {
+    Error::Unauthenticated { message: "wrong user name or password".into() }
+}
+
+/// A digest of the credentials and the hash they were checked against, so the cache never holds a password
+/// and a changed hash misses it.
+fn cache_key(user: &str, password: &Secret, hash: &str) -> [u8; 32] {
     let mut h = sha2::Sha256::new();
     h.update(user.as_bytes());
+    h.update([0]);
+    h.update(hash.as_bytes());
     h.update([0]);
     h.update(password.expose().as_bytes());
     h.finalize().into()
@@ -165,7 +184,8 @@ pub fn hash_password(password: &Secret) -> Result<String> {
         .map_err(|e| Error::Internal { message: format!("hash password: {e}"), source: None })
 }
 
-fn random_password() -> Secret {
+/// A random 24-character password or robot secret (about 140 bits), without look-alike characters.
+pub fn random_secret() -> Secret {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut rng = rand::rngs::OsRng;
     Secret::new((0..24).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect::<String>())

@@ -1,5 +1,5 @@
-//! The admin API: registry connections under `/admin/v1/registries`, for the configured `admin` user only
-//! (HTTP Basic).
+//! The admin API: registry connections under `/admin/v1/registries`, for admins only (HTTP Basic; see
+//! [`Admin`]).
 //!
 //! | request | answer |
 //! | --- | --- |
@@ -25,10 +25,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::caller::Caller;
 use crate::connections::validate::validate;
 use crate::connections::{ConnectionError, ConnectionInput};
 use crate::state::AppState;
-use crate::users::ADMIN_USER;
 
 /// The admin API's routes, merged into [`super::router`].
 pub fn routes() -> Router<Arc<AppState>> {
@@ -38,65 +38,25 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/registries/{id}/validate", post(validate_one))
 }
 
-/// Proof that the request carries an administrator's credentials: HTTP Basic, or an API token from
-/// `POST /admin/v1/tokens` (`regbridge login`) as `Bearer`; extracting it answers 401 otherwise.
-pub(crate) struct Admin {
-    /// The user.
-    pub user: String,
-    /// Authenticated by password (Basic), not by an API token.
-    pub by_password: bool,
-}
+/// Proof that the request carries an admin's credentials (any user whose principal
+/// [`is_admin`](crate::accounts::Principal::is_admin)); extracting it answers 401 without valid credentials
+/// and 403 for others.
+pub(crate) struct Admin(pub Caller);
 
 impl FromRequestParts<Arc<AppState>> for Admin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
-        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
-        if scheme.eq_ignore_ascii_case("bearer") {
-            let claims = state
-                .signer
-                .verify(credentials.trim())
-                .ok()
-                .filter(|c| c.kind == regbridge_providers::local::TokenKind::Api)
-                .ok_or_else(|| unauthorized("the API token is not valid (expired?): run `regbridge login` again"))?;
-            // The user is looked up on every request: a deleted user's tokens stop working at once.
-            if claims.sub != ADMIN_USER || !state.users.contains(&claims.sub) {
-                return Err(unauthorized("the API token's user no longer exists or is not an administrator"));
-            }
-            return Ok(Admin { user: claims.sub, by_password: false });
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if !caller.principal.is_admin() {
+            let message = format!("{} is not an admin; only admins may use this endpoint", caller.principal.name);
+            return Err(errors(StatusCode::FORBIDDEN, vec![item("DENIED", &message, None)]));
         }
-        if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(unauthorized(
-                "the admin API needs an administrator's credentials (HTTP Basic) or an API token (Bearer)",
-            ));
-        }
-        let (user, password) = regbridge::auth::decode_basic(credentials).map_err(|e| unauthorized(&e.to_string()))?;
-        if user != ADMIN_USER || !state.users.contains(ADMIN_USER) {
-            return Err(unauthorized("only the admin user may use the admin API"));
-        }
-        let client = crate::login_limit::ClientAddr::of(&parts.extensions).0;
-        state.users.verify(&user, &password, client).await.map_err(|e| match e {
-            regbridge::Error::TooManyRequests { message, retry_after } => {
-                let mut response = errors(StatusCode::TOO_MANY_REQUESTS, vec![item("TOOMANYREQUESTS", &message, None)]);
-                let after = retry_after.unwrap_or_default().as_secs();
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after));
-                response
-            }
-            _ => unauthorized("wrong user name or password"),
-        })?;
-        Ok(Admin { user, by_password: true })
+        Ok(Admin(caller))
     }
 }
 
-fn unauthorized(message: &str) -> Response {
-    let mut response = errors(StatusCode::UNAUTHORIZED, vec![item("UNAUTHORIZED", message, None)]);
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"regbridge admin\""));
-    response
-}
-
+/// One entry of an error answer.
 pub(crate) fn item(code: &str, message: &str, detail: Option<Value>) -> Value {
     match detail {
         Some(detail) => json!({ "code": code, "message": message, "detail": detail }),
@@ -104,10 +64,12 @@ pub(crate) fn item(code: &str, message: &str, detail: Option<Value>) -> Value {
     }
 }
 
+/// An error answer: `{"errors":[...]}`.
 pub(crate) fn errors(status: StatusCode, items: Vec<Value>) -> Response {
     json_response(status, &json!({ "errors": items }))
 }
 
+/// A JSON answer.
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

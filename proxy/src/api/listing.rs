@@ -61,7 +61,7 @@ pub async fn tags(ctx: &Ctx, repo: &RepositoryName) -> Result<Response> {
 /// The repositories the caller may pull.
 pub async fn catalog(ctx: &Ctx) -> Result<Response> {
     let sees_all = match &ctx.identity {
-        Identity::User(_) => true,
+        Identity::User(principal) => principal.is_admin(),
         Identity::Token(claims) => claims.access.iter().any(|a| a.kind == "registry" && a.name == "catalog"),
         Identity::Anonymous => false,
     };

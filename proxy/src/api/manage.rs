@@ -34,10 +34,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::admin::{Admin, json_response, problem};
+use super::caller::Caller;
 use crate::manage::formats::{Format, SecretTarget, render};
 use crate::manage::{self, Manager};
 use crate::pipeline::host;
 use crate::state::AppState;
+use regbridge::auth::Action;
 
 /// The default lifetime of an API token.
 const TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -83,6 +85,16 @@ fn body<T: DeserializeOwned>(bytes: &[u8], example: &str) -> std::result::Result
     })
 }
 
+/// Refuses (403) unless the caller may do `action` on the repository `name`: a member reaches through the
+/// management API exactly what its rules give it on the registry API.
+fn require(caller: &Caller, action: Action, name: &str) -> std::result::Result<(), Response> {
+    if caller.principal.may(action, name) {
+        return Ok(());
+    }
+    let who = &caller.principal.name;
+    Err(problem(&Error::Denied { message: format!("{who} may not {} {name}", action.as_str()) }))
+}
+
 fn ok<T: Serialize>(status: StatusCode, value: &T) -> Response {
     json_response(status, &json!(value))
 }
@@ -111,8 +123,8 @@ pub struct TokenAnswer {
 /// one: Bearer is refused here).
 #[utoipa::path(post, path = "/admin/v1/tokens", tag = "auth", request_body = TokenRequest,
     responses((status = 201, body = TokenAnswer), (status = 401, body = ErrorBody)))]
-pub(crate) async fn create_token(admin: Admin, State(state): State<Arc<AppState>>, bytes: Bytes) -> Response {
-    if !admin.by_password {
+pub(crate) async fn create_token(caller: Caller, State(state): State<Arc<AppState>>, bytes: Bytes) -> Response {
+    if !caller.by_password {
         return problem(&Error::Unauthenticated {
             message: "an API token cannot issue another; log in with the user name and password (HTTP Basic)".into(),
         });
@@ -128,11 +140,11 @@ pub(crate) async fn create_token(admin: Admin, State(state): State<Arc<AppState>
     if ttl.is_zero() || ttl > TOKEN_MAX_TTL {
         return problem(&Error::bad_input("ttl: give a lifetime between 1s and 7d (168h)"));
     }
-    match state.signer.sign(&admin.user, None, TokenKind::Api, Vec::new(), ttl) {
+    let user = caller.principal.name;
+    match state.signer.sign(&user, None, TokenKind::Api, Vec::new(), ttl) {
         Ok((token, claims)) => {
-            tracing::info!(user = %admin.user, ttl_secs = ttl.as_secs(), "API token issued");
-            let answer =
-                TokenAnswer { token: token.expose().to_owned(), user: admin.user, expires_at: claims.expires_at() };
+            tracing::info!(%user, ttl_secs = ttl.as_secs(), "API token issued");
+            let answer = TokenAnswer { token: token.expose().to_owned(), user, expires_at: claims.expires_at() };
             ok(StatusCode::CREATED, &answer)
         }
         Err(e) => problem(&e),
@@ -151,8 +163,9 @@ pub struct WhoAmI {
 /// The authenticated caller.
 #[utoipa::path(get, path = "/admin/v1/whoami", tag = "auth",
     responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
-pub(crate) async fn whoami(admin: Admin) -> Response {
-    ok(StatusCode::OK, &WhoAmI { user: admin.user, admin: true })
+pub(crate) async fn whoami(caller: Caller) -> Response {
+    let admin = caller.principal.is_admin();
+    ok(StatusCode::OK, &WhoAmI { user: caller.principal.name, admin })
 }
 
 /// `POST /admin/v1/repositories` body.
@@ -168,7 +181,7 @@ pub struct NewRepository {
     responses((status = 201, body = Object, description = "the repository"), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "no route serves the name")))]
 pub(crate) async fn create_repository(
-    _: Admin,
+    caller: Caller,
     State(state): State<Arc<AppState>>,
     headers: axum::http::HeaderMap,
     bytes: Bytes,
@@ -177,6 +190,9 @@ pub(crate) async fn create_repository(
         Ok(r) => r,
         Err(response) => return response,
     };
+    if let Err(refused) = require(&caller, Action::Push, &request.name) {
+        return refused;
+    }
     let result = async { manager(&state, &headers)?.create_repository(&request.name).await }.await;
     match result {
         Ok(repo) => {
@@ -196,11 +212,14 @@ pub(crate) async fn create_repository(
     params(("name" = String, Path, description = "the client-visible name; may contain `/`")),
     responses((status = 200, body = Object, description = "the repository"), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get_repository(
-    _: Admin,
+    caller: Caller,
     State(state): State<Arc<AppState>>,
     headers: axum::http::HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
+    if let Err(refused) = require(&caller, Action::Pull, &name) {
+        return refused;
+    }
     match async { manager(&state, &headers)?.get_repository(&name).await }.await {
         Ok(repo) => ok::<Repository>(StatusCode::OK, &repo),
         Err(e) => problem(&e),
@@ -212,11 +231,14 @@ pub(crate) async fn get_repository(
     params(("name" = String, Path, description = "the client-visible name; may contain `/`")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub(crate) async fn delete_repository(
-    _: Admin,
+    caller: Caller,
     State(state): State<Arc<AppState>>,
     headers: axum::http::HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
+    if let Err(refused) = require(&caller, Action::Delete, &name) {
+        return refused;
+    }
     match async { manager(&state, &headers)?.delete_repository(&name).await }.await {
         Ok(route) => {
             tracing::info!(repository = %name, %route, "repository deleted");
@@ -383,7 +405,7 @@ pub struct MintAnswer {
     responses((status = 200, body = MintAnswer, description = "format json; other formats are their text"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn mint(
-    _: Admin,
+    caller: Caller,
     State(state): State<Arc<AppState>>,
     headers: axum::http::HeaderMap,
     bytes: Bytes,
@@ -398,6 +420,10 @@ pub(crate) async fn mint(
         Ok(ttl) => ttl.unwrap_or(Duration::from_secs(900)),
         Err(e) => return problem(&Error::bad_input(format!("ttl: {e}"))),
     };
+    if let Err(refused) = require(&caller, if request.push { Action::Push } else { Action::Pull }, &request.repository)
+    {
+        return refused;
+    }
     let permissions = if request.push { Permissions::PushPull } else { Permissions::Pull };
     let minted = match async { manager(&state, &headers)?.mint(&request.repository, permissions, ttl).await }.await {
         Ok(m) => m,
@@ -432,7 +458,7 @@ pub struct CleanupRequest {
 #[utoipa::path(post, path = "/admin/v1/credentials/cleanup", tag = "credentials", request_body = CleanupRequest,
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub(crate) async fn cleanup(
-    _: Admin,
+    caller: Caller,
     State(state): State<Arc<AppState>>,
     headers: axum::http::HeaderMap,
     bytes: Bytes,
@@ -441,6 +467,9 @@ pub(crate) async fn cleanup(
         Ok(r) => r,
         Err(response) => return response,
     };
+    if let Err(refused) = require(&caller, Action::Push, &request.repository) {
+        return refused;
+    }
     match async { manager(&state, &headers)?.cleanup(&request.repository).await }.await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => problem(&e),
@@ -537,7 +566,7 @@ pub struct GcStatus {
 /// Runs a collection (one at a time: 409 while another runs) and answers its report.
 #[utoipa::path(post, path = "/admin/v1/gc", tag = "gc", request_body = GcRequest,
     responses((status = 200, body = Object, description = "the report"), (status = 409, body = ErrorBody)))]
-pub(crate) async fn gc_run(_: Admin, State(state): State<Arc<AppState>>, bytes: Bytes) -> Response {
+pub(crate) async fn gc_run(admin: Admin, State(state): State<Arc<AppState>>, bytes: Bytes) -> Response {
     let request: GcRequest = match body(&bytes, r#"{"dryRun":true,"grace":"1h"}"#) {
         Ok(r) => r,
         Err(response) => return response,
@@ -556,6 +585,7 @@ pub(crate) async fn gc_run(_: Admin, State(state): State<Arc<AppState>>, bytes: 
         }
         status.running = true;
     }
+    tracing::info!(user = %admin.0.principal.name, dry_run = request.dry_run, cloud = request.cloud, "gc started");
     let result: Result<serde_json::Value> = if request.cloud {
         manage::gc::cloud(&state.config.routes).await.map(|r| json!(r))
     } else {

@@ -1,8 +1,10 @@
 //! The local registry's handlers (step 5 of the [pipeline](crate::pipeline)), the token endpoint and the
 //! admin API.
 
+pub(crate) mod accounts;
 pub(crate) mod admin;
 mod blobs;
+pub(crate) mod caller;
 mod listing;
 pub(crate) mod manage;
 mod manifests;

@@ -122,7 +122,8 @@ async fn issue(state: &AppState, identity: &Identity, scopes: &[Scope]) -> Resul
                     None => access.push(Access::repository(name.as_str(), &names)),
                 }
             }
-            Scope::Catalog if matches!(identity, Identity::User(_)) => {
+            // Others get the catalog filtered to what they may pull.
+            Scope::Catalog if matches!(identity, Identity::User(p) if p.is_admin()) => {
                 access.push(Access { kind: "registry".into(), name: "catalog".into(), actions: vec!["*".into()] });
             }
             Scope::Catalog => {}
@@ -131,7 +132,7 @@ async fn issue(state: &AppState, identity: &Identity, scopes: &[Scope]) -> Resul
     let (sub, acct) = match identity {
         // Anonymous tokens carry no account: their access list (pull, when anonymous pulls are on) is all.
         Identity::Anonymous => (ANONYMOUS_SUBJECT.to_owned(), None),
-        Identity::User(u) => (u.clone(), None),
+        Identity::User(p) => (p.name.clone(), None),
         Identity::Token(c) => (c.sub.clone(), c.acct.clone()),
     };
     let now = Utc::now().timestamp();

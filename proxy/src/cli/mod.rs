@@ -24,7 +24,9 @@ mod login;
 mod registry;
 mod remote;
 mod repo;
+mod robots;
 mod serve;
+mod users;
 
 use std::process::ExitCode;
 
@@ -95,6 +97,11 @@ enum Command {
     Login(login::LoginArgs),
     /// Forget a server's stored token.
     Logout(login::LogoutArgs),
+    /// Users (add, list, get, update, rm) in the data directory: admins, or members with repository rules.
+    Users(users::UsersArgs),
+    /// Robot accounts `robot$NAME` (add, list, get, rotate, rm): repository rules, an expiry, a generated
+    /// secret shown once.
+    Robots(robots::RobotsArgs),
 }
 
 /// Runs the command line (`args` as from `std::env::args_os`). Invoked as `docker-credential-regbridge`,
@@ -119,6 +126,8 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         Command::Registry(args) => registry::run(args),
         Command::Login(args) => block_on(login::login(args)),
         Command::Logout(args) => block_on(login::logout(args)),
+        Command::Users(args) => users::run(args),
+        Command::Robots(args) => robots::run(args),
     }
 }
 

@@ -242,7 +242,7 @@ fn conflict(db: &rusqlite::Connection, name: &str, registry: &str, own_id: &str)
 
 /// Creates `path` empty with mode 0600 unless it exists, so the database (and its WAL files, which SQLite
 /// creates with the database's mode) are private from the start.
-fn create_private(path: &Path) -> Result<()> {
+pub(crate) fn create_private(path: &Path) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(false);
     #[cfg(unix)]

@@ -1,7 +1,8 @@
 //! Step 4 of the pipeline: whether the caller may do what the request does, decided once, before any
 //! handler runs (as distribution's `app.go` collects access records before dispatch).
 //!
-//! - Configured users may do everything; anonymous callers may pull when anonymous pulls are on.
+//! - Users and robots may what their [`Principal`](crate::accounts::Principal) allows (admins everything);
+//!   anonymous callers may pull when anonymous pulls are on.
 //! - A token (minted credential or session token) allows exactly its `access` entries, and, for an account,
 //!   only where that account owns the repository or was granted access (checked on every request, so a
 //!   revoked grant stops working at once).
@@ -144,7 +145,7 @@ fn token_covers(identity: &Identity, repo: &RepositoryName, action: Action) -> b
 /// Whether `identity` may do `action` on `repo`.
 pub async fn allowed(state: &AppState, identity: &Identity, repo: &RepositoryName, action: Action) -> Result<bool> {
     match identity {
-        Identity::User(_) => Ok(true),
+        Identity::User(principal) => Ok(principal.may(action, repo.as_str())),
         Identity::Anonymous => Ok(action == Action::Pull && state.config.anonymous_pull),
         Identity::Token(claims) => {
             if !token_covers(identity, repo, action) {
