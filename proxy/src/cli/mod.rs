@@ -18,8 +18,9 @@ mod context;
 mod creds;
 mod gc;
 mod helper;
+pub mod output;
 mod registry;
-mod repo;
+pub mod repo;
 mod serve;
 
 use std::process::ExitCode;
