@@ -48,7 +48,8 @@ async fn repo_list_covers_every_route_once() {
 
     let out = cli(&server, &["repo", "list", "--config", config]);
     let all = ok_json(&out);
-    assert_eq!(names(&all), ["other/x", "team/a", "team/b"], "{all}");
+    // Route by route, longest prefix first, each route in its provider's order.
+    assert_eq!(names(&all), ["team/a", "team/b", "other/x"], "{all}");
     // Each repository under the route that serves it, not under the default route as well.
     let route = |name: &str| all.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["route"].clone();
     assert!(route("team/a").as_str().unwrap().starts_with("route 2"), "{all}");

@@ -18,7 +18,8 @@ pub enum RepoCommand {
     Get(RepoArgs),
     /// Delete NAME and everything in it.
     Delete(RepoArgs),
-    /// List the repositories of every route, by client-visible name (the route's prefix mapped back).
+    /// List the repositories of every route, by client-visible name (the route's prefix mapped back):
+    /// route by route, longest prefix first, each in its provider's order.
     List(ListArgs),
 }
 
