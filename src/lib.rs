@@ -24,5 +24,5 @@ pub use registry::{ArtifactRegistry, DynArtifactRegistry};
 pub use secret::Secret;
 pub use types::{
     AuthMethod, ComputeServiceType, Credentials, CrossAccountAccess, CrossAccountPermissions, Manifest,
-    ManifestDescriptor, Permissions, Repository,
+    ManifestDescriptor, Page, Permissions, Repository, RepositoryPage,
 };

@@ -10,7 +10,9 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::oci::{Digest, Reference};
-use crate::types::{Credentials, CrossAccountPermissions, Manifest, ManifestDescriptor, Permissions, Repository};
+use crate::types::{
+    Credentials, CrossAccountPermissions, Manifest, ManifestDescriptor, Page, Permissions, Repository, RepositoryPage,
+};
 
 /// A shared, dynamically dispatched registry, as the proxy's routing table holds them.
 pub type DynArtifactRegistry = Arc<dyn ArtifactRegistry>;
@@ -58,6 +60,15 @@ pub trait ArtifactRegistry: Display + Debug + Send + Sync + 'static {
 
     /// Deletes the repository `id` and every image in it; `Error::NotFound` when it does not exist.
     async fn delete_repository(&self, id: &str) -> Result<()>;
+
+    /// One page of the repositories whose routable name starts with `prefix` (every repository for
+    /// `None`), in the provider's order. Follow [`RepositoryPage::next`] with [`Page::after`] for the rest;
+    /// a token of another listing, or a forged one, is `Error::InvalidInput` or starts over, never another
+    /// registry's names.
+    async fn list_repositories(&self, prefix: Option<&str>, page: Page) -> Result<RepositoryPage> {
+        let _ = (prefix, page);
+        Err(Error::unsupported("list_repositories", self))
+    }
 
     /// Mints short-lived credentials for repository `id` allowing `permissions`, valid for `ttl` (clamped to
     /// what the provider allows). `Credentials::expires_at` is the earliest expiry of everything involved.

@@ -25,6 +25,46 @@ pub struct Repository {
     pub created_at: Option<DateTime<Utc>>,
 }
 
+/// Which page of a repository listing to read.
+///
+/// `after` is the continuation token a previous [`RepositoryPage::next`] returned, opaque to callers: the
+/// last name of the previous page for the local registry and ACR, the cloud's own token for ECR and GAR.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    /// At most this many repositories per page; `None` is the provider's own page size. Zero is taken as
+    /// one, so a caller can never ask for pages that make no progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Where to continue: the `next` of the previous page, `None` for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+impl Page {
+    /// The first page, of at most `limit` repositories.
+    pub fn first(limit: Option<u32>) -> Self {
+        Self { limit, after: None }
+    }
+
+    /// The page size to ask for: `limit` (at least one), else `default`.
+    pub fn size_or(&self, default: u32) -> u32 {
+        self.limit.map_or(default, |l| l.max(1))
+    }
+}
+
+/// One page of a repository listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryPage {
+    /// The repositories of this page, by routable name. A page may hold fewer than the limit (even none
+    /// where the provider filters a cloud page by prefix) while `next` is set.
+    pub repositories: Vec<Repository>,
+    /// The token for the next page ([`Page::after`]); `None` on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
 /// What a credential or a grant allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

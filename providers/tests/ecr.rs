@@ -839,3 +839,46 @@ async fn listing_repositories_follows_next_token() {
     assert_eq!(sent[0]["registryId"], ACCOUNT);
     assert!(sent[0].get("nextToken").is_none());
 }
+
+#[tokio::test]
+async fn list_repositories_pages_under_the_prefix_against_moto() {
+    let moto = Moto::start();
+    let reg = base(&moto.url).with_account(ACCOUNT).build().await.unwrap();
+    for name in ["a", "b", "c"] {
+        reg.create_repository(name).await.unwrap();
+    }
+    // Outside the registry's prefix `team`: never listed, whatever prefix the caller asks for.
+    sdk(&moto.url).create_repository().repository_name("other/x").send().await.unwrap();
+
+    let mut names = Vec::new();
+    let mut page = regbridge::Page::first(Some(2));
+    let mut pages = 0;
+    loop {
+        let found = reg.list_repositories(None, page.clone()).await.unwrap();
+        pages += 1;
+        assert!(found.repositories.len() <= 2, "{found:?}");
+        assert!(found.repositories.iter().all(|r| r.uri.starts_with("123456789012.dkr.ecr.us-east-1.amazonaws.com/")));
+        names.extend(found.repositories.into_iter().map(|r| r.name));
+        match found.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+        assert!(pages < 10, "pagination does not end");
+    }
+    names.sort();
+    assert_eq!(names, ["team/a", "team/b", "team/c"]);
+    assert!(pages >= 2, "two pages of two: {pages}");
+
+    let only_b = reg.list_repositories(Some("team/b"), regbridge::Page::default()).await.unwrap();
+    assert_eq!(only_b.repositories.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["team/b"]);
+    let hostile = reg.list_repositories(Some("other/"), regbridge::Page::default()).await.unwrap();
+    assert!(hostile.repositories.is_empty(), "{hostile:?}");
+}
+
+#[tokio::test]
+async fn list_repositories_rejects_a_forged_token() {
+    let moto = Moto::start();
+    let reg = base(&moto.url).with_account(ACCOUNT).build().await.unwrap();
+    let page = regbridge::Page { limit: None, after: Some("not-a-token".into()) };
+    assert!(matches!(reg.list_repositories(None, page).await, Err(Error::InvalidInput { .. })));
+}

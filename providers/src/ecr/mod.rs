@@ -53,8 +53,8 @@ use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMu
 use regbridge::error::OciErrorCode;
 use regbridge::oci::{Digest, Reference, RepositoryName};
 use regbridge::{
-    ArtifactRegistry, AuthMethod, Credentials, CrossAccountAccess, CrossAccountPermissions, Error, Manifest,
-    Permissions, Repository, Resource, Result,
+    ArtifactRegistry, AuthMethod, Credentials, CrossAccountAccess, CrossAccountPermissions, Error, Manifest, Page,
+    Permissions, Repository, RepositoryPage, Resource, Result,
 };
 use url::Url;
 
@@ -157,26 +157,63 @@ impl EcrRegistry {
     /// The routable names of every repository of this registry whose name starts with `prefix` (all pages
     /// of `DescribeRepositories`). The live suite uses it to find what a failed run left behind.
     pub async fn repositories_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut pages = self
-            .client
-            .ecr
-            .describe_repositories()
-            .registry_id(&self.account)
-            .max_results(DESCRIBE_PAGE)
-            .into_paginator()
-            .send();
         let mut names = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| map_ecr_error("DescribeRepositories", prefix, e))?;
-            names.extend(
-                page.repositories()
-                    .iter()
-                    .filter_map(|r| r.repository_name())
-                    .filter(|n| n.starts_with(prefix))
-                    .map(str::to_owned),
-            );
+        let mut page = Page::first(Some(DESCRIBE_PAGE as u32));
+        loop {
+            let found = self.describe_page(|n| n.starts_with(prefix), &page, prefix).await?;
+            names.extend(found.repositories.into_iter().map(|r| r.name));
+            match found.next {
+                Some(token) => page.after = Some(token),
+                None => return Ok(names),
+            }
         }
-        Ok(names)
+    }
+
+    /// Up to `page`'s size of the repositories `keep` accepts, from `page.after` on. Pages are read until
+    /// one has a match or none is left, so a caller filtering by prefix is not handed a run of empty pages.
+    /// ECR may answer more than `maxResults` (moto does), so a page can end inside ECR's: the continuation
+    /// token is `SKIP:TOKEN`, the number of entries already handed out of ECR's page `TOKEN` (empty for the
+    /// first). `what` names the listing in errors.
+    async fn describe_page(&self, keep: impl Fn(&str) -> bool, page: &Page, what: &str) -> Result<RepositoryPage> {
+        let size = page.size_or(DESCRIBE_PAGE as u32).min(DESCRIBE_PAGE as u32) as usize;
+        let (mut skip, mut token) = match page.after.as_deref() {
+            None => (0, None),
+            Some(after) => {
+                let (skip, token) =
+                    after.split_once(':').and_then(|(n, t)| Some((n.parse::<usize>().ok()?, t))).ok_or_else(|| {
+                        Error::bad_input("invalid continuation token: give the `next` of the previous page")
+                    })?;
+                (skip, Some(token.to_owned()).filter(|t| !t.is_empty()))
+            }
+        };
+        loop {
+            let described = self
+                .client
+                .ecr
+                .describe_repositories()
+                .registry_id(&self.account)
+                .max_results(size as i32)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| map_ecr_error("DescribeRepositories", what, e))?;
+            let entries = described.repositories();
+            let mut repositories = Vec::new();
+            for (i, r) in entries.iter().enumerate().skip(skip) {
+                if repositories.len() == size {
+                    let next = format!("{i}:{}", token.unwrap_or_default());
+                    return Ok(RepositoryPage { repositories, next: Some(next) });
+                }
+                if let Some(name) = r.repository_name().filter(|n| keep(n)) {
+                    repositories.push(self.repository(name, Some(r)));
+                }
+            }
+            token = described.next_token().map(str::to_owned);
+            skip = 0;
+            if !repositories.is_empty() || token.is_none() {
+                return Ok(RepositoryPage { repositories, next: token.map(|t| format!("0:{t}")) });
+            }
+        }
     }
 
     fn host(&self) -> &str {
@@ -390,6 +427,16 @@ impl ArtifactRegistry for EcrRegistry {
             }
             Err(e) => Err(map_ecr_error("CreateRepository", &name, e)),
         }
+    }
+
+    /// `DescribeRepositories` pages (ECR's `nextToken` is the continuation token), keeping the names under
+    /// this registry's prefix that start with `prefix`: ECR filters only by exact names, so the prefix is
+    /// applied to each page here.
+    async fn list_repositories(&self, prefix: Option<&str>, page: Page) -> Result<RepositoryPage> {
+        let own = self.prefix.trim_matches('/');
+        let in_prefix = |n: &str| own.is_empty() || n.strip_prefix(own).is_some_and(|rest| rest.starts_with('/'));
+        let keep = |n: &str| in_prefix(n) && prefix.is_none_or(|p| n.starts_with(p));
+        self.describe_page(keep, &page, prefix.unwrap_or(own)).await
     }
 
     async fn get_repository(&self, id: &str) -> Result<Repository> {

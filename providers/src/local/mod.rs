@@ -23,7 +23,7 @@ use bytes::Bytes;
 use regbridge::oci::{Digest, Reference, RepositoryName};
 use regbridge::{
     ArtifactRegistry, AuthMethod, Credentials, CrossAccountAccess, CrossAccountPermissions, Error, Manifest,
-    ManifestDescriptor, OciErrorCode, Permissions, Repository, Resource, Result,
+    ManifestDescriptor, OciErrorCode, Page, Permissions, Repository, RepositoryPage, Resource, Result,
 };
 
 pub use fs::FsStorage;
@@ -38,6 +38,9 @@ pub const MIN_TTL: Duration = Duration::from_secs(1);
 
 /// The longest credential lifetime minted (12 hours, as ECR's longest session); longer TTLs are lowered.
 pub const MAX_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// Repositories per page of `list_repositories` when the caller gives no limit.
+const LIST_PAGE: u32 = 100;
 
 /// Writes a file only its owner can read (mode 0600), for keys and passwords.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -270,6 +273,32 @@ impl ArtifactRegistry for LocalRegistry {
         self.storage.delete_repository(&name).await
     }
 
+    /// Pages of the storage's sorted names under this provider's namespace; the token is the last name of
+    /// the previous page, so a listing goes on correctly while repositories are created or deleted.
+    async fn list_repositories(&self, prefix: Option<&str>, page: Page) -> Result<RepositoryPage> {
+        let size = page.size_or(LIST_PAGE) as usize;
+        let names = self.storage.list_repositories().await?;
+        let in_namespace = |n: &str| {
+            self.namespace.is_empty()
+                || n.strip_prefix(self.namespace.as_str()).is_some_and(|rest| rest.starts_with('/'))
+        };
+        let mut matching = names
+            .into_iter()
+            .filter(|n| in_namespace(n) && prefix.is_none_or(|p| n.starts_with(p)))
+            .filter(|n| page.after.as_deref().is_none_or(|after| n.as_str() > after));
+        let mut repositories = Vec::new();
+        let mut last = None;
+        for name in matching.by_ref().take(size) {
+            // A repository deleted since the names were read is left out rather than failing the page.
+            if let Some(meta) = self.storage.repository(&RepositoryName::parse(&name)?).await? {
+                repositories.push(self.repository(&meta));
+            }
+            last = Some(name);
+        }
+        let next = matching.next().and(last);
+        Ok(RepositoryPage { repositories, next })
+    }
+
     /// Signs a token for this provider's account allowing `permissions` on `id`. TTLs are clamped to
     /// [`MIN_TTL`]..=[`MAX_TTL`].
     async fn generate_credentials(&self, id: &str, permissions: Permissions, ttl: Duration) -> Result<Credentials> {
@@ -343,5 +372,55 @@ impl ArtifactRegistry for LocalRegistry {
                 permissions: *level,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(dir: &Path) -> LocalRegistry {
+        let storage = Arc::new(FsStorage::open(dir).unwrap());
+        LocalRegistry::new(storage, TokenSigner::new(&[7u8; 32]).unwrap(), "http://127.0.0.1:5000")
+    }
+
+    async fn names(registry: &LocalRegistry, prefix: Option<&str>, page: Page) -> (Vec<String>, Option<String>) {
+        let page = registry.list_repositories(prefix, page).await.unwrap();
+        (page.repositories.into_iter().map(|r| r.name).collect(), page.next)
+    }
+
+    #[tokio::test]
+    async fn lists_repositories_in_pages_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = registry(dir.path());
+        for name in ["team/b", "team/a", "other/x", "team/a/nested"] {
+            local.create_repository(name).await.unwrap();
+        }
+        let (first, next) = names(&local, Some("team/"), Page::first(Some(2))).await;
+        assert_eq!(first, ["team/a", "team/a/nested"]);
+        let next = next.expect("a second page");
+        let (second, end) = names(&local, Some("team/"), Page { limit: Some(2), after: Some(next) }).await;
+        assert_eq!(second, ["team/b"]);
+        assert_eq!(end, None);
+
+        let (all, end) = names(&local, None, Page::default()).await;
+        assert_eq!(all, ["other/x", "team/a", "team/a/nested", "team/b"]);
+        assert_eq!(end, None);
+        // A limit of zero still makes progress.
+        let (one, next) = names(&local, None, Page::first(Some(0))).await;
+        assert_eq!((one.len(), next.as_deref()), (1, Some("other/x")));
+    }
+
+    #[tokio::test]
+    async fn a_namespaced_registry_lists_only_its_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        registry(dir.path()).create_repository("elsewhere").await.unwrap();
+        let scoped = registry(dir.path()).with_namespace("ns");
+        scoped.create_repository("app").await.unwrap();
+        let (all, _) = names(&scoped, None, Page::default()).await;
+        assert_eq!(all, ["ns/app"]);
+        // A token pointing outside the namespace does not reach other names either.
+        let (after, _) = names(&scoped, None, Page { limit: None, after: Some("a".into()) }).await;
+        assert_eq!(after, ["ns/app"]);
     }
 }

@@ -1,7 +1,7 @@
 //! What every command needs: the configuration (file, flags, environment) and the provider serving a
 //! repository name.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regbridge::{Error, Result};
@@ -40,7 +40,9 @@ fn parse_expiry(text: &str) -> std::result::Result<Duration, String> {
 #[derive(clap::Args, Debug, Clone)]
 pub struct ConfigArgs {
     /// TOML configuration file: users, routes to upstream registries, listen address, data directory
-    /// (see fixtures/config/regbridge.toml). Flags and REGBRIDGE_* variables override it.
+    /// (see fixtures/config/regbridge.toml). Flags and REGBRIDGE_* variables override it. Without it, the
+    /// first that exists of ./regbridge.toml, $XDG_CONFIG_HOME/regbridge/config.toml (or
+    /// ~/.config/regbridge/config.toml) and /etc/regbridge/regbridge.toml is used.
     #[arg(long, short, env = "REGBRIDGE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address and port the server listens on [default: 127.0.0.1:5000].
@@ -64,9 +66,15 @@ pub struct ConfigArgs {
 impl ConfigArgs {
     /// The configuration: defaults, then the file, then these flags (the caller applies its own).
     pub fn load(&self) -> Result<ServeConfig> {
-        let file = match &self.config {
-            Some(path) => FileConfig::load(path)?,
-            None => FileConfig::default(),
+        let file = match discover(self.config.as_deref(), &Discovery::from_env())? {
+            Some(path) => {
+                tracing::debug!(config = %path.display(), "configuration file");
+                FileConfig::load(&path)?
+            }
+            None => {
+                tracing::debug!("no configuration file found; defaults, flags and REGBRIDGE_* variables only");
+                FileConfig::default()
+            }
         };
         let defaults = ServeConfig::new();
         let public_url = self.public_url.clone().or(file.public_url);
@@ -92,6 +100,63 @@ impl ConfigArgs {
             ..defaults
         })
     }
+}
+
+/// Where [`discover`] looks, taken from the process's environment (or given by a test).
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    /// The directory `./regbridge.toml` is relative to.
+    pub cwd: Option<PathBuf>,
+    /// `$XDG_CONFIG_HOME`, when set and not empty.
+    pub xdg_config_home: Option<PathBuf>,
+    /// `$HOME`, for the `~/.config` fallback.
+    pub home: Option<PathBuf>,
+    /// The system-wide file, `/etc/regbridge/regbridge.toml`.
+    pub system: PathBuf,
+}
+
+impl Discovery {
+    /// The places of this process: its working directory, `XDG_CONFIG_HOME`, `HOME`, `/etc`.
+    pub fn from_env() -> Self {
+        // An empty variable counts as unset, as the XDG base directory specification says.
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        Self {
+            cwd: std::env::current_dir().ok(),
+            xdg_config_home: var("XDG_CONFIG_HOME"),
+            home: var("HOME"),
+            system: PathBuf::from("/etc/regbridge/regbridge.toml"),
+        }
+    }
+
+    /// The candidate files, in the order they are tried.
+    pub fn candidates(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if let Some(cwd) = &self.cwd {
+            out.push(cwd.join("regbridge.toml"));
+        }
+        match (&self.xdg_config_home, &self.home) {
+            (Some(xdg), _) => out.push(xdg.join("regbridge/config.toml")),
+            (None, Some(home)) => out.push(home.join(".config/regbridge/config.toml")),
+            (None, None) => {}
+        }
+        out.push(self.system.clone());
+        out
+    }
+}
+
+/// The configuration file to read: `explicit` (`--config` or `REGBRIDGE_CONFIG`), which must exist, else
+/// the first of [`Discovery::candidates`] that exists, else none.
+pub fn discover(explicit: Option<&Path>, places: &Discovery) -> Result<Option<PathBuf>> {
+    if let Some(path) = explicit {
+        if !path.is_file() {
+            return Err(Error::bad_input(format!(
+                "the configuration file {} (--config or REGBRIDGE_CONFIG) does not exist or is not a file",
+                path.display()
+            )));
+        }
+        return Ok(Some(path.to_owned()));
+    }
+    Ok(places.candidates().into_iter().find(|p| p.is_file()))
 }
 
 /// The URL clients reach the server at: the public URL, or the listen address. A wildcard listen address
@@ -140,5 +205,56 @@ pub fn server_signer(config: &ServeConfig) -> Result<TokenSigner> {
             config.data_dir.display()
         ))),
         Err(e) => Err(Error::internal(format!("read signing key {}", path.display()), e)),
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn places(root: &Path) -> Discovery {
+        Discovery {
+            cwd: Some(root.join("cwd")),
+            xdg_config_home: Some(root.join("xdg")),
+            home: Some(root.join("home")),
+            system: root.join("etc/regbridge.toml"),
+        }
+    }
+
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "").unwrap();
+    }
+
+    #[test]
+    fn the_first_existing_file_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut at = places(root);
+        assert_eq!(discover(None, &at).unwrap(), None, "nothing anywhere");
+        touch(&root.join("etc/regbridge.toml"));
+        assert_eq!(discover(None, &at).unwrap(), Some(root.join("etc/regbridge.toml")));
+        touch(&root.join("home/.config/regbridge/config.toml"));
+        assert_eq!(discover(None, &at).unwrap(), Some(root.join("etc/regbridge.toml")), "XDG is set: no fallback");
+        at.xdg_config_home = None;
+        assert_eq!(discover(None, &at).unwrap(), Some(root.join("home/.config/regbridge/config.toml")));
+        touch(&root.join("xdg/regbridge/config.toml"));
+        at.xdg_config_home = Some(root.join("xdg"));
+        assert_eq!(discover(None, &at).unwrap(), Some(root.join("xdg/regbridge/config.toml")));
+        touch(&root.join("cwd/regbridge.toml"));
+        assert_eq!(discover(None, &at).unwrap(), Some(root.join("cwd/regbridge.toml")));
+        let explicit = root.join("explicit.toml");
+        touch(&explicit);
+        assert_eq!(discover(Some(&explicit), &at).unwrap(), Some(explicit));
+    }
+
+    #[test]
+    fn an_explicit_file_that_does_not_exist_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = places(dir.path());
+        touch(&dir.path().join("cwd/regbridge.toml"));
+        let missing = dir.path().join("missing.toml");
+        let err = discover(Some(&missing), &at).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{err}");
+        assert!(err.to_string().contains("missing.toml"), "{err}");
     }
 }
