@@ -9,6 +9,7 @@ pub mod cloud;
 pub mod config;
 pub mod config_file;
 pub mod connections;
+pub mod factory;
 pub mod forward;
 pub mod limits;
 pub mod login_limit;
