@@ -95,6 +95,14 @@ impl Server {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
+    /// The registry's routes and the bound listener, to serve them inside an existing axum app: nest or
+    /// merge the router, and serve with `into_make_service_with_connect_info::<SocketAddr>()` (the login
+    /// limits key on the client's address). The connection limits of [`Server::run_until`] are then the
+    /// host app's to set.
+    pub fn into_parts(self) -> (axum::Router, std::net::TcpListener) {
+        (router(self.state), self.listener)
+    }
+
     /// The local provider over this server's storage, reachable at `endpoint`.
     pub fn local_registry(&self, endpoint: &str) -> LocalRegistry {
         LocalRegistry::new(self.state.storage.clone(), self.state.signer.clone(), endpoint)
