@@ -7,4 +7,8 @@ if [ -x scripts/install-test-deps.sh ]; then
   scripts/install-test-deps.sh
 fi
 cargo test --workspace --all-features
+# The library examples against the local provider (the cloud one needs credentials and is built above).
+cargo run -q -p regbridge-providers --example local_provider
+cargo run -q -p regbridge-providers --example credential_formats
+cargo run -q -p regbridge-proxy --example embedded_proxy
 scripts/check-packaging.sh

@@ -284,6 +284,54 @@ pub struct CrossAccountPermissions {
     pub permissions: Permissions,
 }
 
+fn ids<I: IntoIterator<Item = S>, S: Into<String>>(ids: I) -> BTreeSet<String> {
+    ids.into_iter().map(Into::into).collect()
+}
+
+impl CrossAccountPermissions {
+    /// Pull for AWS accounts (12-digit ids), as in `CrossAccountPermissions::aws_pull(["123456789012"])`.
+    pub fn aws_pull<I: IntoIterator<Item = S>, S: Into<String>>(account_ids: I) -> Self {
+        let access = CrossAccountAccess::Aws {
+            account_ids: ids(account_ids),
+            regions: BTreeSet::new(),
+            allowed_service_types: BTreeSet::new(),
+            role_arns: BTreeSet::new(),
+        };
+        Self { access, permissions: Permissions::Pull }
+    }
+
+    /// Pull for Google Cloud service accounts (e-mails).
+    pub fn gcp_pull<I: IntoIterator<Item = S>, S: Into<String>>(service_account_emails: I) -> Self {
+        let access = CrossAccountAccess::Gcp {
+            project_numbers: BTreeSet::new(),
+            allowed_service_types: BTreeSet::new(),
+            service_account_emails: ids(service_account_emails),
+        };
+        Self { access, permissions: Permissions::Pull }
+    }
+
+    /// Pull for Azure principals (object ids) of the registry's own tenant.
+    pub fn azure_pull<I: IntoIterator<Item = S>, S: Into<String>>(principal_ids: I) -> Self {
+        let access = CrossAccountAccess::Azure {
+            principal_ids: ids(principal_ids),
+            tenant_id: None,
+            allowed_service_types: BTreeSet::new(),
+        };
+        Self { access, permissions: Permissions::Pull }
+    }
+
+    /// `permissions` for accounts of the embedded local registry.
+    pub fn local<I: IntoIterator<Item = S>, S: Into<String>>(account_ids: I, permissions: Permissions) -> Self {
+        Self { access: CrossAccountAccess::Local { account_ids: ids(account_ids) }, permissions }
+    }
+
+    /// The same principals with push and pull (for the providers that grant push: ACR and local).
+    pub fn with_push(mut self) -> Self {
+        self.permissions = Permissions::PushPull;
+        self
+    }
+}
+
 /// How a client presents [`Credentials`] to the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -350,6 +398,22 @@ mod tests {
 
     fn set(items: &[&str]) -> BTreeSet<String> {
         items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn grant_constructors() {
+        let aws = CrossAccountPermissions::aws_pull(["123456789012"]);
+        assert_eq!(aws.permissions, Permissions::Pull);
+        assert!(
+            matches!(&aws.access, CrossAccountAccess::Aws { account_ids, .. } if account_ids == &set(&["123456789012"]))
+        );
+        let gcp = CrossAccountPermissions::gcp_pull(vec!["sa@p.iam.gserviceaccount.com".to_string()]);
+        assert_eq!(gcp.access.platform(), "gcp");
+        let azure = CrossAccountPermissions::azure_pull(["oid"]).with_push();
+        assert_eq!((azure.access.platform(), azure.permissions), ("azure", Permissions::PushPull));
+        let local = CrossAccountPermissions::local(["b", "c"], Permissions::Pull);
+        assert_eq!(local.access, CrossAccountAccess::Local { account_ids: set(&["b", "c"]) });
+        assert!(CrossAccountPermissions::aws_pull(Vec::<String>::new()).access.is_empty());
     }
 
     #[test]

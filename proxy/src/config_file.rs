@@ -188,9 +188,11 @@ pub struct RouteConfig {
     pub idle_timeout: Option<Duration>,
     /// gar: the `[routes.gar]` settings.
     #[cfg(feature = "gar")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "gar")))]
     pub gar: Option<crate::cloud::gar::Settings>,
     /// acr: the `[routes.acr]` settings.
     #[cfg(feature = "acr")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "acr")))]
     pub acr: Option<crate::cloud::acr::Settings>,
 }
 

@@ -89,7 +89,7 @@ fn lock(bucket: &Shared) -> std::sync::MutexGuard<'_, Bucket> {
     bucket.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The failed-login buckets of addresses and users; memory is bounded by [`ADDRESSES`] and the users.
+/// The failed-login buckets of addresses and users; memory is bounded by `ADDRESSES` and the users.
 #[derive(Debug)]
 pub struct LoginLimits {
     addresses: Cache<IpAddr, Shared>,

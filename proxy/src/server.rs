@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use regbridge::{Error, Result, Secret};
-use regbridge_providers::generic::GenericRegistryBuilder;
-use regbridge_providers::http::{ClientOptions, MintedCredentials, UpstreamClient};
+use regbridge_providers::http::{MintedCredentials, UpstreamClient};
 use regbridge_providers::local::{FsStorage, LocalRegistry, Storage, TokenSigner};
 
 use crate::config::ServeConfig;
@@ -97,6 +96,14 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// The registry's routes and the bound listener, to serve them inside an existing axum app: nest or
+    /// merge the router, and serve with `into_make_service_with_connect_info::<SocketAddr>()` (the login
+    /// limits key on the client's address). The connection limits of [`Server::run_until`] are then the
+    /// host app's to set.
+    pub fn into_parts(self) -> (axum::Router, std::net::TcpListener) {
+        (router(self.state), self.listener)
     }
 
     /// The local provider over this server's storage, reachable at `endpoint`.
@@ -229,14 +236,6 @@ fn route_label(index: usize, r: &RouteConfig) -> String {
     format!("route {} ({} {:?})", index + 1, r.provider, r.prefix)
 }
 
-fn client_options(r: &RouteConfig) -> ClientOptions {
-    let mut options = ClientOptions::default();
-    if let Some(timeout) = r.idle_timeout {
-        options.idle_timeout = crate::values::at_least_a_second(timeout);
-    }
-    options
-}
-
 fn upstream(provider: regbridge::DynArtifactRegistry, client: UpstreamClient, r: &RouteConfig) -> Target {
     Target::Upstream(Arc::new(Upstream {
         provider,
@@ -257,19 +256,8 @@ fn sync_target(r: &RouteConfig, label: &str) -> Result<Option<Target>> {
         "local" => Target::Local,
         "generic" if r.connection.is_some() => connection_target(r).map_err(named)?,
         "generic" => {
-            let registry = r.registry.as_deref().ok_or_else(|| {
-                Error::bad_input(format!(
-                    "{label}: a generic route needs registry = \"host[:port]\" or connection = \"NAME\""
-                ))
-            })?;
-            let mut builder =
-                GenericRegistryBuilder::new(registry).with_prefix(&r.upstream_prefix).with_options(client_options(r));
-            match (&r.username, r.upstream_password().map_err(named)?) {
-                (Some(user), Some(password)) => builder = builder.with_credentials(user, password),
-                (None, None) => {}
-                _ => return Err(Error::bad_input(format!("{label}: give both username and password, or neither"))),
-            }
-            let generic = builder.build().map_err(named)?;
+            // The factory's path, so a control plane building this route gets the same provider.
+            let generic = crate::factory::generic(r).map_err(named)?;
             let client = generic.client().clone();
             upstream(Arc::new(generic), client, r)
         }
@@ -292,7 +280,8 @@ fn connection_target(r: &RouteConfig) -> Result<Target> {
              and password_env from this route"
         )));
     }
-    let route = ConnectionRoute::new(name, &r.upstream_prefix, r.redirect_blobs.unwrap_or(true), client_options(r))?;
+    let options = crate::factory::client_options(r);
+    let route = ConnectionRoute::new(name, &r.upstream_prefix, r.redirect_blobs.unwrap_or(true), options)?;
     Ok(Target::Connection(Arc::new(route)))
 }
 
@@ -334,10 +323,11 @@ const MINTED_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 /// A cloud route: the provider, and a `/v2/` client whose credentials it mints per repository.
 async fn cloud_target(r: &RouteConfig, label: &str) -> Result<Target> {
     let named = |e: Error| Error::bad_input(format!("{label}: {e}"));
-    let provider = crate::cloud::provider(r).await.map_err(named)?;
+    let provider = crate::factory::provider(r).await.map_err(named)?;
     let endpoint = url::Url::parse(&provider.registry_endpoint())
         .map_err(|e| named(Error::bad_input(format!("the registry endpoint is not a URL: {e}"))))?;
     let credentials = Arc::new(MintedCredentials::new(provider.clone(), MINTED_TTL));
-    let client = UpstreamClient::new(endpoint, provider.to_string(), credentials, client_options(r)).map_err(named)?;
+    let options = crate::factory::client_options(r);
+    let client = UpstreamClient::new(endpoint, provider.to_string(), credentials, options).map_err(named)?;
     Ok(upstream(provider, client, r))
 }

@@ -97,7 +97,12 @@ impl EcrRegistryBuilder {
         self
     }
 
-    /// The 12-digit account id owning the registry. Discovered with STS `GetCallerIdentity` when not set.
+    /// The 12-digit account id owning the registry (its host is `{account}.dkr.ecr.{region}...`).
+    /// Discovered with STS `GetCallerIdentity` when not set.
+    ///
+    /// It says which registry this provider addresses, not who may manage it: AWS IAM decides that for
+    /// the caller's credentials, so it is no tenant boundary within regbridge. (The local provider's
+    /// `with_account` is one, since there regbridge itself owns the repositories.)
     pub fn with_account(mut self, account: impl Into<String>) -> Self {
         self.account = Some(account.into());
         self

@@ -7,7 +7,7 @@
 //!   repository is returned as it is, its settings untouched.
 //! * **Credentials.** With a pull or push role configured, `generate_credentials` assumes it with STS
 //!   (`DurationSeconds` = the TTL clamped to 900..=43200 s, and to the role's limit once STS refused a
-//!   longer session: see [`session`]) and an inline session policy that allows only the
+//!   longer session: see the `session` module) and an inline session policy that allows only the
 //!   pull (or pull and push) actions on *this repository's ARN* plus `ecr:GetAuthorizationToken`, then calls
 //!   `GetAuthorizationToken` with that session. `Pull` uses the pull role (else the push role, still
 //!   limited by the session policy); `PushPull` needs the push role. `expires_at` is the earlier of the
@@ -32,7 +32,7 @@
 //!   caller identity (when the account is discovered) or of the region (`aws-cn`, `aws-us-gov`, ...), and
 //!   the registry URL is `GetAuthorizationToken`'s `proxyEndpoint` (else computed for the partition).
 //! * **Reads.** `get_manifest` uses `BatchGetImage` with the media types its reference documents (see
-//!   [`images`]); an image it cannot return as stored (an index or manifest list) is read through the
+//!   the `images` module); an image it cannot return as stored (an index or manifest list) is read through the
 //!   registry's `/v2/` API with a token of the base credentials. Its `failures` become errors by code.
 //!   `head_blob` uses `BatchCheckLayerAvailability`, and `generate_blob_download_url`
 //!   `GetDownloadUrlForLayer`.

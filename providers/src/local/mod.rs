@@ -173,8 +173,14 @@ impl LocalRegistry {
         }
     }
 
-    /// The same registry acting as `account`: repositories it creates are owned by that account, and the
-    /// credentials it mints carry it.
+    /// The same registry acting as `account`, a tenant boundary in management calls: repositories it
+    /// creates are owned by `account`; it deletes, grants on and re-creates only repositories `account`
+    /// owns; it mints credentials only for what `account` may use (its own repositories, and others' at
+    /// the level a cross-account grant gives it); the credentials carry `account`. Anything else is
+    /// [`Error::Denied`]. Reads (get, list grants, manifests) stay open to every account.
+    ///
+    /// The boundary holds for callers given a `LocalRegistry`: code holding the storage and the signing key
+    /// can build a provider for any account, so a multi-tenant control plane keeps those to itself.
     pub fn with_account(mut self, account: impl Into<String>) -> Self {
         self.account = account.into();
         self
@@ -212,6 +218,24 @@ impl LocalRegistry {
         let name = RepositoryName::parse(id)?;
         let meta = self.storage.repository(&name).await?.ok_or_else(|| Error::not_found(Resource::Repository, id))?;
         Ok((name, meta))
+    }
+
+    /// The repository `id`, when this provider's account owns it; [`Error::Denied`] otherwise.
+    async fn owned(&self, id: &str, what: &str) -> Result<(RepositoryName, storage::RepositoryMeta)> {
+        let (name, meta) = self.meta(id).await?;
+        if meta.owner != self.account {
+            return Err(self.not_owner(id, what));
+        }
+        Ok((name, meta))
+    }
+
+    fn not_owner(&self, id: &str, what: &str) -> Error {
+        Error::Denied {
+            message: format!(
+                "account {:?} may not {what} {id}: another account owns it (use a provider with_account of its owner)",
+                self.account
+            ),
+        }
     }
 
     fn local_accounts(grant: &CrossAccountPermissions) -> Result<Vec<String>> {
@@ -260,6 +284,10 @@ impl ArtifactRegistry for LocalRegistry {
         let logical = RepositoryName::parse(name)?;
         let routable = logical.with_prefix(&self.namespace)?;
         let meta = self.storage.create_repository(&routable, &self.account).await?;
+        // Creating is idempotent for the owner; for another account it would hand over a stranger's repository.
+        if meta.owner != self.account {
+            return Err(self.not_owner(routable.as_str(), "create"));
+        }
         Ok(self.repository(&meta))
     }
 
@@ -269,7 +297,7 @@ impl ArtifactRegistry for LocalRegistry {
     }
 
     async fn delete_repository(&self, id: &str) -> Result<()> {
-        let name = RepositoryName::parse(id)?;
+        let (name, _) = self.owned(id, "delete").await?;
         self.storage.delete_repository(&name).await
     }
 
@@ -300,9 +328,13 @@ impl ArtifactRegistry for LocalRegistry {
     }
 
     /// Signs a token for this provider's account allowing `permissions` on `id`. TTLs are clamped to
-    /// [`MIN_TTL`]..=[`MAX_TTL`].
+    /// [`MIN_TTL`]..=[`MAX_TTL`]. Only for a repository the account may use at `permissions` (it owns it,
+    /// or holds a grant at that level).
     async fn generate_credentials(&self, id: &str, permissions: Permissions, ttl: Duration) -> Result<Credentials> {
-        let (name, _) = self.meta(id).await?;
+        let (name, meta) = self.meta(id).await?;
+        if !meta.allows(&self.account, permissions == Permissions::PushPull) {
+            return Err(self.not_owner(id, &format!("mint {permissions:?} credentials for")));
+        }
         self.mint(&name, permissions, ttl, Some(&self.account))
     }
 
@@ -331,7 +363,7 @@ impl ArtifactRegistry for LocalRegistry {
 
     async fn add_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
         let accounts = Self::local_accounts(grant)?;
-        let (name, _) = self.meta(id).await?;
+        let (name, _) = self.owned(id, "grant access to").await?;
         let level = grant.permissions;
         self.storage
             .update_repository(&name, Box::new(move |meta| meta.grants.entry(level).or_default().extend(accounts)))
@@ -341,7 +373,7 @@ impl ArtifactRegistry for LocalRegistry {
 
     async fn remove_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {
         let accounts = Self::local_accounts(grant)?;
-        let (name, _) = self.meta(id).await?;
+        let (name, _) = self.owned(id, "remove access to").await?;
         let level = grant.permissions;
         self.storage
             .update_repository(

@@ -53,7 +53,7 @@ pub struct ConfigArgs {
     #[arg(long, env = "REGBRIDGE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// The URL clients use to reach the server, when it differs from the listen address
-    /// (behind a load balancer), e.g. https://registry.example.com.
+    /// (behind a load balancer), e.g. `https://registry.example.com`.
     #[arg(long, env = "REGBRIDGE_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Send the command to this server's management API (as logged in with `regbridge login URL`) instead

@@ -1,10 +1,12 @@
 //! The providers of cloud routes (`ecr`, `gar`, `acr`), built from a route's settings.
 
 #[cfg(feature = "acr")]
+#[cfg_attr(docsrs, doc(cfg(feature = "acr")))]
 pub mod acr;
 #[cfg(feature = "ecr")]
 pub(crate) mod ecr;
 #[cfg(feature = "gar")]
+#[cfg_attr(docsrs, doc(cfg(feature = "gar")))]
 pub mod gar;
 
 use std::sync::Arc;
