@@ -315,3 +315,87 @@ async fn the_cli_works_from_another_host_through_login() {
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("regbridge login"));
 }
+
+#[tokio::test]
+async fn a_member_manages_only_the_repositories_its_rules_give_it() {
+    let server = TestServer::start().await;
+    let rules = json!([{"repositories": "team/*", "actions": ["pull", "push"]}]);
+    let r = server
+        .admin(Method::POST, "/admin/v1/users")
+        .json(&json!({"name": "mia", "rules": rules}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let password = json_of(r).await["password"].as_str().unwrap().to_owned();
+    let member = |method: Method, path: &str| server.anon(method, path).basic_auth("mia", Some(&password));
+    for name in ["team/a", "other/b"] {
+        server.admin(Method::POST, "/admin/v1/repositories").json(&json!({"name": name})).send().await.unwrap();
+    }
+    // Inside its rules: create, read, mint.
+    let r = member(Method::POST, "/admin/v1/repositories").json(&json!({"name": "team/new"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = member(Method::POST, "/admin/v1/credentials")
+        .json(&json!({"repository": "team/a", "push": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Outside: another repository, a look-alike prefix, delete (not given), admin endpoints.
+    for (method, path, body) in [
+        (Method::POST, "/admin/v1/repositories", json!({"name": "other/c"})),
+        (Method::POST, "/admin/v1/repositories", json!({"name": "teamx/a"})),
+        (Method::POST, "/admin/v1/credentials", json!({"repository": "other/b"})),
+        (Method::POST, "/admin/v1/credentials/cleanup", json!({"repository": "other/b"})),
+        (
+            Method::POST,
+            "/admin/v1/access",
+            json!({"repository": "team/a", "grant": {"access": {"platform": "local", "accountIds": ["x"]}, "permissions": "pull"}}),
+        ),
+        (Method::POST, "/admin/v1/gc", json!({"dryRun": true})),
+        (Method::POST, "/admin/v1/credentials/server", json!({})),
+    ] {
+        let r = member(method, path).json(&body).send().await.unwrap();
+        error_of(r, 403, "DENIED").await;
+    }
+    for path in ["/admin/v1/repositories/other/b", "/admin/v1/users", "/admin/v1/registries"] {
+        error_of(member(Method::GET, path).send().await.unwrap(), 403, "DENIED").await;
+    }
+    error_of(member(Method::DELETE, "/admin/v1/repositories/team/a").send().await.unwrap(), 403, "DENIED").await;
+    // The listing shows what it may pull, across pages.
+    let mut names = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let mut request = member(Method::GET, "/admin/v1/repositories").query(&[("limit", "1")]);
+        if let Some(after) = &after {
+            request = request.query(&[("after", after)]);
+        }
+        let page = json_of(request.send().await.unwrap()).await;
+        names.extend(page["repositories"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()));
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["team/a", "team/new"]);
+    let r = server.admin(Method::GET, "/admin/v1/repositories").query(&[("after", "7:x")]).send().await.unwrap();
+    assert!(error_of(r, 400, "INVALID").await.contains("cursor"));
+    // Its API token carries its rules, not more.
+    let r = member(Method::POST, "/admin/v1/tokens").send().await.unwrap();
+    let token = json_of(r).await["token"].as_str().unwrap().to_owned();
+    let r = server
+        .anon(Method::POST, "/admin/v1/repositories")
+        .bearer_auth(&token)
+        .json(&json!({"name": "other/d"}))
+        .send()
+        .await
+        .unwrap();
+    error_of(r, 403, "DENIED").await;
+    let who = json_of(server.anon(Method::GET, "/admin/v1/whoami").bearer_auth(&token).send().await.unwrap()).await;
+    assert_eq!(who, json!({"user": "mia", "admin": false}));
+    // Deleting the user ends its token at once.
+    server.admin(Method::DELETE, "/admin/v1/users/mia").send().await.unwrap();
+    let r = server.anon(Method::GET, "/admin/v1/whoami").bearer_auth(&token).send().await.unwrap();
+    error_of(r, 401, "UNAUTHORIZED").await;
+}

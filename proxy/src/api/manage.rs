@@ -51,7 +51,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/v1/tokens", post(create_token))
         .route("/admin/v1/whoami", get(whoami))
-        .route("/admin/v1/repositories", post(create_repository))
+        .route("/admin/v1/repositories", get(list_repositories).post(create_repository))
         .route("/admin/v1/repositories/{*name}", get(get_repository).delete(delete_repository))
         .route("/admin/v1/access", get(get_access).post(add_access))
         .route("/admin/v1/access/revoke", post(revoke_access))
@@ -95,6 +95,25 @@ fn require(caller: &Caller, action: Action, name: &str) -> std::result::Result<(
     Err(problem(&Error::Denied { message: format!("{who} may not {} {name}", action.as_str()) }))
 }
 
+/// The lifetime field `name`: `default` when absent, else at least a second and at most `max`.
+fn duration(
+    text: Option<&str>,
+    name: &str,
+    default: Duration,
+    max: Option<Duration>,
+) -> std::result::Result<Duration, Response> {
+    let value = match text.map(crate::values::parse_duration).transpose() {
+        Ok(value) => value.unwrap_or(default),
+        Err(e) => return Err(problem(&Error::bad_input(format!("{name}: {e}")))),
+    };
+    let too_long = max.is_some_and(|max| value > max);
+    if value < Duration::from_secs(1) || too_long {
+        let most = max.map_or(String::new(), |m| format!(" and at most {}", humantime::format_duration(m)));
+        return Err(problem(&Error::bad_input(format!("{name}: give at least 1s{most}"))));
+    }
+    Ok(value)
+}
+
 fn ok<T: Serialize>(status: StatusCode, value: &T) -> Response {
     json_response(status, &json!(value))
 }
@@ -133,13 +152,10 @@ pub(crate) async fn create_token(caller: Caller, State(state): State<Arc<AppStat
         Ok(r) => r,
         Err(response) => return response,
     };
-    let ttl = match request.ttl.as_deref().map(crate::values::parse_duration).transpose() {
-        Ok(ttl) => ttl.unwrap_or(TOKEN_TTL),
-        Err(e) => return problem(&Error::bad_input(format!("ttl: {e}"))),
+    let ttl = match duration(request.ttl.as_deref(), "ttl", TOKEN_TTL, Some(TOKEN_MAX_TTL)) {
+        Ok(ttl) => ttl,
+        Err(response) => return response,
     };
-    if ttl.is_zero() || ttl > TOKEN_MAX_TTL {
-        return problem(&Error::bad_input("ttl: give a lifetime between 1s and 7d (168h)"));
-    }
     let user = caller.principal.name;
     match state.signer.sign(&user, None, TokenKind::Api, Vec::new(), ttl) {
         Ok((token, claims)) => {
@@ -202,6 +218,49 @@ pub(crate) async fn create_repository(
                 response.headers_mut().insert(header::LOCATION, location);
             }
             response
+        }
+        Err(e) => problem(&e),
+    }
+}
+
+/// `GET /admin/v1/repositories` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only client-visible names starting with this (`team/`).
+    pub prefix: Option<String>,
+    /// At most this many (100 by default, 1000 at most).
+    pub limit: Option<usize>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+}
+
+/// The repositories of every route the caller may pull, a page at a time.
+#[utoipa::path(get, path = "/admin/v1/repositories", tag = "repositories", params(ListQuery),
+    responses((status = 200, body = crate::manage::list::ListPage), (status = 400, body = ErrorBody)))]
+pub(crate) async fn list_repositories(
+    caller: Caller,
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return problem(&Error::bad_input("the query takes prefix, limit (1 to 1000) and after"));
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return problem(&Error::bad_input("limit: give 1 to 1000"));
+    }
+    let mut skipped = Vec::new();
+    let listed = async {
+        manager(&state, &headers)?.list_page(query.prefix.as_deref(), limit, query.after.as_deref(), &mut skipped).await
+    }
+    .await;
+    match listed {
+        Ok(mut page) => {
+            // A member sees what it may pull; the cursor still moves past the rest.
+            page.repositories.retain(|r| caller.principal.may(Action::Pull, &r.name));
+            ok(StatusCode::OK, &page)
         }
         Err(e) => problem(&e),
     }
@@ -415,10 +474,10 @@ pub(crate) async fn mint(
             Ok(r) => r,
             Err(response) => return response,
         };
-    let ttl = match request.ttl.as_deref().map(crate::values::parse_duration).transpose() {
-        Ok(Some(ttl)) if ttl.is_zero() => return problem(&Error::bad_input("ttl: give at least 1s")),
-        Ok(ttl) => ttl.unwrap_or(Duration::from_secs(900)),
-        Err(e) => return problem(&Error::bad_input(format!("ttl: {e}"))),
+    // The provider clamps the lifetime to what it supports, and says so (`clampedToSecs`).
+    let ttl = match duration(request.ttl.as_deref(), "ttl", Duration::from_secs(900), None) {
+        Ok(ttl) => ttl,
+        Err(response) => return response,
     };
     if let Err(refused) = require(&caller, if request.push { Action::Push } else { Action::Pull }, &request.repository)
     {
@@ -511,13 +570,11 @@ pub(crate) async fn server_credentials(_: Admin, State(state): State<Arc<AppStat
         Ok(r) => r,
         Err(response) => return response,
     };
-    let ttl = match request.ttl.as_deref().map(crate::values::parse_duration).transpose() {
-        Ok(ttl) => ttl.unwrap_or(Duration::from_secs(900)),
-        Err(e) => return problem(&Error::bad_input(format!("ttl: {e}"))),
+    let ttl = match duration(request.ttl.as_deref(), "ttl", Duration::from_secs(900), Some(SERVER_CREDENTIALS_MAX_TTL))
+    {
+        Ok(ttl) => ttl,
+        Err(response) => return response,
     };
-    if ttl.is_zero() || ttl > SERVER_CREDENTIALS_MAX_TTL {
-        return problem(&Error::bad_input("ttl: give a lifetime between 1s and 12h"));
-    }
     let actions: &[&str] = if request.pull_only { &["pull"] } else { &["pull", "push", "delete"] };
     let access = vec![regbridge_providers::local::Access::every_repository(actions)];
     let user = manage::HELPER_USER;
@@ -572,6 +629,7 @@ pub(crate) async fn gc_run(admin: Admin, State(state): State<Arc<AppState>>, byt
         Err(response) => return response,
     };
     let grace = match request.grace.as_deref().map(crate::values::parse_duration).transpose() {
+        // Zero is a valid grace period: spare nothing.
         Ok(grace) => grace.unwrap_or(Duration::from_secs(3600)),
         Err(e) => return problem(&Error::bad_input(format!("grace: {e}"))),
     };

@@ -24,6 +24,7 @@ use crate::state::AppState;
     paths(
         super::manage::create_token,
         super::manage::whoami,
+        super::manage::list_repositories,
         super::manage::create_repository,
         super::manage::get_repository,
         super::manage::delete_repository,
@@ -40,6 +41,16 @@ use crate::state::AppState;
         super::admin::update,
         super::admin::remove,
         super::admin::validate_one,
+        super::accounts::list_users,
+        super::accounts::create_user,
+        super::accounts::get_user,
+        super::accounts::update_user,
+        super::accounts::delete_user,
+        super::accounts::list_robots,
+        super::accounts::create_robot,
+        super::accounts::get_robot,
+        super::accounts::delete_robot,
+        super::accounts::rotate_robot,
     ),
     components(schemas(crate::manage::formats::Format))
 )]

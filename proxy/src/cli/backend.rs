@@ -17,6 +17,7 @@ use super::context::{ConfigArgs, local_registry, server_url};
 use super::remote::{ApiClient, Logins, path_segments};
 use crate::config::ServeConfig;
 use crate::manage::formats::{Format, SecretTarget, render};
+use crate::manage::list::{ListPage, ListedRepository};
 use crate::manage::{LocalSource, Manager};
 use crate::routing::RoutingTable;
 
@@ -96,6 +97,46 @@ impl Backend {
                 Ok(api.base().to_owned())
             }
         }
+    }
+
+    /// Every route's repositories whose client-visible name starts with `prefix`, at most `limit`.
+    pub async fn list_repositories(&self, prefix: Option<&str>, limit: Option<u32>) -> Result<Vec<ListedRepository>> {
+        const PAGE: usize = 500;
+        let wanted = limit.map_or(usize::MAX, |l| l as usize);
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let size = PAGE.min(wanted - out.len());
+            let page: ListPage = match self {
+                Backend::Local { config, routes } => {
+                    let mut skipped = Vec::new();
+                    let page =
+                        Self::manager(config, routes).list_page(prefix, size, cursor.as_deref(), &mut skipped).await?;
+                    for route in skipped {
+                        eprintln!("note: {route} cannot list its repositories; skipped");
+                    }
+                    page
+                }
+                Backend::Remote(api) => {
+                    let mut query = url::form_urlencoded::Serializer::new(String::new());
+                    query.append_pair("limit", &size.to_string());
+                    if let Some(prefix) = prefix {
+                        query.append_pair("prefix", prefix);
+                    }
+                    if let Some(cursor) = &cursor {
+                        query.append_pair("after", cursor);
+                    }
+                    api.call(Method::GET, &format!("/admin/v1/repositories?{}", query.finish()), None).await?
+                }
+            };
+            out.extend(page.repositories);
+            match page.next {
+                Some(next) if out.len() < wanted => cursor = Some(next),
+                _ => break,
+            }
+        }
+        out.truncate(wanted);
+        Ok(out)
     }
 
     /// The grants on `name`.
