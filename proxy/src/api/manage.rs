@@ -71,7 +71,7 @@ fn manager<'a>(state: &'a Arc<AppState>, headers: &axum::http::HeaderMap) -> Res
 }
 
 /// Parses a JSON body, or says what to send. Values of the wrong type are not echoed: they may be secrets.
-fn body<T: DeserializeOwned>(bytes: &[u8], example: &str) -> std::result::Result<T, Response> {
+fn body<T: DeserializeOwned>(bytes: &[u8], example: &str) -> std::result::Result<T, Box<Response>> {
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
     serde_json::from_slice(bytes).map_err(|e| {
         let why = match e.classify() {
@@ -81,18 +81,18 @@ fn body<T: DeserializeOwned>(bytes: &[u8], example: &str) -> std::result::Result
             }
             _ => format!("not JSON ({e})"),
         };
-        problem(&Error::bad_input(format!("the body is not valid: {why}; send JSON such as {example}")))
+        Box::new(problem(&Error::bad_input(format!("the body is not valid: {why}; send JSON such as {example}"))))
     })
 }
 
 /// Refuses (403) unless the caller may do `action` on the repository `name`: a member reaches through the
 /// management API exactly what its rules give it on the registry API.
-fn require(caller: &Caller, action: Action, name: &str) -> std::result::Result<(), Response> {
+fn require(caller: &Caller, action: Action, name: &str) -> std::result::Result<(), Box<Response>> {
     if caller.principal.may(action, name) {
         return Ok(());
     }
     let who = &caller.principal.name;
-    Err(problem(&Error::Denied { message: format!("{who} may not {} {name}", action.as_str()) }))
+    Err(Box::new(problem(&Error::Denied { message: format!("{who} may not {} {name}", action.as_str()) })))
 }
 
 /// The lifetime field `name`: `default` when absent, else at least a second and at most `max`.
@@ -101,15 +101,15 @@ fn duration(
     name: &str,
     default: Duration,
     max: Option<Duration>,
-) -> std::result::Result<Duration, Response> {
+) -> std::result::Result<Duration, Box<Response>> {
     let value = match text.map(crate::values::parse_duration).transpose() {
         Ok(value) => value.unwrap_or(default),
-        Err(e) => return Err(problem(&Error::bad_input(format!("{name}: {e}")))),
+        Err(e) => return Err(Box::new(problem(&Error::bad_input(format!("{name}: {e}"))))),
     };
     let too_long = max.is_some_and(|max| value > max);
     if value < Duration::from_secs(1) || too_long {
         let most = max.map_or(String::new(), |m| format!(" and at most {}", humantime::format_duration(m)));
-        return Err(problem(&Error::bad_input(format!("{name}: give at least 1s{most}"))));
+        return Err(Box::new(problem(&Error::bad_input(format!("{name}: give at least 1s{most}")))));
     }
     Ok(value)
 }
@@ -150,11 +150,11 @@ pub(crate) async fn create_token(caller: Caller, State(state): State<Arc<AppStat
     }
     let request: TokenRequest = match body(&bytes, r#"{"ttl":"12h"}"#) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let ttl = match duration(request.ttl.as_deref(), "ttl", TOKEN_TTL, Some(TOKEN_MAX_TTL)) {
         Ok(ttl) => ttl,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let user = caller.principal.name;
     match state.signer.sign(&user, None, TokenKind::Api, Vec::new(), ttl) {
@@ -204,10 +204,10 @@ pub(crate) async fn create_repository(
 ) -> Response {
     let request: NewRepository = match body(&bytes, r#"{"name":"team/app"}"#) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Err(refused) = require(&caller, Action::Push, &request.name) {
-        return refused;
+        return *refused;
     }
     let result = async { manager(&state, &headers)?.create_repository(&request.name).await }.await;
     match result {
@@ -277,7 +277,7 @@ pub(crate) async fn get_repository(
     Path(name): Path<String>,
 ) -> Response {
     if let Err(refused) = require(&caller, Action::Pull, &name) {
-        return refused;
+        return *refused;
     }
     match async { manager(&state, &headers)?.get_repository(&name).await }.await {
         Ok(repo) => ok::<Repository>(StatusCode::OK, &repo),
@@ -296,7 +296,7 @@ pub(crate) async fn delete_repository(
     Path(name): Path<String>,
 ) -> Response {
     if let Err(refused) = require(&caller, Action::Delete, &name) {
-        return refused;
+        return *refused;
     }
     match async { manager(&state, &headers)?.delete_repository(&name).await }.await {
         Ok(route) => {
@@ -355,7 +355,7 @@ pub(crate) async fn add_access(
     let example = r#"{"repository":"team/app","grant":{"access":{"platform":"aws","accountIds":["123456789012"]},"permissions":"pull"}}"#;
     let request: GrantRequest = match body(&bytes, example) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match async { manager(&state, &headers)?.grant(&request.repository, &request.grant).await }.await {
         Ok(grants) => {
@@ -411,7 +411,7 @@ pub(crate) async fn revoke_access(
     let example = r#"{"repository":"team/app","access":{"platform":"aws","accountIds":["123456789012"]}}"#;
     let request: RevokeRequest = match body(&bytes, example) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let level = request.level.map(Level::permissions);
     match async { manager(&state, &headers)?.revoke(&request.repository, &request.access, level).await }.await {
@@ -472,16 +472,16 @@ pub(crate) async fn mint(
     let request: MintRequest =
         match body(&bytes, r#"{"repository":"team/app","push":false,"ttl":"15m","format":"json"}"#) {
             Ok(r) => r,
-            Err(response) => return response,
+            Err(response) => return *response,
         };
     // The provider clamps the lifetime to what it supports, and says so (`clampedToSecs`).
     let ttl = match duration(request.ttl.as_deref(), "ttl", Duration::from_secs(900), None) {
         Ok(ttl) => ttl,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Err(refused) = require(&caller, if request.push { Action::Push } else { Action::Pull }, &request.repository)
     {
-        return refused;
+        return *refused;
     }
     let permissions = if request.push { Permissions::PushPull } else { Permissions::Pull };
     let minted = match async { manager(&state, &headers)?.mint(&request.repository, permissions, ttl).await }.await {
@@ -524,10 +524,10 @@ pub(crate) async fn cleanup(
 ) -> Response {
     let request: CleanupRequest = match body(&bytes, r#"{"repository":"team/app"}"#) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Err(refused) = require(&caller, Action::Push, &request.repository) {
-        return refused;
+        return *refused;
     }
     match async { manager(&state, &headers)?.cleanup(&request.repository).await }.await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -568,12 +568,12 @@ const SERVER_CREDENTIALS_MAX_TTL: Duration = Duration::from_secs(12 * 3600);
 pub(crate) async fn server_credentials(_: Admin, State(state): State<Arc<AppState>>, bytes: Bytes) -> Response {
     let request: ServerCredentialsRequest = match body(&bytes, r#"{"pullOnly":false,"ttl":"15m"}"#) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let ttl = match duration(request.ttl.as_deref(), "ttl", Duration::from_secs(900), Some(SERVER_CREDENTIALS_MAX_TTL))
     {
         Ok(ttl) => ttl,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let actions: &[&str] = if request.pull_only { &["pull"] } else { &["pull", "push", "delete"] };
     let access = vec![regbridge_providers::local::Access::every_repository(actions)];
@@ -626,7 +626,7 @@ pub struct GcStatus {
 pub(crate) async fn gc_run(admin: Admin, State(state): State<Arc<AppState>>, bytes: Bytes) -> Response {
     let request: GcRequest = match body(&bytes, r#"{"dryRun":true,"grace":"1h"}"#) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let grace = match request.grace.as_deref().map(crate::values::parse_duration).transpose() {
         // Zero is a valid grace period: spare nothing.

@@ -25,8 +25,8 @@ use crate::routing::RoutingTable;
 pub enum Backend {
     /// The routes of this host's configuration.
     Local {
-        /// The configuration.
-        config: ServeConfig,
+        /// The configuration (boxed: it is large, and most commands hold one backend briefly).
+        config: Box<ServeConfig>,
         /// Its routes, built.
         routes: RoutingTable,
     },
@@ -59,7 +59,7 @@ impl Backend {
     pub async fn local(args: &ConfigArgs) -> Result<Self> {
         let config = args.load()?;
         let routes = crate::server::build_routes(&config.routes).await?;
-        Ok(Backend::Local { config, routes })
+        Ok(Backend::Local { config: Box::new(config), routes })
     }
 
     fn manager<'a>(config: &'a ServeConfig, routes: &'a RoutingTable) -> Manager<'a> {

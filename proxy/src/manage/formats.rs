@@ -37,7 +37,7 @@ impl Format {
 /// Where the Secret of [`Format::K8sSecret`] goes.
 #[derive(Debug, Clone, Default)]
 pub struct SecretTarget {
-    /// The Secret's name [default: `regbridge-<repo>`].
+    /// The Secret's name (by default `regbridge-<repo>`).
     pub name: Option<String>,
     /// Its namespace.
     pub namespace: Option<String>,
