@@ -35,5 +35,5 @@ pub struct AppState {
     /// Recent insufficient-scope refusals (see [`crate::pipeline::reply::insufficient_scope`]).
     pub scope_refusals: crate::pipeline::refusals::ScopeRefusals,
     /// The last gc of `POST /admin/v1/gc`, and whether one runs.
-    pub gc: std::sync::Mutex<crate::api::manage::GcStatus>,
+    pub gc: std::sync::Mutex<crate::manage::gc::GcStatus>,
 }

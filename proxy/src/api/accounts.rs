@@ -29,7 +29,8 @@ use axum::routing::{get, post};
 use regbridge::Secret;
 use serde_json::{Value, json};
 
-use super::admin::{Admin, errors, item, json_response};
+use super::caller::Admin;
+use super::problem::{errors, item, json_response};
 use crate::accounts::store::{RobotInput, UserInput, UserPatch};
 use crate::accounts::{Account, AccountError, Kind};
 use crate::state::AppState;

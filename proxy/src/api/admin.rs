@@ -18,14 +18,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::caller::Caller;
+use super::caller::Admin;
+use super::problem::{errors, item, json_response};
 use crate::connections::validate::validate;
 use crate::connections::{ConnectionError, ConnectionInput};
 use crate::state::AppState;
@@ -36,76 +36,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/registries", get(list).post(create))
         .route("/admin/v1/registries/{id}", get(get_one).put(update).patch(update).delete(remove))
         .route("/admin/v1/registries/{id}/validate", post(validate_one))
-}
-
-/// Proof that the request carries an admin's credentials (any user whose principal
-/// [`is_admin`](crate::accounts::Principal::is_admin)); extracting it answers 401 without valid credentials
-/// and 403 for others.
-pub(crate) struct Admin(pub Caller);
-
-impl FromRequestParts<Arc<AppState>> for Admin {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        if !caller.principal.is_admin() {
-            let message = format!("{} is not an admin; only admins may use this endpoint", caller.principal.name);
-            return Err(errors(StatusCode::FORBIDDEN, vec![item("DENIED", &message, None)]));
-        }
-        Ok(Admin(caller))
-    }
-}
-
-/// One entry of an error answer.
-pub(crate) fn item(code: &str, message: &str, detail: Option<Value>) -> Value {
-    match detail {
-        Some(detail) => json!({ "code": code, "message": message, "detail": detail }),
-        None => json!({ "code": code, "message": message }),
-    }
-}
-
-/// An error answer: `{"errors":[...]}`.
-pub(crate) fn errors(status: StatusCode, items: Vec<Value>) -> Response {
-    json_response(status, &json!({ "errors": items }))
-}
-
-/// A JSON answer.
-pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
-}
-
-/// The answer for a failed operation of the routes' providers: the error's status, a code and its message.
-/// Server errors are logged with their source; the client sees the message only.
-pub(crate) fn problem(err: &regbridge::Error) -> Response {
-    // The OCI API answers an unsupported operation 405; here the method is fine and the route's provider
-    // cannot do it, which the caller fixes by choosing another route: a 400.
-    let status = match err {
-        regbridge::Error::Unsupported { .. } => StatusCode::BAD_REQUEST,
-        _ => StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-    };
-    let code = match (err, status.as_u16()) {
-        (regbridge::Error::Unsupported { .. }, _) => "UNSUPPORTED",
-        (_, 400 | 413 | 416) => "INVALID",
-        (_, 401) => "UNAUTHORIZED",
-        (_, 403) => "DENIED",
-        (_, 404) => "NOT_FOUND",
-        (_, 409) => "CONFLICT",
-        (_, 429) => "TOOMANYREQUESTS",
-        _ => "INTERNAL",
-    };
-    if status.is_server_error() {
-        tracing::error!(error = %err, source = ?std::error::Error::source(err), "admin request failed");
-    }
-    let mut response = errors(status, vec![item(code, &err.to_string(), None)]);
-    if let regbridge::Error::TooManyRequests { retry_after: Some(after), .. } = err {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs()));
-    }
-    if status == StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"regbridge admin\""));
-    }
-    response
 }
 
 /// The answer for a failed operation on registry connections.
@@ -154,7 +84,7 @@ fn parse(body: &[u8]) -> Result<ConnectionInput, Box<Response>> {
 
 /// The registry connections.
 #[utoipa::path(get, path = "/admin/v1/registries", tag = "registries",
-    responses((status = 200, body = Object, description = "`{\"registries\":[connection...]}`"), (status = 401, body = super::manage::ErrorBody)))]
+    responses((status = 200, body = Object, description = "`{\"registries\":[connection...]}`"), (status = 401, body = super::problem::ErrorBody)))]
 pub(crate) async fn list(_: Admin, State(state): State<Arc<AppState>>) -> Response {
     match state.connections.run(|s| s.list()).await {
         Ok(all) => json_response(StatusCode::OK, &json!({ "registries": all })),
@@ -164,7 +94,7 @@ pub(crate) async fn list(_: Admin, State(state): State<Arc<AppState>>) -> Respon
 
 /// Adds a registry connection.
 #[utoipa::path(post, path = "/admin/v1/registries", tag = "registries", request_body = Object,
-    responses((status = 201, body = Object, description = "the connection"), (status = 400, body = super::manage::ErrorBody), (status = 409, body = super::manage::ErrorBody)))]
+    responses((status = 201, body = Object, description = "the connection"), (status = 400, body = super::problem::ErrorBody), (status = 409, body = super::problem::ErrorBody)))]
 pub(crate) async fn create(_: Admin, State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let input = match parse(&body) {
         Ok(input) => input,
@@ -186,7 +116,7 @@ pub(crate) async fn create(_: Admin, State(state): State<Arc<AppState>>, body: B
 
 /// A registry connection.
 #[utoipa::path(get, path = "/admin/v1/registries/{id}", tag = "registries", params(("id" = String, Path)),
-    responses((status = 200, body = Object, description = "the connection"), (status = 404, body = super::manage::ErrorBody)))]
+    responses((status = 200, body = Object, description = "the connection"), (status = 404, body = super::problem::ErrorBody)))]
 pub(crate) async fn get_one(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     match state.connections.run(move |s| s.get(&id)).await {
         Ok(found) => json_response(StatusCode::OK, &json!(found)),
@@ -196,7 +126,7 @@ pub(crate) async fn get_one(_: Admin, State(state): State<Arc<AppState>>, Path(i
 
 /// Changes a registry connection (PUT or PATCH).
 #[utoipa::path(patch, path = "/admin/v1/registries/{id}", tag = "registries", params(("id" = String, Path)), request_body = Object,
-    responses((status = 200, body = Object, description = "the connection"), (status = 400, body = super::manage::ErrorBody), (status = 404, body = super::manage::ErrorBody)))]
+    responses((status = 200, body = Object, description = "the connection"), (status = 400, body = super::problem::ErrorBody), (status = 404, body = super::problem::ErrorBody)))]
 pub(crate) async fn update(
     _: Admin,
     State(state): State<Arc<AppState>>,
@@ -218,7 +148,7 @@ pub(crate) async fn update(
 
 /// Deletes a registry connection.
 #[utoipa::path(delete, path = "/admin/v1/registries/{id}", tag = "registries", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = super::manage::ErrorBody)))]
+    responses((status = 204), (status = 404, body = super::problem::ErrorBody)))]
 pub(crate) async fn remove(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let deleted = id.clone();
     match state.connections.run(move |s| s.delete(&id)).await {
@@ -232,7 +162,7 @@ pub(crate) async fn remove(_: Admin, State(state): State<Arc<AppState>>, Path(id
 
 /// Logs in to a connection's registry.
 #[utoipa::path(post, path = "/admin/v1/registries/{id}/validate", tag = "registries", params(("id" = String, Path)),
-    responses((status = 200, body = Object, description = "`{\"ok\":true}` or `{\"ok\":false,\"error\":...}`"), (status = 404, body = super::manage::ErrorBody)))]
+    responses((status = 200, body = Object, description = "`{\"ok\":true}` or `{\"ok\":false,\"error\":...}`"), (status = 404, body = super::problem::ErrorBody)))]
 pub(crate) async fn validate_one(_: Admin, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     match validate(&state.connections, &id).await {
         Ok(outcome) => json_response(StatusCode::OK, &outcome.to_json()),

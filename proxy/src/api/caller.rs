@@ -1,6 +1,6 @@
 //! [`Caller`]: the authenticated [`Principal`] of a management API request (HTTP Basic, any user or robot).
 //! Endpoints that act on repositories check [`Principal::may`]; admin-only ones use
-//! [`super::admin::Admin`], which wraps this.
+//! [`Admin`], defined here too, which wraps it.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use super::admin::{errors, item};
+use super::problem::{errors, item};
 use crate::accounts::Principal;
 use crate::login_limit::ClientAddr;
 use crate::pipeline::identity::{Identity, api_token_principal, basic_identity};
@@ -69,4 +69,22 @@ pub(crate) fn unauthorized(message: &str) -> Response {
         .headers_mut()
         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"regbridge admin\""));
     response
+}
+
+/// Proof that the request carries an admin's credentials (any user whose principal
+/// [`is_admin`](crate::accounts::Principal::is_admin)); extracting it answers 401 without valid credentials
+/// and 403 for others.
+pub(crate) struct Admin(pub Caller);
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Response> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if !caller.principal.is_admin() {
+            let message = format!("{} is not an admin; only admins may use this endpoint", caller.principal.name);
+            return Err(errors(StatusCode::FORBIDDEN, vec![item("DENIED", &message, None)]));
+        }
+        Ok(Admin(caller))
+    }
 }

@@ -33,9 +33,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::admin::{Admin, json_response, problem};
-use super::caller::Caller;
+use super::caller::{Admin, Caller};
+use super::problem::{ErrorBody, json_response, problem};
 use crate::manage::formats::{Format, SecretTarget, render};
+use crate::manage::gc::GcStatus;
 use crate::manage::{self, Manager};
 use crate::pipeline::host;
 use crate::state::AppState;
@@ -605,21 +606,6 @@ pub struct GcRequest {
     pub cloud: bool,
 }
 
-/// The last gc, and whether one runs.
-#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct GcStatus {
-    /// A collection runs now.
-    pub running: bool,
-    /// When the last one finished.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Its report (or error).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
-    pub last: Option<serde_json::Value>,
-}
-
 /// Runs a collection (one at a time: 409 while another runs) and answers its report.
 #[utoipa::path(post, path = "/admin/v1/gc", tag = "gc", request_body = GcRequest,
     responses((status = 200, body = Object, description = "the report"), (status = 409, body = ErrorBody)))]
@@ -674,23 +660,4 @@ pub(crate) async fn gc_run(admin: Admin, State(state): State<Arc<AppState>>, byt
 pub(crate) async fn gc_status(_: Admin, State(state): State<Arc<AppState>>) -> Response {
     let status = state.gc.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     ok(StatusCode::OK, &status)
-}
-
-/// The one error shape of the management API.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// One entry per problem (per bad field).
-    pub errors: Vec<ErrorItem>,
-}
-
-/// One problem.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorItem {
-    /// `INVALID`, `UNAUTHORIZED`, `DENIED`, `NOT_FOUND`, `CONFLICT`, `TOOMANYREQUESTS`, `UNSUPPORTED`, `INTERNAL`.
-    pub code: String,
-    /// What went wrong and what to fix.
-    pub message: String,
-    /// `{"field": NAME}` for a bad field, and what else helps.
-    #[schema(value_type = Option<Object>)]
-    pub detail: Option<serde_json::Value>,
 }

@@ -9,6 +9,7 @@ mod listing;
 pub(crate) mod manage;
 mod manifests;
 pub(crate) mod openapi;
+pub(crate) mod problem;
 pub(crate) mod token;
 mod uploads;
 

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
 use regbridge::{Error, Result};
 use regbridge_providers::local::gc::{GcOptions, GcReport, collect};
 use serde::Serialize;
@@ -59,4 +60,19 @@ pub async fn cloud(routes: &[RouteConfig]) -> Result<Vec<CloudReport>> {
         )));
     }
     Ok(reports)
+}
+
+/// The last gc, and whether one runs.
+#[derive(Debug, Default, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GcStatus {
+    /// A collection runs now.
+    pub running: bool,
+    /// When the last one finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Its report (or error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub last: Option<serde_json::Value>,
 }
