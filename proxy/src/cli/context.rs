@@ -64,6 +64,12 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
+    /// The configuration of commands that act on a data directory only (`registry`, `users`, `robots`):
+    /// the file and the directory, no listen address nor server.
+    pub fn of_data_dir(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Self {
+        Self { config, data_dir, listen: None, public_url: None, server: None }
+    }
+
     /// The configuration: defaults, then the file, then these flags (the caller applies its own).
     pub fn load(&self) -> Result<ServeConfig> {
         let file = match discover(self.config.as_deref(), &Discovery::from_env())? {

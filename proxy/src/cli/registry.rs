@@ -159,13 +159,7 @@ impl From<regbridge::Error> for Failure {
 
 /// Runs `regbridge registry ...`: the data directory and key from `--data-dir` and the `--config` file.
 pub fn run(args: RegistryArgs) -> ExitCode {
-    let config = crate::cli::ConfigArgs {
-        config: args.config,
-        data_dir: args.data_dir,
-        listen: None,
-        public_url: None,
-        server: None,
-    };
+    let config = crate::cli::ConfigArgs::of_data_dir(args.config, args.data_dir);
     match config.load() {
         Ok(config) => run_in(args.command, &config.data_dir, config.connections_key.as_ref()),
         Err(e) => exit(Err(e.into())),

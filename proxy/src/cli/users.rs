@@ -117,13 +117,7 @@ impl From<regbridge::Error> for Failure {
 
 /// Opens the accounts of the data directory `args` names (which must exist: only `serve` creates one).
 pub(super) fn open(args: StoreArgs) -> Result<AccountStore, Failure> {
-    let config = crate::cli::ConfigArgs {
-        config: args.config,
-        data_dir: args.data_dir,
-        listen: None,
-        public_url: None,
-        server: None,
-    };
+    let config = crate::cli::ConfigArgs::of_data_dir(args.config, args.data_dir);
     let data_dir = config.load()?.data_dir;
     if !data_dir.is_dir() {
         return Err(Failure {
