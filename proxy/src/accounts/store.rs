@@ -305,11 +305,7 @@ impl AccountStore {
 
     /// Runs `f` with this store on a blocking thread (argon2 and SQLite block), for async callers.
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&AccountStore) -> T + Send + 'static) -> T {
-        let store = self.clone();
-        match tokio::task::spawn_blocking(move || f(&store)).await {
-            Ok(out) => out,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        crate::connections::store::on_blocking_thread(self, f).await
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {

@@ -103,11 +103,7 @@ impl ConnectionStore {
 
     /// Runs `f` with this store on a blocking thread, for async callers.
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&ConnectionStore) -> T + Send + 'static) -> T {
-        let store = self.clone();
-        match tokio::task::spawn_blocking(move || f(&store)).await {
-            Ok(out) => out,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
+        on_blocking_thread(self, f).await
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
@@ -265,6 +261,19 @@ fn check_key(db: &rusqlite::Connection, cipher: &Cipher, path: &Path) -> Result<
             path.display(),
             cipher.source()
         ))),
+    }
+}
+
+/// Runs `f` with a clone of `store` on a blocking thread (SQLite and argon2 block), for the async callers of
+/// the stores of the data directory; a panic in `f` is the caller's panic.
+pub(crate) async fn on_blocking_thread<S: Clone + Send + 'static, T: Send + 'static>(
+    store: &S,
+    f: impl FnOnce(&S) -> T + Send + 'static,
+) -> T {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(out) => out,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 
