@@ -8,6 +8,7 @@
 pub mod formats;
 pub mod gc;
 pub mod list;
+pub mod routes;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
