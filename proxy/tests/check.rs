@@ -137,13 +137,15 @@ async fn check_fails_exactly_the_broken_routes_here_and_through_the_api() {
     )
     .unwrap();
     let data_arg = data.to_str().unwrap();
+    // The connection is added once the server runs (only `serve` creates a data directory); its routes
+    // look connections up per request.
+    let (_server, base) = serve(&config, &data);
     let added = cli(
         home.path(),
         &["registry", "add", "--data-dir", data_arg, "--name", "hubconn", "--registry", addr, "--username", "robot", "--password-stdin"],
         &format!("{UPSTREAM_PASSWORD}\n"),
     );
     assert!(added.status.success(), "{}", text(&added));
-    let (_server, base) = serve(&config, &data);
     let config_arg = config.to_str().unwrap();
     let local_args = ["check", "--timeout", "10", "--config", config_arg, "--data-dir", data_arg];
 
@@ -212,7 +214,7 @@ async fn check_fails_exactly_the_broken_routes_here_and_through_the_api() {
     let bad = client.get(format!("{base}/admin/v1/routes?health=true&timeout=1h"));
     assert_eq!(bad.basic_auth("admin", Some(ADMIN_PASSWORD)).send().await.unwrap().status(), 400);
     assert_eq!(client.get(format!("{base}/admin/v1/routes")).send().await.unwrap().status(), 401);
-    let member = json!({ "name": "member1", "role": "member", "password": "member-Pw-2931", "rules": ["hub/*=push"] });
+    let member = json!({ "name": "member1", "role": "member", "password": "member-Pw-2931", "rules": [{ "repositories": "hub/*", "actions": ["pull", "push"] }] });
     let created = client.post(format!("{base}/admin/v1/users")).basic_auth("admin", Some(ADMIN_PASSWORD)).json(&member);
     let created = created.send().await.unwrap();
     assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());

@@ -133,7 +133,8 @@ fn failure(provider: &str, host: Option<&str>, err: &Error, label: Option<&str>)
     Health { ok: false, message, advice: Some(advice(provider, host, err)) }
 }
 
-/// What to do about a failure, by kind and provider: the likely cause.
+/// What to do about a failure, by kind and provider (`connection` for a route to a registry connection): the
+/// likely cause.
 fn advice(provider: &str, host: Option<&str>, err: &Error) -> String {
     let host = host.unwrap_or("the registry");
     let text = match (err, provider) {
@@ -149,9 +150,11 @@ fn advice(provider: &str, host: Option<&str>, err: &Error) -> String {
             "the Entra ID credentials are missing or refused: check AZURE_* variables, or the managed or \
              workload identity"
         }
+        (Error::Unauthenticated { .. }, "connection") => {
+            "the registry refused the connection's credentials: update them with `regbridge registry update`"
+        }
         (Error::Unauthenticated { .. }, _) => {
-            "the registry refused the credentials: check the route's username and password_env, or update the \
-             registry connection"
+            "the registry refused the credentials: check the route's username and password (or password_env)"
         }
         (Error::Denied { .. }, "ecr") => {
             "the AWS identity lacks permissions: allow ecr:GetAuthorizationToken and pulls (and sts:AssumeRole on \
@@ -169,7 +172,10 @@ fn advice(provider: &str, host: Option<&str>, err: &Error) -> String {
         (Error::NotFound { .. }, "ecr") => "check the route's account and region",
         (Error::NotFound { .. }, "gar") => "check the route's project, location and repository",
         (Error::NotFound { .. }, "acr") => "check the route's subscription, resource group and registry name",
-        (Error::NotFound { .. }, _) => "check the registry, and the connection the route names",
+        (Error::NotFound { .. }, "connection") => {
+            "create the registry connection, or name an existing one in the route's `connection =`"
+        }
+        (Error::NotFound { .. }, _) => "check the registry and the route's upstream_prefix",
         (Error::InvalidInput { .. }, _) => "fix the route's settings",
         (Error::Upstream { status: None, .. }, _) => {
             return format!("check that {host} is the registry and is reachable from here (DNS, firewall, proxy)");
@@ -223,7 +229,11 @@ pub async fn check(route: &Route, provider: &str, ctx: &ProbeContext<'_>) -> Rou
     };
     status.health = Some(match outcome {
         Ok(what) => Health { ok: true, message: what, advice: None },
-        Err(err) => failure(provider, status.registry.as_deref(), &err, None),
+        Err(err) => {
+            // A connection's failures have their own causes (missing, inactive, its stored credentials).
+            let kind = if matches!(route.target, Target::Connection(_)) { "connection" } else { provider };
+            failure(kind, status.registry.as_deref(), &err, None)
+        }
     });
     status
 }
