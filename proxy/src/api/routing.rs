@@ -37,6 +37,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// `GET /admin/v1/routes` query.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RoutesQuery {
     /// Probe each route (its control plane and registry), as `regbridge check` does.
@@ -47,6 +48,7 @@ pub struct RoutesQuery {
 
 /// `GET /admin/v1/routes/health` query.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HealthQuery {
     /// How long each route's probe may take: `20s` (the default), at most `60s`.
