@@ -258,6 +258,41 @@ async fn check_fails_exactly_the_broken_routes_here_and_through_the_api() {
     assert_eq!((api_failed, api_passed), (failed, passed));
 }
 
+/// Cloud routes name the registry (or control-plane) host and the likely cause: an ECR route with an access
+/// key whose registry cannot be reached, and one without an account whose credentials cannot be loaded
+/// (STS at a closed port). The secret access key is never printed.
+#[test]
+fn cloud_routes_name_the_host_and_the_likely_cause() {
+    let home = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config = home.path().join("ecr.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[routes]]\nprefix = \"aws\"\nprovider = \"ecr\"\naccount = \"123456789012\"\nregion = \"us-east-1\"\n\
+             endpoint = \"http://{closed}\"\nregistry = \"http://{closed}\"\nusername = \"AKIAIOSFODNN7EXAMPLE\"\npassword_env = \"{HUB_VAR}\"\n\n\
+             [[routes]]\nprefix = \"sts\"\nprovider = \"ecr\"\nregion = \"us-east-1\"\nendpoint = \"http://{closed}\"\n"
+        ),
+    )
+    .unwrap();
+    let data = home.path().join("data");
+    let out = cli(
+        home.path(),
+        &["check", "--timeout", "10", "--config", config.to_str().unwrap(), "--data-dir", data.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_no_secret("check", &text(&out));
+    let lines = stdout(&out);
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let aws = lines.iter().find(|l| l.contains("\"aws\"")).unwrap();
+    assert!(aws.contains("FAILED") && aws.contains(&closed.to_string()) && aws.contains("reachable"), "{aws}");
+    let sts = lines.iter().find(|l| l.contains("\"sts\"")).unwrap();
+    assert!(sts.contains("FAILED") && sts.contains(&closed.to_string()) && sts.contains("AWS credentials"), "{sts}");
+    assert!(!data.exists(), "a check creates no data directory");
+}
+
 /// The names of the subcommands `regbridge --help` lists.
 fn subcommands() -> Vec<String> {
     let help = Command::new(BIN).arg("--help").output().unwrap();

@@ -92,16 +92,49 @@ fn host_of(url: &url::Url) -> String {
     }
 }
 
-/// The registry host the configuration of a route that could not be built names, when it names one.
+/// `host[:port]` of `address`, a URL or a bare `host[:port]`.
+fn host_of_text(address: &str) -> String {
+    let with_scheme = if address.contains("://") { address.to_owned() } else { format!("https://{address}") };
+    url::Url::parse(&with_scheme).map_or_else(|_| address.to_owned(), |u| host_of(&u))
+}
+
+/// The host the configuration of a route that could not be built names: its registry, or for a cloud route
+/// the service it had to reach to be built (ECR without an account asks STS whose credentials they are).
 fn configured_host(r: &RouteConfig) -> Option<String> {
     if let Some(registry) = &r.registry {
-        let with_scheme = if registry.contains("://") { registry.clone() } else { format!("https://{registry}") };
-        return Some(url::Url::parse(&with_scheme).map_or_else(|_| registry.clone(), |u| host_of(&u)));
+        return Some(host_of_text(registry));
     }
     match (r.provider.as_str(), &r.account, &r.region) {
-        ("ecr", Some(account), Some(region)) => Some(format!("{account}.dkr.ecr.{region}.amazonaws.com")),
-        _ => None,
+        ("ecr", Some(account), Some(region)) => return Some(format!("{account}.dkr.ecr.{region}.amazonaws.com")),
+        ("ecr", None, _) => {
+            let region = r.region.as_deref().unwrap_or("us-east-1");
+            return Some(r.endpoint.as_deref().map_or_else(|| format!("sts.{region}.amazonaws.com"), host_of_text));
+        }
+        _ => {}
     }
+    #[cfg(feature = "gar")]
+    if r.provider == "gar"
+        && let Some(gar) = &r.gar
+    {
+        if let Some(endpoint) = &gar.registry_endpoint {
+            return Some(host_of_text(endpoint));
+        }
+        if let Some(location) = &gar.location {
+            return Some(format!("{location}-docker.pkg.dev"));
+        }
+    }
+    #[cfg(feature = "acr")]
+    if r.provider == "acr"
+        && let Some(acr) = &r.acr
+    {
+        if let Some(endpoint) = &acr.registry_endpoint {
+            return Some(host_of_text(endpoint));
+        }
+        if let Some(name) = &acr.registry_name {
+            return Some(format!("{name}.azurecr.io"));
+        }
+    }
+    None
 }
 
 /// A route of the configuration that could not be built: failed with `err`, the cause named.
@@ -176,6 +209,19 @@ fn advice(provider: &str, host: Option<&str>, err: &Error) -> String {
             "create the registry connection, or name an existing one in the route's `connection =`"
         }
         (Error::NotFound { .. }, _) => "check the registry and the route's upstream_prefix",
+        // A cloud route that cannot be built failed to load its credentials or to reach its control plane.
+        (Error::InvalidInput { .. }, "ecr") => {
+            "check the route's region and account, and the AWS credentials (AWS_* variables, profile, instance \
+             role): without an account, building the route asks STS whose credentials they are"
+        }
+        (Error::InvalidInput { .. }, "gar") => {
+            "check the route's project, location and repository, and Application Default Credentials \
+             (GOOGLE_APPLICATION_CREDENTIALS, `gcloud auth application-default login`, the metadata server)"
+        }
+        (Error::InvalidInput { .. }, "acr") => {
+            "check the route's subscription, resource group and registry name, and the Entra ID credentials \
+             (AZURE_* variables, managed or workload identity)"
+        }
         (Error::InvalidInput { .. }, _) => "fix the route's settings",
         (Error::Upstream { status: None, .. }, _) => {
             return format!("check that {host} is the registry and is reachable from here (DNS, firewall, proxy)");
