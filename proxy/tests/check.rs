@@ -142,7 +142,19 @@ async fn check_fails_exactly_the_broken_routes_here_and_through_the_api() {
     let (_server, base) = serve(&config, &data);
     let added = cli(
         home.path(),
-        &["registry", "add", "--data-dir", data_arg, "--name", "hubconn", "--registry", addr, "--username", "robot", "--password-stdin"],
+        &[
+            "registry",
+            "add",
+            "--data-dir",
+            data_arg,
+            "--name",
+            "hubconn",
+            "--registry",
+            addr,
+            "--username",
+            "robot",
+            "--password-stdin",
+        ],
         &format!("{UPSTREAM_PASSWORD}\n"),
     );
     assert!(added.status.success(), "{}", text(&added));
@@ -342,8 +354,7 @@ fn completions_and_manual_pages_name_every_subcommand() {
         assert!(out_dir.join(format!("regbridge-{name}.1")).is_file(), "a page for {name}");
     }
     assert!(out_dir.join("regbridge-repo-create.1").is_file(), "pages for nested subcommands too");
-    let installed =
-        Command::new("sh").args(["-c", "command -v man"]).output().is_ok_and(|o| o.status.success());
+    let installed = Command::new("sh").args(["-c", "command -v man"]).output().is_ok_and(|o| o.status.success());
     if installed {
         let rendered = Command::new("man")
             .arg("-l")

@@ -21,14 +21,11 @@ use serde_json::json;
 
 use super::caller::Admin;
 use super::problem::{ErrorBody, json_response, problem};
-use crate::manage::routes::{ProbeContext, RouteStatus, check_built};
+use crate::manage::routes::{MAX_API_TIMEOUT, ProbeContext, RouteStatus, check_built};
 use crate::state::AppState;
 
 /// How long each route's probe may take unless the query says.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
-/// The longest a probe may be given: the routes are probed at the same time, so this bounds the answer's
-/// wait too (the CLI waits 120 s for any answer).
-const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The routes of this module, merged into [`crate::router::router`].
 pub fn routes() -> Router<Arc<AppState>> {
@@ -92,8 +89,9 @@ async fn answer(state: &Arc<AppState>, health: bool, timeout: Option<&str>) -> R
         Ok(t) => t.unwrap_or(DEFAULT_TIMEOUT),
         Err(e) => return problem(&Error::bad_input(format!("timeout: {e}"))),
     };
-    if timeout < Duration::from_secs(1) || timeout > MAX_TIMEOUT {
-        return problem(&Error::bad_input("timeout: give 1s to 60s"));
+    if timeout < Duration::from_secs(1) || timeout > MAX_API_TIMEOUT {
+        let most = MAX_API_TIMEOUT.as_secs();
+        return problem(&Error::bad_input(format!("timeout: give 1s to {most}s")));
     }
     let ctx = ProbeContext { data_dir: &state.config.data_dir, connections: Some(&state.connections), timeout };
     let routes = check_built(&state.routes, &state.config.routes, &ctx, health).await;

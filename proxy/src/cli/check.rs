@@ -14,7 +14,7 @@ use super::context::ConfigArgs;
 use super::output::{OutputFormat, Row, print_list};
 use crate::connections::ConnectionStore;
 use crate::connections::store::DB_FILE;
-use crate::manage::routes::{ProbeContext, RouteStatus, check_configured};
+use crate::manage::routes::{MAX_API_TIMEOUT, ProbeContext, RouteStatus, check_configured};
 
 /// The flags of `check`.
 #[derive(clap::Args)]
@@ -67,11 +67,16 @@ fn detail_of(health: &crate::manage::routes::Health) -> String {
 
 /// Checks every route, here or through the selected server; fails when any route fails.
 pub async fn run(args: CheckArgs) -> Result<()> {
+    let remote = Backend::remote(&args.config)?;
+    if remote.is_some() && args.timeout > MAX_API_TIMEOUT {
+        let most = MAX_API_TIMEOUT.as_secs();
+        return Err(Error::bad_input(format!("through the management API, --timeout is at most {most}s")));
+    }
     let terminal = std::io::stderr().is_terminal();
     if terminal {
         eprint!("checking the routes...");
     }
-    let checked = match Backend::remote(&args.config)? {
+    let checked = match remote {
         Some(api) => {
             let path = format!("/admin/v1/routes?health=true&timeout={}s", args.timeout.as_secs());
             api.call::<Vec<RouteStatus>>(Method::GET, &path, None).await

@@ -68,6 +68,10 @@ pub struct ProbeContext<'a> {
     pub timeout: Duration,
 }
 
+/// The longest a probe may be given through the management API: the routes are probed at the same time, so
+/// this bounds the answer's wait too (the CLI waits 120 s for any answer).
+pub const MAX_API_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The repository a check mints credentials for: never pushed to, and named so an operator recognises it.
 const PROBE_REPOSITORY: &str = "regbridge-check";
 
@@ -385,4 +389,54 @@ pub async fn check_built(
         if health { check(route, &provider, ctx).await } else { describe(route, &provider, ctx.connections).await }
     });
     futures_util::future::join_all(each).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(toml: &str) -> RouteConfig {
+        crate::config_file::FileConfig::parse(toml).unwrap().routes.remove(0)
+    }
+
+    #[test]
+    fn a_route_that_cannot_be_built_names_its_host_once_and_the_cause() {
+        let r = route("[[routes]]\nprefix = \"hub/\"\nprovider = \"generic\"\nregistry = \"http://reg.example:5001/\"");
+        let err =
+            Error::bad_input(format!("{}: password_env names X, which is not set", crate::server::route_label(1, &r)));
+        let status = unbuilt(1, &r, &err);
+        assert_eq!(status.label, "route 2 (generic \"hub/\")");
+        assert_eq!(status.prefix, "hub");
+        assert_eq!(status.registry.as_deref(), Some("reg.example:5001"));
+        let health = status.health.unwrap();
+        assert!(!health.ok);
+        assert_eq!(health.message, "reg.example:5001: password_env names X, which is not set");
+        assert_eq!(health.advice.as_deref(), Some("fix the route's settings"));
+    }
+
+    #[test]
+    fn cloud_hosts_come_from_the_configuration() {
+        let ecr = route("[[routes]]\nprovider = \"ecr\"\naccount = \"123456789012\"\nregion = \"eu-west-1\"");
+        assert_eq!(configured_host(&ecr).as_deref(), Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com"));
+        let sts = route("[[routes]]\nprovider = \"ecr\"\nregion = \"eu-west-1\"");
+        assert_eq!(configured_host(&sts).as_deref(), Some("sts.eu-west-1.amazonaws.com"));
+        let gar = route(
+            "[[routes]]\nprovider = \"gar\"\n[routes.gar]\nproject = \"p\"\nlocation = \"europe-west1\"\nrepository = \"r\"",
+        );
+        assert_eq!(configured_host(&gar).as_deref(), Some("europe-west1-docker.pkg.dev"));
+        assert_eq!(configured_host(&route("[[routes]]\nprovider = \"local\"")), None);
+    }
+
+    #[test]
+    fn advice_names_the_likely_cause_per_provider() {
+        let unauthenticated = Error::Unauthenticated { message: "no".into() };
+        assert!(advice("ecr", None, &unauthenticated).contains("AWS credentials"));
+        assert!(advice("gar", None, &unauthenticated).contains("Application Default Credentials"));
+        assert!(advice("acr", None, &unauthenticated).contains("Entra ID"));
+        assert!(advice("connection", None, &unauthenticated).contains("registry update"));
+        let missing = Error::not_found(Resource::Other, "connection");
+        assert!(advice("connection", None, &missing).contains("create the registry connection"));
+        let unreachable = Error::Upstream { provider: "p".into(), status: None, message: "m".into(), source: None };
+        assert!(advice("generic", Some("reg.example"), &unreachable).contains("reg.example is the registry"));
+    }
 }
