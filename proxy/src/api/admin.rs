@@ -8,7 +8,7 @@
 //! | `GET /admin/v1/registries/{id}` | 200 connection |
 //! | `PUT` or `PATCH /admin/v1/registries/{id}` (fields to change) | 200 connection |
 //! | `DELETE /admin/v1/registries/{id}` | 204 |
-//! | `POST /admin/v1/registries/{id}/validate` | 200 `{"ok":true}` or `{"ok":false,"error":"..."}` |
+//! | `POST /admin/v1/registries/{id}/validate` | 200 `{"ok":true}` or `{"ok":false,"error":"...","refused":bool}` |
 //!
 //! A connection never shows its password or token (`hasSecret` says whether there is one). Errors are
 //! `{"errors":[{"code","message","detail"}]}`: 400 `INVALID` with one entry per bad field

@@ -6,6 +6,7 @@ use regbridge::{ComputeServiceType, CrossAccountAccess, CrossAccountPermissions,
 
 use super::backend::Backend;
 use super::context::ConfigArgs;
+use super::output::{OutputArgs, Row, print_list};
 use super::print_json;
 
 /// Cross-account access commands.
@@ -16,8 +17,8 @@ pub enum AccessCommand {
     /// Revoke the named principals' access to REPO at every level they hold (or only at the level --pull
     /// or --push names), keeping every other grant. Exit 3 when none of them has access.
     Remove(GrantArgs),
-    /// List the grants on REPO as JSON.
-    Get(RepoOnly),
+    /// List the grants on REPO.
+    Get(GetArgs),
 }
 
 /// A repository alone.
@@ -27,6 +28,48 @@ pub struct RepoOnly {
     pub repo: String,
     #[command(flatten)]
     pub config: ConfigArgs,
+}
+
+/// The flags of `access get`.
+#[derive(clap::Args)]
+pub struct GetArgs {
+    /// The client-visible repository name.
+    pub repo: String,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+impl Row for CrossAccountPermissions {
+    fn headers() -> &'static [&'static str] {
+        &["platform", "principals", "permissions", "scope"]
+    }
+    fn cells(&self) -> Vec<String> {
+        let join =
+            |sets: &[&BTreeSet<String>]| sets.iter().flat_map(|s| s.iter().cloned()).collect::<Vec<_>>().join(",");
+        // The names the JSON uses (`virtualMachine`), so both outputs say the same.
+        let types = |t: &BTreeSet<ComputeServiceType>| -> Vec<String> {
+            t.iter().filter_map(|t| serde_json::to_value(t).ok()?.as_str().map(str::to_owned)).collect()
+        };
+        let (platform, principals, scope): (&str, String, Vec<String>) = match &self.access {
+            CrossAccountAccess::Aws { account_ids, regions, allowed_service_types, role_arns } => {
+                let scope = regions.iter().cloned().chain(types(allowed_service_types)).collect();
+                ("aws", join(&[account_ids, role_arns]), scope)
+            }
+            CrossAccountAccess::Gcp { project_numbers, allowed_service_types, service_account_emails } => {
+                ("gcp", join(&[project_numbers, service_account_emails]), types(allowed_service_types))
+            }
+            CrossAccountAccess::Azure { principal_ids, tenant_id, allowed_service_types } => {
+                let scope =
+                    tenant_id.iter().map(|t| format!("tenant {t}")).chain(types(allowed_service_types)).collect();
+                ("azure", join(&[principal_ids]), scope)
+            }
+            CrossAccountAccess::Local { account_ids } => ("local", join(&[account_ids]), Vec::new()),
+        };
+        let permissions = if self.permissions.can_push() { "pull,push" } else { "pull" };
+        vec![platform.to_owned(), principals, permissions.to_owned(), scope.join(",")]
+    }
 }
 
 /// Who gets (or loses) access, on one platform.
@@ -147,7 +190,7 @@ pub async fn run(command: AccessCommand) -> Result<()> {
             print_json(&backend.revoke(&args.repo, &grant.access, args.level()).await?);
         }
         AccessCommand::Get(args) => {
-            print_json(&Backend::select(&args.config).await?.access(&args.repo).await?);
+            print_list(&Backend::select(&args.config).await?.access(&args.repo).await?, args.output.output);
         }
     }
     Ok(())

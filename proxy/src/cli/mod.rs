@@ -13,15 +13,18 @@ macro_rules! outln {
 }
 
 mod access;
+mod accounts;
 mod backend;
 mod check;
 mod configure_docker;
+mod connections;
 mod context;
 mod creds;
 mod docs;
 mod gc;
 mod helper;
 mod login;
+mod outcome;
 pub mod output;
 mod registry;
 mod remote;
@@ -161,18 +164,12 @@ fn init_logging(format: Option<LogFormat>) {
 }
 
 fn block_on(future: impl std::future::Future<Output = Result<(), Error>>) -> ExitCode {
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match runtime.block_on(future) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => fail(&err),
-    }
+    outcome::block_on(async { future.await.map(|()| 0).map_err(outcome::Failure::from) })
 }
 
 /// Prints `err` to stderr and answers its exit code.
 fn fail(err: &Error) -> ExitCode {
-    let code = exit_code(err);
-    report(&describe(err), code);
-    ExitCode::from(code)
+    outcome::exit(Err(err.into()))
 }
 
 /// Prints an error message on stderr: `error: MESSAGE`, or under `--log-format json` one JSON object

@@ -1,5 +1,5 @@
-//! `--output json|table`: how a command that prints a list prints it. JSON is the default, so scripts
-//! written against today's output keep working; `table` is for people.
+//! `--output json|table|yaml`: how a command that prints a list prints it. JSON is the default, so scripts
+//! written against today's output keep working; `table` is for people, `yaml` for configuration tools.
 
 use serde::Serialize;
 
@@ -11,12 +11,14 @@ pub enum OutputFormat {
     Json,
     /// Aligned columns with a header line.
     Table,
+    /// A YAML sequence of the same objects as the JSON.
+    Yaml,
 }
 
 /// `--output`, flattened into every list command.
 #[derive(clap::Args, Debug, Clone, Copy, Default)]
 pub struct OutputArgs {
-    /// Output format: json (the default) or table.
+    /// Output format: json (the default), table or yaml.
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Json)]
     pub output: OutputFormat,
 }
@@ -29,12 +31,26 @@ pub trait Row {
     fn cells(&self) -> Vec<String>;
 }
 
-/// Prints `items` in `format`: the JSON array, or the table.
+/// Prints `items` in `format` on stdout (see [`render_list`]).
 pub fn print_list<T: Serialize + Row>(items: &[T], format: OutputFormat) {
+    outln!("{}", render_list(items, format).trim_end());
+}
+
+/// `items` in `format`: the pretty JSON array, the table, or the YAML sequence; ends with a line end.
+pub fn render_list<T: Serialize + Row>(items: &[T], format: OutputFormat) -> String {
     match format {
-        OutputFormat::Json => super::print_json(&items),
-        OutputFormat::Table => outln!("{}", table(items).trim_end()),
+        OutputFormat::Json => json(&items),
+        OutputFormat::Table => table(items),
+        // What serialises as JSON serialises as YAML (no map has non-string keys).
+        OutputFormat::Yaml => serde_norway::to_string(&items).expect("YAML serialises"),
     }
+}
+
+/// `value` as pretty JSON and a line end.
+pub fn json(value: &impl Serialize) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("JSON serialises");
+    text.push('\n');
+    text
 }
 
 /// `items` as aligned columns: every column as wide as its widest cell, two spaces apart. Cells are
@@ -71,6 +87,31 @@ mod tests {
         fn cells(&self) -> Vec<String> {
             vec![self.0.into(), self.1.into()]
         }
+    }
+
+    #[derive(Serialize)]
+    struct Named {
+        name: &'static str,
+        tags: Vec<&'static str>,
+    }
+
+    impl Row for Named {
+        fn headers() -> &'static [&'static str] {
+            &["name"]
+        }
+        fn cells(&self) -> Vec<String> {
+            vec![self.name.into()]
+        }
+    }
+
+    #[test]
+    fn yaml_is_the_json_as_yaml() {
+        let items = [Named { name: "a: b", tags: vec!["x"] }, Named { name: "c", tags: vec![] }];
+        let yaml = render_list(&items, OutputFormat::Yaml);
+        assert_eq!(yaml, "- name: 'a: b'\n  tags:\n  - x\n- name: c\n  tags: []\n");
+        let back: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
+        assert_eq!(back, serde_json::from_str::<serde_json::Value>(&render_list(&items, OutputFormat::Json)).unwrap());
+        assert_eq!(render_list::<Named>(&[], OutputFormat::Yaml), "[]\n");
     }
 
     #[test]

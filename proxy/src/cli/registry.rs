@@ -1,27 +1,25 @@
-//! `regbridge registry add|list|get|validate|rm`: registry connections managed in the data directory
-//! directly (a running server sees the changes on its next request).
+//! `regbridge registry add|list|get|update|activate|deactivate|validate|rm`: registry connections in the
+//! data directory directly (a running server sees the changes on its next request), or through a server's
+//! management API after `regbridge login` (see [`super::connections`]).
 //!
-//! JSON goes to stdout, messages to stderr. Exit codes: 0 success, 2 usage or invalid input, 3 no such
-//! connection, 4 the registry refused the credentials (`validate`), 1 anything else (conflicts included).
+//! JSON goes to stdout (never a password or token), messages to stderr. Exit codes: 0 success, 2 usage or
+//! invalid input, 3 no such connection, 4 the registry refused the credentials (`validate`) or the caller
+//! is not an admin (through the API), 1 anything else (conflicts included).
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use regbridge::Secret;
+use super::accounts::StoreArgs;
+use super::connections::Connections;
+use super::outcome::{self, Failure, Outcome, print, print_json, read_secret};
+use super::output::{OutputArgs, Row, render_list};
+use crate::connections::{Connection, ConnectionInput};
 
-use crate::connections::validate::validate;
-use crate::connections::{ConnectionError, ConnectionInput, ConnectionStore};
-
-/// `regbridge registry`: the registry connections of a data directory.
+/// `regbridge registry`: the registry connections of a data directory or a server.
 #[derive(Debug, clap::Args)]
 pub struct RegistryArgs {
-    /// TOML configuration file: its data_dir and its [connections] key are used.
-    #[arg(long, short, env = "REGBRIDGE_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
-    /// The server's data directory [default: the configuration's, else regbridge-data].
-    #[arg(long, env = "REGBRIDGE_DATA_DIR", global = true)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: RegistryCommand,
@@ -33,8 +31,8 @@ pub enum RegistryCommand {
     /// Add a connection: a name, a registry (host[:port], such as ghcr.io), and a user name with a password
     /// or token read from standard input.
     Add(AddArgs),
-    /// List the connections as JSON (never their passwords or tokens).
-    List,
+    /// List the connections (never their passwords or tokens).
+    List(OutputArgs),
     /// Show one connection as JSON (never its password or token).
     Get {
         /// The connection's name.
@@ -116,7 +114,8 @@ pub struct LoginArgs {
 impl LoginArgs {
     /// `input` with this login: the user name, and the secret read from `stdin` as password or token.
     fn apply(self, input: ConnectionInput, stdin: &mut dyn Read) -> Result<ConnectionInput, Failure> {
-        let secret = if self.password_stdin || self.token_stdin { Some(read_secret(stdin)?) } else { None };
+        let flag = if self.password_stdin { "--password-stdin" } else { "--token-stdin" };
+        let secret = if self.password_stdin || self.token_stdin { Some(read_secret(stdin, flag)?) } else { None };
         Ok(ConnectionInput {
             username: self.username,
             password: secret.clone().filter(|_| self.password_stdin),
@@ -126,81 +125,37 @@ impl LoginArgs {
     }
 }
 
-/// A failed command: its message and exit code.
-#[derive(Debug)]
-struct Failure {
-    code: u8,
-    message: String,
-}
-
-impl From<ConnectionError> for Failure {
-    fn from(e: ConnectionError) -> Self {
-        let code = match &e {
-            ConnectionError::Invalid(_) => 2,
-            ConnectionError::NotFound(_) => 3,
-            ConnectionError::Other(inner) if inner.status() == 400 => 2,
-            ConnectionError::Conflict { .. } | ConnectionError::Other(_) => 1,
-        };
-        let message = match &e {
-            ConnectionError::Invalid(errors) => {
-                errors.iter().map(|f| format!("--{}: {}", f.field, f.message)).collect::<Vec<_>>().join("\n       ")
-            }
-            _ => e.to_string(),
-        };
-        Failure { code, message }
+impl Row for Connection {
+    fn headers() -> &'static [&'static str] {
+        &["name", "registry", "username", "secret", "active", "updated"]
+    }
+    fn cells(&self) -> Vec<String> {
+        let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
+        vec![
+            self.name.clone(),
+            self.registry.clone(),
+            self.username.clone().unwrap_or_default(),
+            yes_no(self.has_secret),
+            yes_no(self.active),
+            self.updated_at.clone(),
+        ]
     }
 }
 
-impl From<regbridge::Error> for Failure {
-    fn from(e: regbridge::Error) -> Self {
-        ConnectionError::Other(e).into()
-    }
-}
-
-/// Runs `regbridge registry ...`: the data directory and key from `--data-dir` and the `--config` file.
+/// Runs `regbridge registry ...` on the connections `--data-dir`, `--config` or a login select.
 pub fn run(args: RegistryArgs) -> ExitCode {
-    let config = crate::cli::ConfigArgs::of_data_dir(args.config, args.data_dir);
-    match config.load() {
-        Ok(config) => run_in(args.command, &config.data_dir, config.connections_key.as_ref()),
-        Err(e) => exit(Err(e.into())),
-    }
+    outcome::block_on(async {
+        let connections = Connections::select(&args.store)?;
+        execute(args.command, &connections, &mut std::io::stdin(), &mut std::io::stdout()).await
+    })
 }
 
-/// Runs `command` on the connections of `data_dir` (secrets under `key`, else `DATA_DIR/connections.key`)
-/// with the process's standard streams; for callers that load the configuration themselves.
-pub fn run_in(command: RegistryCommand, data_dir: &Path, key: Option<&Secret>) -> ExitCode {
-    exit(execute(command, data_dir, key, &mut std::io::stdin(), &mut std::io::stdout()))
-}
-
-fn exit(result: Result<u8, Failure>) -> ExitCode {
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(failure) => {
-            super::report(&failure.message, failure.code);
-            ExitCode::from(failure.code)
-        }
-    }
-}
-
-fn execute(
+async fn execute(
     command: RegistryCommand,
-    data_dir: &Path,
-    key: Option<&Secret>,
+    connections: &Connections,
     stdin: &mut dyn Read,
     stdout: &mut dyn Write,
-) -> Result<u8, Failure> {
-    // Only `serve` creates a data directory: connections added to a mistyped one would serve nothing.
-    if !data_dir.is_dir() {
-        return Err(Failure {
-            code: 2,
-            message: format!(
-                "there is no data directory {}: give the server's with --data-dir (only `regbridge serve` creates \
-                 one)",
-                data_dir.display()
-            ),
-        });
-    }
-    let store = ConnectionStore::open(data_dir, key)?;
+) -> Outcome {
     match command {
         RegistryCommand::Add(add) => {
             let input = ConnectionInput {
@@ -210,44 +165,36 @@ fn execute(
                 ..ConnectionInput::default()
             };
             let input = add.login.apply(input, stdin)?;
-            let created = store.create(&input)?;
+            let created = connections.create(&input).await?;
             eprintln!("added registry connection {:?} ({})", created.name, created.registry);
             warn_plain_http(&created);
-            print(stdout, &created)
+            print_json(stdout, &created)
         }
         RegistryCommand::Update(update) => {
-            let existing = store.get_by_name(&update.name)?;
             let input =
                 ConnectionInput { name: update.rename, registry: update.registry, ..ConnectionInput::default() };
             let input = update.login.apply(input, stdin)?;
-            let updated = store.update(&existing.id, &input)?;
+            let updated = connections.update(&update.name, &input).await?;
             eprintln!("updated registry connection {:?} ({})", updated.name, updated.registry);
             warn_plain_http(&updated);
-            print(stdout, &updated)
+            print_json(stdout, &updated)
         }
-        RegistryCommand::Activate { name } => set_active(&store, &name, true, stdout),
-        RegistryCommand::Deactivate { name } => set_active(&store, &name, false, stdout),
-        RegistryCommand::List => print(stdout, &store.list()?),
-        RegistryCommand::Get { name } => print(stdout, &store.get_by_name(&name)?),
+        RegistryCommand::Activate { name } => set_active(connections, &name, true, stdout).await,
+        RegistryCommand::Deactivate { name } => set_active(connections, &name, false, stdout).await,
+        RegistryCommand::List(output) => print(stdout, &render_list(&connections.list().await?, output.output)),
+        RegistryCommand::Get { name } => print_json(stdout, &connections.get(&name).await?),
         RegistryCommand::Validate { name } => {
-            let connection = store.get_by_name(&name)?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Failure { code: 1, message: format!("tokio runtime: {e}") })?;
-            let outcome = runtime.block_on(validate(&store, &connection.id))?;
-            print(stdout, &outcome.to_json())?;
-            Ok(match &outcome.error {
-                None => 0,
-                Some(e) => {
-                    eprintln!("{} refused or failed the login: {e}", connection.registry);
-                    if outcome.is_auth_failure() { 4 } else { 1 }
-                }
-            })
+            let (connection, outcome) = connections.validate(&name).await?;
+            print_json(stdout, &outcome)?;
+            if outcome["ok"] == true {
+                return Ok(0);
+            }
+            let error = outcome["error"].as_str().unwrap_or("no reason given");
+            eprintln!("{} refused or failed the login: {error}", connection.registry);
+            Ok(if outcome["refused"] == true { 4 } else { 1 })
         }
         RegistryCommand::Rm { name } => {
-            let connection = store.get_by_name(&name)?;
-            store.delete(&connection.id)?;
+            connections.delete(&name).await?;
             eprintln!("removed registry connection {name:?}");
             Ok(0)
         }
@@ -255,16 +202,15 @@ fn execute(
 }
 
 /// Activates or deactivates the connection `name` and prints it.
-fn set_active(store: &ConnectionStore, name: &str, active: bool, stdout: &mut dyn Write) -> Result<u8, Failure> {
-    let existing = store.get_by_name(name)?;
-    let updated =
-        store.update(&existing.id, &ConnectionInput { active: Some(active), ..ConnectionInput::default() })?;
+async fn set_active(connections: &Connections, name: &str, active: bool, stdout: &mut dyn Write) -> Outcome {
+    let input = ConnectionInput { active: Some(active), ..ConnectionInput::default() };
+    let updated = connections.update(name, &input).await?;
     eprintln!("registry connection {name:?} is {}", if active { "active" } else { "inactive" });
-    print(stdout, &updated)
+    print_json(stdout, &updated)
 }
 
 /// Says on stderr that a connection's traffic, its credentials included, crosses the network unencrypted.
-fn warn_plain_http(connection: &crate::connections::Connection) {
+fn warn_plain_http(connection: &Connection) {
     if crate::connections::is_plain_http(&connection.registry) {
         eprintln!(
             "warning: {} is reached over plain HTTP: its credentials and images cross the network readable; use \
@@ -272,24 +218,6 @@ fn warn_plain_http(connection: &crate::connections::Connection) {
             connection.registry
         );
     }
-}
-
-/// The secret on standard input, without the line end `echo` or a terminal adds.
-fn read_secret(stdin: &mut dyn Read) -> Result<Secret, Failure> {
-    let mut text = String::new();
-    stdin
-        .read_to_string(&mut text)
-        .map_err(|e| Failure { code: 2, message: format!("cannot read the secret from standard input: {e}") })?;
-    let secret = Secret::new(text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text));
-    text.clear();
-    Ok(secret)
-}
-
-/// Writes `value` as pretty JSON and a line end; exit code 0.
-fn print(stdout: &mut dyn Write, value: &impl serde::Serialize) -> Result<u8, Failure> {
-    let json = serde_json::to_string_pretty(value).expect("connections serialise");
-    writeln!(stdout, "{json}").map_err(|e| Failure { code: 1, message: format!("cannot write to stdout: {e}") })?;
-    Ok(0)
 }
 
 #[cfg(test)]
@@ -313,9 +241,13 @@ mod tests {
         let data_dir = dir.to_str().unwrap();
         let argv = ["regbridge", "registry", "--data-dir", data_dir].into_iter().chain(args.iter().copied());
         let Top::Registry(args) = Cli::try_parse_from(argv).unwrap().command;
-        assert_eq!(args.data_dir.as_deref(), Some(dir));
+        assert_eq!(args.store.data_dir.as_deref(), Some(dir));
         let mut out = Vec::new();
-        let result = execute(args.command, dir, None, &mut stdin.as_bytes(), &mut out);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let result = runtime.block_on(async {
+            let connections = Connections::select(&args.store)?;
+            execute(args.command, &connections, &mut stdin.as_bytes(), &mut out).await
+        });
         (result, String::from_utf8(out).unwrap())
     }
 
@@ -350,6 +282,9 @@ mod tests {
         let (result, out) = run_cli(dir.path(), &["list"], "");
         assert_eq!(result.unwrap(), 0);
         assert!(out.contains("\"name\": \"hub\"") && !out.contains(password), "{out}");
+        let (_, table) = run_cli(dir.path(), &["list", "--output", "table"], "");
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("NAME") && lines[1].starts_with("hub ") && !table.contains(password), "{table}");
 
         // update changes only what it is given; a new secret comes from stdin; activate/deactivate toggle.
         let update = ["update", "hub", "--rename", "dockerhub", "--username", "robot2", "--token-stdin"];

@@ -1,15 +1,17 @@
-//! `regbridge robots add|list|get|rotate|rm`: robot accounts managed in the data directory directly, with
-//! the same store operations as `/admin/v1/robots` (see [`super::users`] for the flags, output and exit
-//! codes). A new or rotated secret is printed once, in the JSON on stdout.
+//! `regbridge robots add|list|get|rotate|rm`: robot accounts in the data directory directly, with the same
+//! store operations as `/admin/v1/robots`, or through that API after `regbridge login` (see
+//! [`super::users`] for the flags, output and exit codes). A new or rotated secret is printed once, in the
+//! JSON on stdout; never in a listing.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use serde_json::json;
-
-use super::users::{Failure, StoreArgs, exit, open, print, with_secret};
+use super::accounts::{Accounts, StoreArgs};
+use super::outcome::{self, Outcome, print_json};
+use super::output::OutputArgs;
+use super::users::print_accounts;
 use crate::accounts::store::RobotInput;
-use crate::accounts::{AccountStore, Kind, Rule};
+use crate::accounts::{Kind, Rule};
 
 /// `regbridge robots`.
 #[derive(Debug, clap::Args)]
@@ -35,8 +37,8 @@ pub enum RobotsCommand {
         #[arg(long)]
         expires: String,
     },
-    /// List the robots as JSON (never a secret or hash).
-    List,
+    /// List the robots (never a secret or hash).
+    List(OutputArgs),
     /// Show one robot as JSON.
     Get {
         /// The name, with or without `robot$`.
@@ -56,25 +58,28 @@ pub enum RobotsCommand {
 
 /// Runs `regbridge robots ...`.
 pub fn run(args: RobotsArgs) -> ExitCode {
-    exit(open(args.store).and_then(|store| execute(args.command, &store, &mut std::io::stdout())))
+    outcome::block_on(async {
+        let accounts = Accounts::select(&args.store)?;
+        execute(args.command, &accounts, &mut std::io::stdout()).await
+    })
 }
 
-fn execute(command: RobotsCommand, store: &AccountStore, stdout: &mut dyn Write) -> Result<u8, Failure> {
+async fn execute(command: RobotsCommand, accounts: &Accounts, stdout: &mut dyn Write) -> Outcome {
     match command {
         RobotsCommand::Add { name, rules, expires } => {
-            let (account, secret) = store.add_robot(&RobotInput { name, rules, expires })?;
-            eprintln!("added robot {:?}; its secret is in the output below, shown only this once", account.name);
-            print(stdout, &with_secret(&account, "secret", Some(&secret)))
+            let account = accounts.add_robot(RobotInput { name, rules, expires }).await?;
+            eprintln!("added robot {}; its secret is in the output below, shown only this once", account["name"]);
+            print_json(stdout, &account)
         }
-        RobotsCommand::List => print(stdout, &json!(store.list(Kind::Robot)?)),
-        RobotsCommand::Get { name } => print(stdout, &json!(store.get(Kind::Robot, &name)?)),
+        RobotsCommand::List(output) => print_accounts(stdout, accounts.list(Kind::Robot).await?, output),
+        RobotsCommand::Get { name } => print_json(stdout, &accounts.get(Kind::Robot, &name).await?),
         RobotsCommand::Rotate { name } => {
-            let (account, secret) = store.rotate_robot(&name)?;
-            eprintln!("rotated the secret of {:?}; the new one is in the output below", account.name);
-            print(stdout, &with_secret(&account, "secret", Some(&secret)))
+            let account = accounts.rotate_robot(&name).await?;
+            eprintln!("rotated the secret of {}; the new one is in the output below", account["name"]);
+            print_json(stdout, &account)
         }
         RobotsCommand::Rm { name } => {
-            store.delete(Kind::Robot, &name)?;
+            accounts.delete(Kind::Robot, &name).await?;
             eprintln!("removed robot {name:?}");
             Ok(0)
         }
@@ -87,6 +92,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::accounts::AccountStore;
+    use crate::cli::outcome::Failure;
 
     #[derive(Parser)]
     struct Cli {
@@ -94,17 +101,18 @@ mod tests {
         command: RobotsCommand,
     }
 
-    fn run_cli(store: &AccountStore, args: &[&str]) -> (Result<u8, Failure>, String) {
+    fn run_cli(store: &Accounts, args: &[&str]) -> (Result<u8, Failure>, String) {
         let cli = Cli::try_parse_from(["robots"].into_iter().chain(args.iter().copied())).unwrap();
         let mut out = Vec::new();
-        let result = execute(cli.command, store, &mut out);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let result = runtime.block_on(execute(cli.command, store, &mut out));
         (result, String::from_utf8(out).unwrap())
     }
 
     #[test]
     fn add_rotate_list_rm() {
         let dir = tempfile::tempdir().unwrap();
-        let store = AccountStore::open(dir.path()).unwrap();
+        let store = Accounts::Local(AccountStore::open(dir.path()).unwrap());
         let (r, out) = run_cli(&store, &["add", "ci", "--allow", "ci/*=pull,push", "--expires", "30d"]);
         assert_eq!(r.unwrap(), 0);
         let shown: Value = serde_json::from_str(&out).unwrap();
@@ -115,6 +123,8 @@ mod tests {
         assert_ne!(rotated["secret"].as_str().unwrap(), first);
         let (_, out) = run_cli(&store, &["list"]);
         assert!(out.contains("robot$ci") && !out.contains("secret\"") && !out.contains(&first), "{out}");
+        let (_, yaml) = run_cli(&store, &["list", "-o", "yaml"]);
+        assert!(yaml.starts_with("- name: robot$ci") && !yaml.contains("secret:"), "{yaml}");
         assert_eq!(
             run_cli(&store, &["add", "x", "--allow", "a/*=pull", "--expires", "yesterday"]).0.unwrap_err().code,
             2

@@ -1,31 +1,23 @@
-//! `regbridge users add|list|get|update|rm`: users managed in the data directory directly (a running server
-//! sees the changes on its next request). Also what `regbridge robots` shares with it: the data directory
-//! flags, the exit codes and the output.
+//! `regbridge users add|list|get|update|rm`: users in the data directory directly (a running server sees
+//! the changes on its next request), or through a server's management API after `regbridge login` (see
+//! [`super::accounts`]).
 //!
-//! JSON goes to stdout (a generated password appears there once), messages to stderr. Exit codes: 0
-//! success, 2 usage or invalid input, 3 no such account, 1 anything else (conflicts included). Users of
-//! `users.json` or the TOML `[users]` table are not managed here (edit that file).
+//! JSON goes to stdout (a generated password appears there once, never in a listing), messages to stderr.
+//! Exit codes: 0 success, 2 usage or invalid input, 3 no such account, 4 not allowed (a member through
+//! the API), 1 anything else (conflicts included). Users of `users.json` or the TOML `[users]` table are
+//! not managed here (edit that file).
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use regbridge::Secret;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
+use super::accounts::{Accounts, StoreArgs};
+use super::outcome::{self, Outcome, print, print_json, read_secret};
+use super::output::{OutputArgs, Row, render_list};
 use crate::accounts::store::{UserInput, UserPatch};
-use crate::accounts::{Account, AccountError, AccountStore, Kind, Role, Rule};
-
-/// Where the accounts are: the data directory.
-#[derive(Debug, Clone, clap::Args)]
-pub struct StoreArgs {
-    /// TOML configuration file: its data_dir is used.
-    #[arg(long, short, env = "REGBRIDGE_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
-    /// The server's data directory [default: the configuration's, else regbridge-data].
-    #[arg(long, env = "REGBRIDGE_DATA_DIR", global = true)]
-    pub data_dir: Option<PathBuf>,
-}
+use crate::accounts::{Kind, Role, Rule};
 
 /// `regbridge users`.
 #[derive(Debug, clap::Args)]
@@ -54,8 +46,8 @@ pub enum UsersCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// List the users as JSON (never a password or hash).
-    List,
+    /// List the users (never a password or hash).
+    List(OutputArgs),
     /// Show one user as JSON.
     Get {
         /// The user name.
@@ -85,131 +77,70 @@ pub enum UsersCommand {
     },
 }
 
-/// A failed command: its message and exit code.
-#[derive(Debug)]
-pub(super) struct Failure {
-    pub(super) code: u8,
-    pub(super) message: String,
-}
+/// An account as a listing shows it (the API's JSON object), one table row.
+#[derive(Serialize)]
+#[serde(transparent)]
+pub(super) struct Listed(pub(super) Value);
 
-impl From<AccountError> for Failure {
-    fn from(e: AccountError) -> Self {
-        let code = match &e {
-            AccountError::Invalid(_) => 2,
-            AccountError::NotFound(_) => 3,
-            AccountError::Conflict(_) | AccountError::Other(_) => 1,
-        };
-        let message = match &e {
-            AccountError::Invalid(fields) => {
-                fields.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("\n       ")
-            }
-            _ => e.to_string(),
-        };
-        Failure { code, message }
+impl Row for Listed {
+    fn headers() -> &'static [&'static str] {
+        &["name", "role", "rules", "expires", "updated"]
     }
-}
-
-impl From<regbridge::Error> for Failure {
-    fn from(e: regbridge::Error) -> Self {
-        AccountError::Other(e).into()
-    }
-}
-
-/// Opens the accounts of the data directory `args` names (which must exist: only `serve` creates one).
-pub(super) fn open(args: StoreArgs) -> Result<AccountStore, Failure> {
-    let config = crate::cli::ConfigArgs::of_data_dir(args.config, args.data_dir);
-    let data_dir = config.load()?.data_dir;
-    if !data_dir.is_dir() {
-        return Err(Failure {
-            code: 2,
-            message: format!(
-                "there is no data directory {}: give the server's with --data-dir (only `regbridge serve` creates \
-                 one)",
-                data_dir.display()
-            ),
+    fn cells(&self) -> Vec<String> {
+        let text = |field: &str| self.0[field].as_str().unwrap_or_default().to_owned();
+        let rules = self.0["rules"].as_array().map(|rules| {
+            let each = rules.iter().map(|r| {
+                let actions: Vec<&str> =
+                    r["actions"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                format!("{}={}", r["repositories"].as_str().unwrap_or_default(), actions.join(","))
+            });
+            each.collect::<Vec<_>>().join(" ")
         });
-    }
-    Ok(AccountStore::open(&data_dir)?)
-}
-
-/// The exit code of a command's result, its failure reported on stderr.
-pub(super) fn exit(result: Result<u8, Failure>) -> ExitCode {
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(failure) => {
-            super::report(&failure.message, failure.code);
-            ExitCode::from(failure.code)
-        }
+        let updated = if self.0["configured"] == true { "(configured)".to_owned() } else { text("updatedAt") };
+        vec![text("name"), text("role"), rules.unwrap_or_default(), text("expiresAt"), updated]
     }
 }
 
-/// Writes `value` as pretty JSON and a line end; exit code 0.
-pub(super) fn print(stdout: &mut dyn Write, value: &Value) -> Result<u8, Failure> {
-    let text = serde_json::to_string_pretty(value).expect("JSON serialises");
-    writeln!(stdout, "{text}").map_err(|e| regbridge::Error::internal("write to standard output", e))?;
-    Ok(0)
-}
-
-/// An account with a secret shown once under `field`.
-pub(super) fn with_secret(account: &Account, field: &str, secret: Option<&Secret>) -> Value {
-    let mut value = json!(account);
-    if let (Some(secret), Some(map)) = (secret, value.as_object_mut()) {
-        map.insert(field.to_owned(), Value::String(secret.expose().to_owned()));
-    }
-    value
-}
-
-fn read_password(stdin: &mut dyn Read) -> Result<Secret, Failure> {
-    let mut text = String::new();
-    stdin.read_to_string(&mut text).map_err(|e| regbridge::Error::internal("read standard input", e))?;
-    let password = text.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        return Err(Failure {
-            code: 2,
-            message: "--password-stdin: standard input is empty; pipe the password".into(),
-        });
-    }
-    Ok(Secret::new(password))
+/// Prints `accounts` in the format asked for.
+pub(super) fn print_accounts(stdout: &mut dyn Write, accounts: Vec<Value>, output: OutputArgs) -> Outcome {
+    let listed: Vec<Listed> = accounts.into_iter().map(Listed).collect();
+    print(stdout, &render_list(&listed, output.output))
 }
 
 /// Runs `regbridge users ...`.
 pub fn run(args: UsersArgs) -> ExitCode {
-    exit(
-        open(args.store).and_then(|store| execute(args.command, &store, &mut std::io::stdin(), &mut std::io::stdout())),
-    )
+    outcome::block_on(async {
+        let accounts = Accounts::select(&args.store)?;
+        execute(args.command, &accounts, &mut std::io::stdin(), &mut std::io::stdout()).await
+    })
 }
 
-fn execute(
-    command: UsersCommand,
-    store: &AccountStore,
-    stdin: &mut dyn Read,
-    stdout: &mut dyn Write,
-) -> Result<u8, Failure> {
+async fn execute(command: UsersCommand, accounts: &Accounts, stdin: &mut dyn Read, stdout: &mut dyn Write) -> Outcome {
     match command {
         UsersCommand::Add { name, role, rules, password_stdin } => {
-            let password = password_stdin.then(|| read_password(stdin)).transpose()?;
-            let (account, generated) = store.create_user(&UserInput { name, role: Some(role), rules, password })?;
-            eprintln!("added user {:?} ({})", account.name, account.role.as_str());
-            if generated.is_some() {
+            let password = password_stdin.then(|| read_secret(stdin, "--password-stdin")).transpose()?;
+            let account = accounts.create_user(UserInput { name, role: Some(role), rules, password }).await?;
+            eprintln!("added user {} ({})", account["name"], account["role"].as_str().unwrap_or_default());
+            if account["password"].is_string() {
                 eprintln!("its generated password is in the output below, shown only this once");
             }
-            print(stdout, &with_secret(&account, "password", generated.as_ref()))
+            print_json(stdout, &account)
         }
-        UsersCommand::List => print(stdout, &json!(store.list(Kind::User)?)),
-        UsersCommand::Get { name } => print(stdout, &json!(store.get(Kind::User, &name)?)),
+        UsersCommand::List(output) => print_accounts(stdout, accounts.list(Kind::User).await?, output),
+        UsersCommand::Get { name } => print_json(stdout, &accounts.get(Kind::User, &name).await?),
         UsersCommand::Update { name, role, rules, no_rules, password_stdin } => {
             let rules = match (rules.is_empty(), no_rules) {
                 (_, true) => Some(Vec::new()),
                 (true, false) => None,
                 (false, false) => Some(rules),
             };
-            let password = password_stdin.then(|| read_password(stdin)).transpose()?;
-            let account = store.update_user(&name, &UserPatch { role, rules, password })?;
-            eprintln!("updated user {:?}", account.name);
-            print(stdout, &json!(account))
+            let password = password_stdin.then(|| read_secret(stdin, "--password-stdin")).transpose()?;
+            let account = accounts.update_user(&name, UserPatch { role, rules, password }).await?;
+            eprintln!("updated user {}", account["name"]);
+            print_json(stdout, &account)
         }
         UsersCommand::Rm { name } => {
-            store.delete(Kind::User, &name)?;
+            accounts.delete(Kind::User, &name).await?;
             eprintln!("removed user {name:?}");
             Ok(0)
         }
@@ -221,6 +152,8 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::accounts::AccountStore;
+    use crate::cli::outcome::Failure;
 
     #[derive(Parser)]
     struct Cli {
@@ -228,17 +161,18 @@ mod tests {
         command: UsersCommand,
     }
 
-    fn run_cli(store: &AccountStore, args: &[&str], stdin: &str) -> (Result<u8, Failure>, String) {
+    fn run_cli(store: &Accounts, args: &[&str], stdin: &str) -> (Result<u8, Failure>, String) {
         let cli = Cli::try_parse_from(["users"].into_iter().chain(args.iter().copied())).unwrap();
         let mut out = Vec::new();
-        let result = execute(cli.command, store, &mut stdin.as_bytes(), &mut out);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let result = runtime.block_on(execute(cli.command, store, &mut stdin.as_bytes(), &mut out));
         (result, String::from_utf8(out).unwrap())
     }
 
     #[test]
     fn add_list_update_rm() {
         let dir = tempfile::tempdir().unwrap();
-        let store = AccountStore::open(dir.path()).unwrap();
+        let store = Accounts::Local(AccountStore::open(dir.path()).unwrap());
         let (r, out) = run_cli(&store, &["add", "alice", "--allow", "team/*=pull,push"], "");
         assert_eq!(r.unwrap(), 0);
         let shown: Value = serde_json::from_str(&out).unwrap();
@@ -249,6 +183,8 @@ mod tests {
         assert!(!out.contains("password\""), "{out}");
         let (_, out) = run_cli(&store, &["list"], "");
         assert!(out.contains("alice") && out.contains("bob") && !out.contains("argon2"), "{out}");
+        let (_, table) = run_cli(&store, &["list", "--output", "table"], "");
+        assert!(table.starts_with("NAME") && table.contains("team/*=pull,push"), "{table}");
         let (r, out) = run_cli(&store, &["update", "alice", "--no-rules", "--role", "admin"], "");
         assert_eq!(r.unwrap(), 0);
         assert!(out.contains("\"admin\""), "{out}");

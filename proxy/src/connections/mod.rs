@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 pub use route::ConnectionRoute;
 pub use store::ConnectionStore;
 
-/// A stored connection as shown by the API and the CLI: everything but its secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A stored connection as shown by the API and the CLI: everything but its secret (read back from the API
+/// by the CLI).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
     /// A UUID, assigned on creation.

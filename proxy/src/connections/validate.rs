@@ -30,11 +30,13 @@ pub struct Validation {
 }
 
 impl Validation {
-    /// `{"ok":true}`, or `{"ok":false,"error":"<the registry's error>"}`.
+    /// `{"ok":true}`, or `{"ok":false,"error":"<the registry's error>","refused":BOOL}`: `refused` when
+    /// the registry refused the credentials (see [`Self::is_auth_failure`]), so a client of the API tells a
+    /// wrong password from an unreachable registry as the CLI's exit code does (4 or 1).
     pub fn to_json(&self) -> Value {
         match &self.error {
             None => json!({ "ok": true }),
-            Some(e) => json!({ "ok": false, "error": e.to_string() }),
+            Some(e) => json!({ "ok": false, "error": e.to_string(), "refused": self.is_auth_failure() }),
         }
     }
 
