@@ -225,6 +225,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::connections::ConnectionStore;
 
     #[derive(Parser)]
     struct Cli {

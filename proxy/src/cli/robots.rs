@@ -124,7 +124,7 @@ mod tests {
         let (_, out) = run_cli(&store, &["list"]);
         assert!(out.contains("robot$ci") && !out.contains("secret\"") && !out.contains(&first), "{out}");
         let (_, yaml) = run_cli(&store, &["list", "-o", "yaml"]);
-        assert!(yaml.starts_with("- name: robot$ci") && !yaml.contains("secret:"), "{yaml}");
+        assert!(yaml.starts_with("- ") && yaml.contains("  name: robot$ci\n") && !yaml.contains("secret:"), "{yaml}");
         assert_eq!(
             run_cli(&store, &["add", "x", "--allow", "a/*=pull", "--expires", "yesterday"]).0.unwrap_err().code,
             2
