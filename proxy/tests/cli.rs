@@ -5,44 +5,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use common::TestServer;
 use regbridge::auth::XRegistryAuth;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_regbridge");
-
-/// Runs the CLI with the server's data directory and address, `stdin` on its standard input.
-fn cli(server: &TestServer, args: &[&str], stdin: &str) -> Output {
-    let listen = server.base.trim_start_matches("http://");
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env("REGBRIDGE_DATA_DIR", &server.data_dir)
-        .env("REGBRIDGE_LISTEN", listen)
-        .env_remove("REGBRIDGE_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run regbridge");
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok_json(out: &Output) -> Value {
-    assert!(out.status.success(), "exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::cli::{BIN, code, ok_json, on_data_dir as cli, stdout};
 
 fn installed(tool: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())

@@ -3,28 +3,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use common::TestServer;
+use common::cli::{ok_json, on_data_dir};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_regbridge");
-
-/// Runs the CLI on the server's data directory, with no configuration from the environment.
-fn cli(server: &TestServer, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("REGBRIDGE_DATA_DIR", &server.data_dir)
-        .env("REGBRIDGE_LISTEN", server.base.trim_start_matches("http://"))
-        .env_remove("REGBRIDGE_CONFIG")
-        .output()
-        .expect("run regbridge")
-}
-
-fn ok_json(out: &Output) -> Value {
-    assert!(out.status.success(), "exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 fn names(listed: &Value) -> Vec<&str> {
     listed.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect()
@@ -34,7 +15,7 @@ fn names(listed: &Value) -> Vec<&str> {
 async fn repo_list_covers_every_route_once() {
     let server = TestServer::start().await;
     for name in ["team/a", "team/b", "other/x"] {
-        ok_json(&cli(&server, &["repo", "create", name]));
+        ok_json(&on_data_dir(&server, &["repo", "create", name], ""));
     }
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("regbridge.toml");
@@ -46,7 +27,7 @@ async fn repo_list_covers_every_route_once() {
     .unwrap();
     let config = config.to_str().unwrap();
 
-    let out = cli(&server, &["repo", "list", "--config", config]);
+    let out = on_data_dir(&server, &["repo", "list", "--config", config], "");
     let all = ok_json(&out);
     // Route by route, longest prefix first, each route in its provider's order.
     assert_eq!(names(&all), ["team/a", "team/b", "other/x"], "{all}");
@@ -56,15 +37,15 @@ async fn repo_list_covers_every_route_once() {
     assert!(route("other/x").as_str().unwrap().starts_with("route 1"), "{all}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot list"), "the generic route is named as skipped");
 
-    let team = ok_json(&cli(&server, &["repo", "list", "--prefix", "team/", "--config", config]));
+    let team = ok_json(&on_data_dir(&server, &["repo", "list", "--prefix", "team/", "--config", config], ""));
     assert_eq!(names(&team), ["team/a", "team/b"]);
-    let one = ok_json(&cli(&server, &["repo", "list", "--limit", "1", "--config", config]));
+    let one = ok_json(&on_data_dir(&server, &["repo", "list", "--limit", "1", "--config", config], ""));
     assert_eq!(names(&one).len(), 1);
     // A prefix that only looks like a route's prefix matches nothing of it.
-    let none = ok_json(&cli(&server, &["repo", "list", "--prefix", "teamx", "--config", config]));
+    let none = ok_json(&on_data_dir(&server, &["repo", "list", "--prefix", "teamx", "--config", config], ""));
     assert_eq!(names(&none), Vec::<&str>::new());
 
-    let table = cli(&server, &["repo", "list", "--output", "table", "--config", config]);
+    let table = on_data_dir(&server, &["repo", "list", "--output", "table", "--config", config], "");
     let text = String::from_utf8_lossy(&table.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("NAME") && lines[0].contains("ROUTE"), "{text}");

@@ -6,14 +6,11 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
-
+use common::cli::{away as cli, ok};
 use common::{ADMIN, PASSWORD, TestServer, unique};
 use regbridge::ArtifactRegistry;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_regbridge");
 
 async fn json_of(r: reqwest::Response) -> Value {
     let status = r.status();
@@ -213,31 +210,6 @@ async fn the_openapi_document_is_served_and_is_the_checked_in_one() {
     let served = r.text().await.unwrap();
     let checked_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json")).unwrap();
     assert_eq!(served, checked_in);
-}
-
-/// Runs the CLI with `config_home` as its XDG_CONFIG_HOME, no data directory of the server's, in `cwd`.
-fn cli(config_home: &std::path::Path, cwd: &std::path::Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env("XDG_CONFIG_HOME", config_home)
-        .env_remove("REGBRIDGE_DATA_DIR")
-        .env_remove("REGBRIDGE_CONFIG")
-        .env_remove("REGBRIDGE_SERVER")
-        .env_remove("REGBRIDGE_PASSWORD")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run regbridge");
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

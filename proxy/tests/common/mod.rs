@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod moto;
 pub mod token_registry;
 pub mod upstream;
