@@ -94,16 +94,18 @@ enum Command {
     /// Point docker's (and with --podman, podman's) credHelpers at docker-credential-regbridge for each
     /// HOST (default: this server), keeping every other setting of the config file.
     ConfigureDocker(configure_docker::ConfigureDockerArgs),
-    /// Registry connections (add, list, get, validate, rm): stored credentials for generic upstream
-    /// registries in the data directory, usable by `generic` routes with `connection = "NAME"`.
+    /// Registry connections (add, list, get, update, validate, rm): stored credentials for generic upstream
+    /// registries in the data directory (or a logged-in server's), usable by `generic` routes with
+    /// `connection = "NAME"`.
     Registry(registry::RegistryArgs),
     /// Log in to a regbridge server's management API and store its token (not the password) in
-    /// $XDG_CONFIG_HOME/regbridge/logins.json; then repo, access, creds and gc go to that server unless
-    /// --config or --data-dir is given.
+    /// $XDG_CONFIG_HOME/regbridge/logins.json; then repo, access, creds, gc, users, robots and registry go
+    /// to that server unless --config or --data-dir is given.
     Login(login::LoginArgs),
     /// Forget a server's stored token.
     Logout(login::LogoutArgs),
-    /// Users (add, list, get, update, rm) in the data directory: admins, or members with repository rules.
+    /// Users (add, list, get, update, rm) in the data directory (or a logged-in server's): admins, or
+    /// members with repository rules.
     Users(users::UsersArgs),
     /// Robot accounts `robot$NAME` (add, list, get, rotate, rm): repository rules, an expiry, a generated
     /// secret shown once.
