@@ -55,7 +55,7 @@ impl Backend {
         Ok(None)
     }
 
-    /// The local backend, whatever logins exist (`gc` of the storage, `registry` on the data directory).
+    /// The local backend, whatever logins exist (`gc` of the storage).
     pub async fn local(args: &ConfigArgs) -> Result<Self> {
         let config = args.load()?;
         let routes = crate::server::build_routes(&config.routes).await?;

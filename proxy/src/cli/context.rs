@@ -64,8 +64,8 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// The configuration of commands that act on a data directory only (`registry`, `users`, `robots`):
-    /// the file and the directory, no listen address nor server.
+    /// The configuration of the commands on a data directory's stores (`registry`, `users`, `robots`): the
+    /// file and the directory, no listen address (their caller sets `server` for its `--server`).
     pub fn of_data_dir(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Self {
         Self { config, data_dir, listen: None, public_url: None, server: None }
     }
