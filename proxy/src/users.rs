@@ -16,6 +16,17 @@ use sha2::Digest as _;
 
 use crate::login_limit::LoginLimits;
 
+/// The `name → hash` map of a users file; `None` when there is no such file.
+fn read_hashes(path: &Path) -> Result<Option<BTreeMap<String, String>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::bad_input(format!("{} is not a JSON map of user to hash: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::internal(format!("read {}", path.display()), e)),
+    }
+}
+
 /// The admin user created on first start.
 pub const ADMIN_USER: &str = "admin";
 
@@ -58,14 +69,9 @@ impl Users {
     /// `admin-password` (both mode 0600), and returns it.
     pub fn load_or_init(data_dir: &Path, initial_password: Option<Secret>) -> Result<(Self, Option<FirstStart>)> {
         let path = data_dir.join("users.json");
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let hashes: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::bad_input(format!("{} is not a JSON map of user to hash: {e}", path.display()))
-                })?;
-                Ok((Self::from_hashes(hashes), None))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        match read_hashes(&path)? {
+            Some(hashes) => Ok((Self::from_hashes(hashes), None)),
+            None => {
                 let generated = initial_password.is_none();
                 let password = initial_password.unwrap_or_else(random_secret);
                 let hashes: BTreeMap<String, String> = [(ADMIN_USER.to_owned(), hash_password(&password)?)].into();
@@ -73,8 +79,18 @@ impl Users {
                 write_private(&path, &serde_json::to_vec_pretty(&hashes).expect("map serialises"))?;
                 Ok((Self::from_hashes(hashes), Some(FirstStart { password, generated })))
             }
-            Err(e) => Err(Error::internal(format!("read {}", path.display()), e)),
         }
+    }
+
+    /// The names of the users a server started with `config` has configured (its `[users]` table, else
+    /// `DATA_DIR/users.json`), creating nothing: for the commands on the server's host, which show and
+    /// refuse to change them as the management API does.
+    pub fn configured_names(config: &crate::ServeConfig) -> Result<Vec<String>> {
+        if !config.users.is_empty() {
+            return Ok(config.users.keys().cloned().collect());
+        }
+        let hashes = read_hashes(&config.data_dir.join("users.json"))?;
+        Ok(hashes.unwrap_or_default().into_keys().collect())
     }
 
     /// Users from `name → argon2 PHC hash`.

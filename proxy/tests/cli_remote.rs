@@ -82,6 +82,15 @@ fn users_are_managed_through_the_servers_api() {
 
     let got = ok_json(&host.run(&["users", "get", &name], ""));
     assert!(got["password"].is_null(), "get shows no password: {got}");
+    assert_eq!(ok_json(&on_data_dir(&server, &["users", "get", &name], "")), got, "the same output both ways");
+    // The configured admin is shown, and not changed, both ways.
+    let admin = ok_json(&host.run(&["users", "get", ADMIN], ""));
+    assert_eq!(admin["configured"], true, "{admin}");
+    assert_eq!(ok_json(&on_data_dir(&server, &["users", "get", ADMIN], "")), admin);
+    for out in [host.run(&["users", "rm", ADMIN], ""), on_data_dir(&server, &["users", "rm", ADMIN], "")] {
+        assert_eq!(code(&out), 1, "{}", stderr(&out));
+        assert!(stderr(&out).contains("configured user"), "{}", stderr(&out));
+    }
     let updated = ok_json(&host.run(&["users", "update", &name, "--role", "admin", "--no-rules"], ""));
     assert_eq!((updated["role"].as_str(), updated["rules"].as_array().map(Vec::len)), (Some("admin"), Some(0)));
     let out = host.run(&["users", "update", &name, "--password-stdin"], "New-Password-4711\n");
@@ -135,6 +144,7 @@ fn robots_are_managed_through_the_servers_api_and_their_secrets_shown_once() {
     assert!(yaml.contains(&format!("name: {robot}\n")), "{yaml}");
     let got = ok_json(&host.run(&["robots", "get", &name], ""));
     assert!(got["secret"].is_null() && got["name"] == robot.as_str(), "{got}");
+    assert_eq!(ok_json(&on_data_dir(&server, &["robots", "get", &name], "")), got, "the same output both ways");
 
     let bad = host.run(&["robots", "add", &unique("x"), "--allow", "a/*=pull", "--expires", "yesterday"], "");
     assert_eq!(code(&bad), 2, "{}", stderr(&bad));
@@ -160,6 +170,8 @@ fn registry_connections_are_managed_through_the_servers_api() {
     // The server's store has it.
     assert_eq!(ok_json(&on_data_dir(&server, &["registry", "get", &name], ""))["registry"], registry.as_str());
 
+    let got = ok_json(&host.run(&["registry", "get", &name], ""));
+    assert_eq!(ok_json(&on_data_dir(&server, &["registry", "get", &name], "")), got, "the same output both ways");
     let (json, table, yaml) = listings(&host, &["registry", "list"], &[PASSWORD]);
     assert!(names(&json).contains(&name.as_str()), "{json}");
     let row = table.lines().find(|l| l.starts_with(&format!("{name} "))).expect("a row for the connection");

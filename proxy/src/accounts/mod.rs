@@ -16,6 +16,19 @@ use serde::{Deserialize, Serialize};
 pub use rules::Rule;
 pub use store::{Account, AccountError, AccountStore};
 
+/// A configured user (`users.json` or the `[users]` table: an admin with a password hash) as listings
+/// show it, beside the accounts of the store.
+pub fn configured_view(name: &str) -> serde_json::Value {
+    serde_json::json!({ "name": name, "kind": "user", "role": "admin", "rules": [], "configured": true })
+}
+
+/// Why a configured user cannot be created, changed or removed here (HTTP 409, exit 1).
+pub fn configured_conflict(name: &str) -> AccountError {
+    AccountError::Conflict(format!(
+        "{name:?} is a configured user (users.json or the [users] table of the configuration); change it there"
+    ))
+}
+
 /// Robot account names start with this (`robot$ci`), so they never collide with a user's.
 pub const ROBOT_PREFIX: &str = "robot$";
 

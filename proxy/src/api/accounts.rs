@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use super::caller::Admin;
 use super::problem::{errors, item, json_response};
 use crate::accounts::store::{RobotInput, UserInput, UserPatch};
-use crate::accounts::{Account, AccountError, Kind};
+use crate::accounts::{Account, AccountError, Kind, configured_view};
 use crate::state::AppState;
 
 /// The account routes, merged into [`super::router`].
@@ -98,16 +98,8 @@ fn created(path: &str, body: &Value) -> Response {
     response
 }
 
-/// A configured user as the listings show it.
-fn configured(name: &str) -> Value {
-    json!({ "name": name, "kind": "user", "role": "admin", "rules": [], "configured": true })
-}
-
 fn configured_conflict(name: &str) -> Response {
-    let message = format!(
-        "{name:?} is a configured user (users.json or the [users] table of the configuration); change it there"
-    );
-    errors(StatusCode::CONFLICT, vec![item("CONFLICT", &message, None)])
+    failure(crate::accounts::configured_conflict(name))
 }
 
 /// Lists users.
@@ -116,7 +108,7 @@ fn configured_conflict(name: &str) -> Response {
 pub(crate) async fn list_users(_: Admin, State(state): State<Arc<AppState>>) -> Response {
     match state.accounts.run(|s| s.list(Kind::User)).await {
         Ok(all) => {
-            let mut users: Vec<Value> = state.users.names().map(configured).collect();
+            let mut users: Vec<Value> = state.users.names().map(configured_view).collect();
             users.extend(all.iter().map(|a| json!(a)));
             json_response(StatusCode::OK, &json!({ "users": users }))
         }
@@ -150,7 +142,7 @@ pub(crate) async fn create_user(_: Admin, State(state): State<Arc<AppState>>, bo
     responses((status = 200, description = "The user", body = Account), (status = 404, description = "No such user")))]
 pub(crate) async fn get_user(_: Admin, State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
     if state.users.contains(&name) {
-        return json_response(StatusCode::OK, &configured(&name));
+        return json_response(StatusCode::OK, &configured_view(&name));
     }
     match state.accounts.run(move |s| s.get(Kind::User, &name)).await {
         Ok(account) => json_response(StatusCode::OK, &json!(account)),

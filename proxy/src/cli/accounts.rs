@@ -14,7 +14,7 @@ use super::context::ConfigArgs;
 use super::outcome::{Failure, with_secret};
 use super::remote::{ApiClient, path_segments};
 use crate::accounts::store::{RobotInput, UserInput, UserPatch};
-use crate::accounts::{AccountStore, Kind};
+use crate::accounts::{AccountStore, Kind, configured_conflict, configured_view};
 use crate::config::ServeConfig;
 
 /// Where the accounts (or registry connections) are: a data directory, or a server.
@@ -63,8 +63,14 @@ impl StoreArgs {
 
 /// The accounts a command acts on.
 pub enum Accounts {
-    /// The store of this host's data directory.
-    Local(AccountStore),
+    /// The store of this host's data directory, and the configured users (shown, never changed, as the
+    /// API does).
+    Local {
+        /// The account store.
+        store: AccountStore,
+        /// The names of the users of `users.json` or the `[users]` table.
+        configured: Vec<String>,
+    },
     /// A server's management API.
     Remote(ApiClient),
 }
@@ -74,14 +80,19 @@ impl Accounts {
     pub fn select(args: &StoreArgs) -> Result<Self, Failure> {
         match args.remote()? {
             Some(api) => Ok(Accounts::Remote(api)),
-            None => Ok(Accounts::Local(AccountStore::open(&args.local()?.data_dir)?)),
+            None => {
+                let config = args.local()?;
+                let configured = crate::users::Users::configured_names(&config)?;
+                Ok(Accounts::Local { store: AccountStore::open(&config.data_dir)?, configured })
+            }
         }
     }
 
     /// Creates a user; the answer holds the generated password, if one was generated.
     pub async fn create_user(&self, input: UserInput) -> Result<Value, Failure> {
         match self {
-            Accounts::Local(store) => {
+            Accounts::Local { store, configured } => {
+                refuse_configured(configured, Kind::User, &input.name)?;
                 let (account, generated) = store.create_user(&input)?;
                 Ok(with_secret(json!(account), "password", generated.as_ref()))
             }
@@ -96,7 +107,10 @@ impl Accounts {
     /// Changes a user.
     pub async fn update_user(&self, name: &str, patch: UserPatch) -> Result<Value, Failure> {
         match self {
-            Accounts::Local(store) => Ok(json!(store.update_user(name, &patch)?)),
+            Accounts::Local { store, configured } => {
+                refuse_configured(configured, Kind::User, name)?;
+                Ok(json!(store.update_user(name, &patch)?))
+            }
             Accounts::Remote(api) => {
                 let mut body = json!({});
                 if let Some(role) = patch.role {
@@ -114,7 +128,7 @@ impl Accounts {
     /// Adds a robot; the answer holds its secret.
     pub async fn add_robot(&self, input: RobotInput) -> Result<Value, Failure> {
         match self {
-            Accounts::Local(store) => {
+            Accounts::Local { store, .. } => {
                 let (account, secret) = store.add_robot(&input)?;
                 Ok(with_secret(json!(account), "secret", Some(&secret)))
             }
@@ -128,7 +142,7 @@ impl Accounts {
     /// Gives a robot a new secret; the answer holds it.
     pub async fn rotate_robot(&self, name: &str) -> Result<Value, Failure> {
         match self {
-            Accounts::Local(store) => {
+            Accounts::Local { store, .. } => {
                 let (account, secret) = store.rotate_robot(name)?;
                 Ok(with_secret(json!(account), "secret", Some(&secret)))
             }
@@ -141,7 +155,10 @@ impl Accounts {
     /// Every account of `kind`, never a secret or hash.
     pub async fn list(&self, kind: Kind) -> Result<Vec<Value>, Failure> {
         match self {
-            Accounts::Local(store) => Ok(store.list(kind)?.iter().map(|a| json!(a)).collect()),
+            Accounts::Local { store, configured } => {
+                let configured = configured.iter().filter(|_| kind == Kind::User).map(|n| configured_view(n));
+                Ok(configured.chain(store.list(kind)?.iter().map(|a| json!(a))).collect())
+            }
             Accounts::Remote(api) => {
                 let (path, field) = match kind {
                     Kind::User => ("/admin/v1/users", "users"),
@@ -159,7 +176,10 @@ impl Accounts {
     /// The account `name` of `kind`.
     pub async fn get(&self, kind: Kind, name: &str) -> Result<Value, Failure> {
         match self {
-            Accounts::Local(store) => Ok(json!(store.get(kind, name)?)),
+            Accounts::Local { configured, .. } if kind == Kind::User && configured.iter().any(|c| c == name) => {
+                Ok(configured_view(name))
+            }
+            Accounts::Local { store, .. } => Ok(json!(store.get(kind, name)?)),
             Accounts::Remote(api) => remote(api.call(Method::GET, &path(kind, name), None).await),
         }
     }
@@ -167,9 +187,20 @@ impl Accounts {
     /// Removes the account `name` of `kind`.
     pub async fn delete(&self, kind: Kind, name: &str) -> Result<(), Failure> {
         match self {
-            Accounts::Local(store) => Ok(store.delete(kind, name)?),
+            Accounts::Local { store, configured } => {
+                refuse_configured(configured, kind, name)?;
+                Ok(store.delete(kind, name)?)
+            }
             Accounts::Remote(api) => remote(api.send(Method::DELETE, &path(kind, name), None).await).map(drop),
         }
+    }
+}
+
+/// The conflict of changing a configured user (it is changed in its file), as the API answers it.
+fn refuse_configured(configured: &[String], kind: Kind, name: &str) -> Result<(), Failure> {
+    match kind == Kind::User && configured.iter().any(|c| c == name) {
+        true => Err(configured_conflict(name).into()),
+        false => Ok(()),
     }
 }
 

@@ -112,7 +112,7 @@ mod tests {
     #[test]
     fn add_rotate_list_rm() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Accounts::Local(AccountStore::open(dir.path()).unwrap());
+        let store = Accounts::Local { store: AccountStore::open(dir.path()).unwrap(), configured: vec!["root".into()] };
         let (r, out) = run_cli(&store, &["add", "ci", "--allow", "ci/*=pull,push", "--expires", "30d"]);
         assert_eq!(r.unwrap(), 0);
         let shown: Value = serde_json::from_str(&out).unwrap();

@@ -5,7 +5,7 @@
 //! JSON goes to stdout (a generated password appears there once, never in a listing), messages to stderr.
 //! Exit codes: 0 success, 2 usage or invalid input, 3 no such account, 4 not allowed (a member through
 //! the API), 1 anything else (conflicts included). Users of `users.json` or the TOML `[users]` table are
-//! not managed here (edit that file).
+//! listed (`"configured": true`) but not changed here, both ways (exit 1: edit that file).
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn add_list_update_rm() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Accounts::Local(AccountStore::open(dir.path()).unwrap());
+        let store = Accounts::Local { store: AccountStore::open(dir.path()).unwrap(), configured: vec!["root".into()] };
         let (r, out) = run_cli(&store, &["add", "alice", "--allow", "team/*=pull,push"], "");
         assert_eq!(r.unwrap(), 0);
         let shown: Value = serde_json::from_str(&out).unwrap();
@@ -183,6 +183,14 @@ mod tests {
         assert!(!out.contains("password\""), "{out}");
         let (_, out) = run_cli(&store, &["list"], "");
         assert!(out.contains("alice") && out.contains("bob") && !out.contains("argon2"), "{out}");
+        assert!(out.contains("\"configured\": true"), "the configured user is listed: {out}");
+        assert_eq!(run_cli(&store, &["get", "root"], "").1.contains("\"configured\": true"), true);
+        assert_eq!(
+            run_cli(&store, &["rm", "root"], "").0.unwrap_err().code,
+            1,
+            "a configured user is not removed here"
+        );
+        assert_eq!(run_cli(&store, &["add", "root"], "").0.unwrap_err().code, 1);
         let (_, table) = run_cli(&store, &["list", "--output", "table"], "");
         assert!(table.starts_with("NAME") && table.contains("team/*=pull,push"), "{table}");
         let (r, out) = run_cli(&store, &["update", "alice", "--no-rules", "--role", "admin"], "");
