@@ -11,9 +11,9 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cli::BIN;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_regbridge");
 const ADMIN_PASSWORD: &str = "check-Admin-Pw-71";
 const UPSTREAM_PASSWORD: &str = "up-Secret-Pw-33";
 /// What the server's environment holds for the route whose variable is unset for the local check.
@@ -34,21 +34,9 @@ impl Drop for Process {
 /// Runs the CLI in `home` (its XDG_CONFIG_HOME, HOME and working directory, so no stray configuration or
 /// login is found), `stdin` on its standard input, the hub's password in its environment.
 fn cli(home: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut command = Command::new(BIN);
-    command.args(args).current_dir(home).env("HOME", home).env("XDG_CONFIG_HOME", home);
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("REGBRIDGE_")) {
-        command.env_remove(key);
-    }
-    let mut child = command
-        .env(HUB_VAR, UPSTREAM_PASSWORD)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run regbridge");
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    let mut command = common::cli::command(args);
+    command.current_dir(home).env("HOME", home).env("XDG_CONFIG_HOME", home).env(HUB_VAR, UPSTREAM_PASSWORD);
+    common::cli::run(&mut command, stdin)
 }
 
 fn text(out: &Output) -> String {
@@ -69,12 +57,7 @@ fn assert_no_secret(what: &str, text: &str) {
 fn serve(config: &Path, data: &Path) -> (Process, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
-    let mut command = Command::new(BIN);
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("REGBRIDGE_")) {
-        command.env_remove(key);
-    }
-    let child = command
-        .args(["serve", "--listen", &addr, "--config"])
+    let child = common::cli::command(&["serve", "--listen", &addr, "--config"])
         .arg(config)
         .arg("--data-dir")
         .arg(data)

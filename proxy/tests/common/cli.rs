@@ -16,16 +16,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_regbridge");
 pub fn command(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command.args(args);
-    for var in [
-        "REGBRIDGE_CONFIG",
-        "REGBRIDGE_DATA_DIR",
-        "REGBRIDGE_LISTEN",
-        "REGBRIDGE_PUBLIC_URL",
-        "REGBRIDGE_SERVER",
-        "REGBRIDGE_PASSWORD",
-        "REGBRIDGE_LOG_FORMAT",
-    ] {
-        command.env_remove(var);
+    for (key, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("REGBRIDGE_")) {
+        command.env_remove(key);
     }
     command
 }
