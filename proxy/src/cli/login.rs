@@ -1,7 +1,6 @@
 //! `regbridge login URL` and `regbridge logout [URL]`: an API token of a server, stored for the commands
 //! that then go through its management API (see [`super::backend`]).
 
-use std::io::Read;
 use std::time::Duration;
 
 use regbridge::{Error, Result, Secret};
@@ -37,9 +36,8 @@ pub struct LogoutArgs {
 /// Logs in: exchanges the password for an API token and stores the token (never the password).
 pub async fn login(args: LoginArgs) -> Result<()> {
     let password = if args.password_stdin {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| Error::internal("read the password from stdin", e))?;
-        Secret::new(text.trim_end_matches(['\r', '\n']).to_owned())
+        super::outcome::read_secret(&mut std::io::stdin(), "--password-stdin")
+            .map_err(|f| Error::bad_input(f.message))?
     } else {
         std::env::var("REGBRIDGE_PASSWORD").map(Secret::new).map_err(|_| {
             Error::bad_input("give the password on standard input with --password-stdin, or in REGBRIDGE_PASSWORD")
