@@ -4,6 +4,7 @@
 pub(crate) mod accounts;
 pub(crate) mod admin;
 mod blobs;
+pub(crate) mod inspect;
 pub(crate) mod caller;
 mod listing;
 pub(crate) mod manage;
