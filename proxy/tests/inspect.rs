@@ -233,7 +233,7 @@ const UPSTREAM_PASSWORD: &str = "upstream-Secret-9c1e";
 
 /// Pushes a blob through the proxy at `base` with POST then PUT (docker-registry 2.8 answers a monolithic
 /// `POST ?digest=` with a session).
-async fn push_blob_upstream(base: &str, repo: &str, bytes: &[u8]) -> Value {
+async fn push_blob_upstream(base: &str, repo: &str, media_type: &str, bytes: &[u8]) -> Value {
     let client = common::client();
     let r = client.post(format!("{base}/v2/{repo}/blobs/uploads/")).basic_auth("admin", Some(PASSWORD));
     let r = r.send().await.unwrap();
@@ -243,7 +243,7 @@ async fn push_blob_upstream(base: &str, repo: &str, bytes: &[u8]) -> Value {
     let url = common::with_digest(&url, &sha256(bytes));
     let r = client.put(url).basic_auth("admin", Some(PASSWORD)).body(bytes.to_vec()).send().await.unwrap();
     assert_eq!(r.status(), 201);
-    descriptor("application/octet-stream", bytes)
+    descriptor(media_type, bytes)
 }
 
 async fn push_manifest_upstream(base: &str, repo: &str, tag: &str, media_type: &str, manifest: &Value) -> (String, usize) {
@@ -269,8 +269,8 @@ async fn an_upstream_route_is_inspected_through_its_own_client() {
     let mut image = (String::new(), 0);
     for arch in ["amd64", "arm64"] {
         let config = format!(r#"{{"architecture":"{arch}","os":"linux"}}"#);
-        let config = push_blob_upstream(&base, repo, config.as_bytes()).await;
-        let layer = push_blob_upstream(&base, repo, format!("layer of {arch}").as_bytes()).await;
+        let config = push_blob_upstream(&base, repo, common::OCI_CONFIG, config.as_bytes()).await;
+        let layer = push_blob_upstream(&base, repo, common::OCI_LAYER, format!("layer of {arch}").as_bytes()).await;
         let manifest = common::image_manifest(&config, &[layer]);
         image = push_manifest_upstream(&base, repo, arch, OCI_MANIFEST, &manifest).await;
         let entry = json!({"mediaType": OCI_MANIFEST, "digest": image.0, "size": image.1});
