@@ -1125,7 +1125,10 @@ async fn images_are_listed_in_pages_of_packages_list() {
     let created: DateTime<Utc> = "2026-11-20T09:20:41.118206Z".parse().unwrap();
     assert_eq!(names[0], ("test-project/images/team/app".to_owned(), Some(created)));
     let names: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["test-project/images/team/app", "test-project/images/team/worker", "test-project/images/tools/lint"]);
+    assert_eq!(
+        names,
+        ["test-project/images/team/app", "test-project/images/team/worker", "test-project/images/tools/lint"]
+    );
     let sent = requests(&server).await;
     let asked: Vec<(Option<String>, Option<String>)> = sent
         .iter()
@@ -1167,7 +1170,10 @@ async fn a_refused_or_missing_listing_says_so() {
     let reg = builder(&server).build().unwrap();
     let err = reg.list_repositories(None, regbridge::Page::default()).await.unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("artifactregistry.packages.list") && text.contains("roles/artifactregistry.reader"), "{text}");
+    assert!(
+        text.contains("artifactregistry.packages.list") && text.contains("roles/artifactregistry.reader"),
+        "{text}"
+    );
     assert!(!text.contains(CALLER_TOKEN), "{text}");
 
     // A GAR repository that does not exist (yet) has no images.

@@ -158,7 +158,8 @@ async fn images_and_indexes_are_inspected_by_tag_and_digest_locally_and_after_lo
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].starts_with("NAME") && lines[0].contains("MEDIA TYPE") && lines[0].contains("PLATFORMS"));
-    for cell in [repo.as_str(), "multi", OCI_INDEX, index.as_str(), &index_size.to_string(), "linux/amd64,linux/arm64/v8"]
+    for cell in
+        [repo.as_str(), "multi", OCI_INDEX, index.as_str(), &index_size.to_string(), "linux/amd64,linux/arm64/v8"]
     {
         assert!(lines[1].contains(cell), "{cell} in {text}");
     }
@@ -205,15 +206,15 @@ async fn a_member_inspects_only_what_it_may_pull() {
     assert_eq!(r.status(), StatusCode::CREATED);
     let password = r.json::<Value>().await.unwrap()["password"].as_str().unwrap().to_owned();
     let member = |reference: &str| {
-        server.anon(Method::GET, "/admin/v1/inspect").basic_auth("mia", Some(&password)).query(&[("reference", reference)])
+        server
+            .anon(Method::GET, "/admin/v1/inspect")
+            .basic_auth("mia", Some(&password))
+            .query(&[("reference", reference)])
     };
     assert_eq!(member(&format!("{mine}:v1")).send().await.unwrap().status(), StatusCode::OK);
-    for refused in [
-        format!("{theirs}:v1"),
-        format!("{theirs}:missing"),
-        "teamx/app:v1".to_owned(),
-        format!("{theirs}@{image}"),
-    ] {
+    for refused in
+        [format!("{theirs}:v1"), format!("{theirs}:missing"), "teamx/app:v1".to_owned(), format!("{theirs}@{image}")]
+    {
         let r = member(&refused).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{refused}: nothing is told of what it may not pull");
         let body: Value = r.json().await.unwrap();
@@ -246,7 +247,13 @@ async fn push_blob_upstream(base: &str, repo: &str, media_type: &str, bytes: &[u
     descriptor(media_type, bytes)
 }
 
-async fn push_manifest_upstream(base: &str, repo: &str, tag: &str, media_type: &str, manifest: &Value) -> (String, usize) {
+async fn push_manifest_upstream(
+    base: &str,
+    repo: &str,
+    tag: &str,
+    media_type: &str,
+    manifest: &Value,
+) -> (String, usize) {
     let bytes = serde_json::to_vec(manifest).unwrap();
     let r = common::client()
         .put(format!("{base}/v2/{repo}/manifests/{tag}"))
@@ -347,17 +354,16 @@ async fn an_upstream_that_lies_about_a_manifest_or_sends_too_much_is_refused() {
         .respond_with(ResponseTemplate::new(200).insert_header("Content-Type", OCI_MANIFEST).set_body_bytes(huge))
         .mount(&hostile)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/v2/"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&hostile)
-        .await;
+    Mock::given(method("GET")).and(path("/v2/")).respond_with(ResponseTemplate::new(200)).mount(&hostile).await;
 
     let shell = Shell::new();
     let config = shell.cwd.path().join("regbridge.toml");
     let registry = hostile.address().to_string();
-    std::fs::write(&config, format!("[[routes]]\nprefix = \"bad\"\nprovider = \"generic\"\nregistry = \"{registry}\"\n"))
-        .unwrap();
+    std::fs::write(
+        &config,
+        format!("[[routes]]\nprefix = \"bad\"\nprovider = \"generic\"\nregistry = \"{registry}\"\n"),
+    )
+    .unwrap();
     let config = config.to_str().unwrap();
     let run = |r: &str| shell.run(&["inspect", r, "--config", config], &[], "");
     failed(&run("bad/app:lying").await, 1, "not trusted");

@@ -70,8 +70,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use regbridge::oci::{Digest, Reference, RepositoryName};
 use regbridge::{
-    ArtifactRegistry, AuthMethod, Credentials, CrossAccountPermissions, Error, Manifest, ManifestDescriptor,
-    Page, Permissions, Repository, RepositoryPage, Resource, Result,
+    ArtifactRegistry, AuthMethod, Credentials, CrossAccountPermissions, Error, Manifest, ManifestDescriptor, Page,
+    Permissions, Repository, RepositoryPage, Resource, Result,
 };
 use serde_json::Value;
 

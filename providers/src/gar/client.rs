@@ -230,7 +230,9 @@ impl GarApi {
         match self.call(Method::GET, &url, None, &what).await {
             Ok(page) => Ok(page),
             Err(e) if e.is_not_found() => Ok(PackagePage::default()),
-            Err(e) => Err(explain(e, "the caller needs artifactregistry.packages.list (roles/artifactregistry.reader)")),
+            Err(e) => {
+                Err(explain(e, "the caller needs artifactregistry.packages.list (roles/artifactregistry.reader)"))
+            }
         }
     }
 

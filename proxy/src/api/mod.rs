@@ -4,8 +4,8 @@
 pub(crate) mod accounts;
 pub(crate) mod admin;
 mod blobs;
-pub(crate) mod inspect;
 pub(crate) mod caller;
+pub(crate) mod inspect;
 mod listing;
 pub(crate) mod manage;
 mod manifests;

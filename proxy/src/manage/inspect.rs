@@ -157,9 +157,8 @@ fn untrusted(err: Error, route: &str) -> Error {
 /// The descriptor and platforms of a verified manifest. The media type is the one it was served with, else
 /// the one its body states.
 fn describe(manifest: &Manifest, route: &str) -> Result<(Descriptor, Vec<Platform>)> {
-    let body_type = || {
-        serde_json::from_slice::<Index>(&manifest.bytes).ok().and_then(|i| i.media_type).unwrap_or_default()
-    };
+    let body_type =
+        || serde_json::from_slice::<Index>(&manifest.bytes).ok().and_then(|i| i.media_type).unwrap_or_default();
     let media_type = if manifest.media_type.is_empty() { body_type() } else { manifest.media_type.clone() };
     let platforms = if is_index(&media_type) {
         let index: Index = serde_json::from_slice(&manifest.bytes).map_err(|e| Error::Upstream {
