@@ -308,7 +308,10 @@ async fn repo_list_pages_through_the_acr_catalog_by_client_visible_name() {
         let repositories = page["repositories"].as_array().unwrap_or_else(|| panic!("{page}"));
         assert!(repositories.len() <= 1, "{page}");
         for r in repositories {
-            assert_eq!(r["uri"], format!("{}/{}", data.address(), r["name"].as_str().unwrap().replacen("azure", "team", 1)));
+            assert_eq!(
+                r["uri"],
+                format!("{}/{}", data.address(), r["name"].as_str().unwrap().replacen("azure", "team", 1))
+            );
             names.push(r["name"].as_str().unwrap().to_owned());
         }
         match page["next"].as_str() {
