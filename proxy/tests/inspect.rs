@@ -370,3 +370,38 @@ async fn an_upstream_that_lies_about_a_manifest_or_sends_too_much_is_refused() {
     failed(&run(&format!("bad/app@{claimed}")).await, 1, "not trusted");
     failed(&run("bad/app:huge").await, 2, "manifest");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_to_a_registry_connection_is_inspected_through_the_connection() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let upstream = MockServer::start().await;
+    let manifest = serde_json::to_vec(&common::image_manifest(&common::empty_config(), &[])).unwrap();
+    Mock::given(method("GET"))
+        .and(path("/v2/app/manifests/v1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Content-Type", OCI_MANIFEST)
+                .insert_header("Docker-Content-Digest", sha256(&manifest).as_str())
+                .set_body_bytes(manifest.clone()),
+        )
+        .mount(&upstream)
+        .await;
+    Mock::given(method("GET")).and(path("/v2/")).respond_with(ResponseTemplate::new(200)).mount(&upstream).await;
+    let server = TestServer::start().await;
+    let shell = Shell::new();
+    let data_dir = server.data_dir.to_str().unwrap().to_owned();
+    let env = [("REGBRIDGE_DATA_DIR", data_dir.as_str())];
+    let config = shell.cwd.path().join("regbridge.toml");
+    std::fs::write(&config, "[[routes]]\nprefix = \"conn\"\nprovider = \"generic\"\nconnection = \"mock\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let inspect = || shell.run(&["inspect", "conn/app:v1", "--config", config], &env, "");
+
+    // Before the connection exists, the error says which one to create.
+    failed(&inspect().await, 3, "regbridge registry add");
+    let registry = format!("http://{}", upstream.address());
+    let added = shell.run(&["registry", "add", "--name", "mock", "--registry", &registry], &env, "").await;
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let got = json_out(&inspect().await);
+    assert_image(&got, "conn/app", &sha256(&manifest), manifest.len());
+}
