@@ -23,6 +23,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(manage::routes())
         .merge(openapi::routes())
         .merge(crate::api::accounts::routes())
+        .merge(crate::api::routing::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::observe::observe))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::pipeline::parse))
         .with_state(state)

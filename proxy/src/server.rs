@@ -249,7 +249,8 @@ fn connection_cap(max_connections: usize) -> usize {
     max_connections
 }
 
-fn route_label(index: usize, r: &RouteConfig) -> String {
+/// How messages name the `index`-th route of the configuration: `route 2 (generic "hub")`.
+pub fn route_label(index: usize, r: &RouteConfig) -> String {
     format!("route {} ({} {:?})", index + 1, r.provider, r.prefix)
 }
 
@@ -324,14 +325,20 @@ pub async fn build_routes(routes: &[RouteConfig]) -> Result<RoutingTable> {
     }
     let mut out = Vec::new();
     for (i, r) in routes.iter().enumerate() {
-        let label = route_label(i, r);
-        let target = match sync_target(r, &label)? {
-            Some(t) => t,
-            None => cloud_target(r, &label).await?,
-        };
-        out.push(Route { prefix: r.prefix.clone(), target, label });
+        out.push(build_route(i, r).await?);
     }
     RoutingTable::new(out)
+}
+
+/// The route `r`, the `index`-th of the configuration, built on its own: [`build_routes`] for one route, so
+/// `regbridge check` can report each route's error instead of stopping at the first.
+pub async fn build_route(index: usize, r: &RouteConfig) -> Result<Route> {
+    let label = route_label(index, r);
+    let target = match sync_target(r, &label)? {
+        Some(t) => t,
+        None => cloud_target(r, &label).await?,
+    };
+    Ok(Route { prefix: r.prefix.clone(), target, label })
 }
 
 /// How long credentials minted for the proxy's own requests to a cloud registry live.

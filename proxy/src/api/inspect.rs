@@ -19,6 +19,7 @@ use crate::state::AppState;
 
 /// `?reference=NAME[:TAG|@DIGEST]`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InspectQuery {
     /// The client-visible repository name and a tag (`latest` when absent) or digest: `team/app:v1`,

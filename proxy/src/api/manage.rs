@@ -229,6 +229,7 @@ pub(crate) async fn create_repository(
 
 /// `GET /admin/v1/repositories` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only client-visible names starting with this (`team/`).
@@ -313,6 +314,7 @@ pub(crate) async fn delete_repository(
 
 /// `?repository=NAME`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RepositoryQuery {
     /// The client-visible repository name.
     pub repository: String,

@@ -11,6 +11,7 @@ pub(crate) mod manage;
 mod manifests;
 pub(crate) mod openapi;
 pub(crate) mod problem;
+pub(crate) mod routing;
 pub(crate) mod token;
 mod uploads;
 

@@ -52,6 +52,8 @@ use crate::state::AppState;
         super::accounts::get_robot,
         super::accounts::delete_robot,
         super::accounts::rotate_robot,
+        super::routing::list_routes,
+        super::routing::routes_health,
     ),
     components(schemas(crate::manage::formats::Format))
 )]

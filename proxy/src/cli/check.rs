@@ -1,106 +1,126 @@
-//! `regbridge check`: every route's control plane and registry reached, one line per route.
+//! `regbridge check`: every route's control plane and registry reached, one line per route, on this host
+//! (each route built from the configuration on its own) or through a server's management API
+//! (`GET /admin/v1/routes?health=true`). Both run the probe of [`crate::manage::routes`], so they print
+//! the same and exit the same: 1 when any route failed.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use regbridge::auth::{Action, Scope};
-use regbridge::oci::RepositoryName;
 use regbridge::{Error, Result};
+use reqwest::Method;
 
+use super::backend::Backend;
 use super::context::ConfigArgs;
-use crate::routing::Target;
+use super::output::{OutputFormat, Row, print_list};
+use crate::connections::ConnectionStore;
+use crate::connections::store::DB_FILE;
+use crate::manage::routes::{MAX_API_TIMEOUT, ProbeContext, RouteStatus, check_configured};
 
 /// The flags of `check`.
 #[derive(clap::Args)]
 pub struct CheckArgs {
-    /// Seconds to wait for each route.
-    #[arg(long, default_value_t = 20)]
-    timeout: u64,
+    /// How long each route may take: `20` (seconds), `20s`, `1m`. Routes are checked at the same time.
+    #[arg(long, default_value = "20", value_parser = parse_timeout)]
+    timeout: Duration,
+    /// Output format: one line per route (the default), json or table.
+    #[arg(long, short, value_enum)]
+    output: Option<OutputFormat>,
     #[command(flatten)]
     config: ConfigArgs,
 }
 
-/// What to do about a failure, by kind.
-fn advice(err: &Error) -> &'static str {
-    match err {
-        Error::Unauthenticated { .. } => "check the route's credentials (username/password, or the cloud's)",
-        Error::Denied { .. } => "grant the route's identity access to the registry",
-        Error::NotFound { .. } => "check the registry name, project, location or account in the route",
-        Error::InvalidInput { .. } => "fix the route's settings",
-        Error::Upstream { status: None, .. } => "check the registry URL and that it is reachable from here",
-        _ => "see the message",
+fn parse_timeout(text: &str) -> std::result::Result<Duration, String> {
+    let timeout = super::parse_duration(text, "timeout")?;
+    if timeout < Duration::from_secs(1) {
+        return Err("invalid timeout: give at least 1s".into());
+    }
+    Ok(timeout)
+}
+
+impl Row for RouteStatus {
+    fn headers() -> &'static [&'static str] {
+        &["route", "prefix", "provider", "registry", "status", "detail"]
+    }
+
+    fn cells(&self) -> Vec<String> {
+        let (status, detail) = match &self.health {
+            None => ("-".to_owned(), String::new()),
+            Some(h) if h.ok => ("ok".to_owned(), h.message.clone()),
+            Some(h) => ("FAILED".to_owned(), detail_of(h)),
+        };
+        let registry = match (&self.registry, &self.connection) {
+            (Some(registry), _) => registry.clone(),
+            (None, Some(connection)) => format!("connection {connection:?}"),
+            (None, None) => "-".into(),
+        };
+        vec![self.label.clone(), self.prefix.clone(), self.provider.clone(), registry, status, detail]
     }
 }
 
-/// The repository a check mints credentials for: never pushed to, and named so an operator recognises it.
-const PROBE_REPOSITORY: &str = "regbridge-check";
-
-/// Reaches one upstream route: its `/v2/` endpoint through the route's own client, asking for pull access to
-/// a probe repository. A cloud route's client mints credentials for it first (STS, IAM Credentials, an ACR
-/// token), so the control plane is reached too; whatever was minted is cleaned up afterwards.
-async fn probe(target: &Target, data_dir: &std::path::Path) -> Result<String> {
-    match target {
-        Target::Local if data_dir.join("signing.key").is_file() => {
-            Ok(format!("local storage in {}", data_dir.display()))
-        }
-        Target::Local => {
-            Ok(format!("local storage in {}, which `regbridge serve` creates on its first start", data_dir.display()))
-        }
-        Target::Connection(_) => Ok("a registry connection (check it with `regbridge registry validate`)".into()),
-        Target::Upstream(upstream) => {
-            let prefix = upstream.provider.upstream_repository_prefix();
-            let prefix = prefix.trim_matches('/');
-            let repository =
-                if prefix.is_empty() { PROBE_REPOSITORY.to_owned() } else { format!("{prefix}/{PROBE_REPOSITORY}") };
-            let scope = Scope::for_action(RepositoryName::parse(&repository)?, Action::Pull);
-            let reached = upstream.client.ping(&[scope]).await;
-            if let Err(err) = upstream.provider.cleanup_credentials(&repository).await {
-                tracing::warn!(error = %err, "could not clean up the check's credentials");
-            }
-            reached.map(|()| format!("{} answered /v2/", upstream.client.base_url()))
-        }
+/// A failure's message and what to do about it.
+fn detail_of(health: &crate::manage::routes::Health) -> String {
+    match &health.advice {
+        Some(advice) => format!("{}; {advice}", health.message),
+        None => health.message.clone(),
     }
 }
 
-/// Loads the configuration and checks every route; fails when any route fails.
+/// Checks every route, here or through the selected server; fails when any route fails.
 pub async fn run(args: CheckArgs) -> Result<()> {
-    let config = args.config.load()?;
-    let routes = crate::server::build_routes(&config.routes).await?;
+    let remote = Backend::remote(&args.config)?;
+    if remote.is_some() && args.timeout > MAX_API_TIMEOUT {
+        let most = MAX_API_TIMEOUT.as_secs();
+        return Err(Error::bad_input(format!("through the management API, --timeout is at most {most}s")));
+    }
     let terminal = std::io::stderr().is_terminal();
-    let total = routes.routes().len();
-    let mut failed = 0;
-    for (i, route) in routes.routes().iter().enumerate() {
-        if terminal {
-            eprint!("\rchecking {}/{total}...", i + 1);
+    if terminal {
+        eprint!("checking the routes...");
+    }
+    let checked = match remote {
+        Some(api) => {
+            let path = format!("/admin/v1/routes?health=true&timeout={}s", args.timeout.as_secs());
+            api.call::<Vec<RouteStatus>>(Method::GET, &path, None).await
         }
-        let outcome = tokio::time::timeout(Duration::from_secs(args.timeout), probe(&route.target, &config.data_dir))
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::Upstream {
-                    provider: route.label.clone(),
-                    status: None,
-                    message: format!("no answer within {} s", args.timeout),
-                    source: None,
-                })
-            });
-        if terminal {
-            eprint!("\r");
-        }
-        match outcome {
-            Ok(what) => outln!("{}: ok ({what})", route.label),
-            Err(err) => {
-                failed += 1;
-                outln!("{}: FAILED: {err}; {}", route.label, advice(&err));
+        None => check_here(&args).await,
+    };
+    if terminal {
+        eprint!("\r{:22}\r", "");
+    }
+    let checked = checked?;
+    match args.output {
+        None => {
+            for route in &checked {
+                match &route.health {
+                    Some(h) if h.ok => outln!("{}: ok ({})", route.label, h.message),
+                    Some(h) => outln!("{}: FAILED: {}", route.label, detail_of(h)),
+                    None => outln!("{}: not checked", route.label),
+                }
             }
         }
+        Some(format) => print_list(&checked, format),
     }
+    let failed = checked.iter().filter(|r| !r.is_ok() || r.health.is_none()).count();
     if failed > 0 {
         return Err(Error::Upstream {
             provider: "check".into(),
             status: None,
-            message: format!("{failed} of {total} routes failed"),
+            message: format!("{failed} of {} routes failed", checked.len()),
             source: None,
         });
     }
     Ok(())
+}
+
+/// The check on this host: the configuration's routes, each built on its own. The registry connections
+/// are opened only when a route uses one and the data directory holds them: a check creates nothing.
+async fn check_here(args: &CheckArgs) -> Result<Vec<RouteStatus>> {
+    let config = args.config.load()?;
+    let uses_connections = config.routes.iter().any(|r| r.connection.is_some());
+    let connections = if uses_connections && config.data_dir.join(DB_FILE).is_file() {
+        Some(ConnectionStore::open(&config.data_dir, config.connections_key.as_ref())?)
+    } else {
+        None
+    };
+    let ctx = ProbeContext { data_dir: &config.data_dir, connections: connections.as_ref(), timeout: args.timeout };
+    Ok(check_configured(&config.routes, &ctx).await)
 }

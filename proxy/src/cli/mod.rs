@@ -18,6 +18,7 @@ mod check;
 mod configure_docker;
 mod context;
 mod creds;
+mod docs;
 mod gc;
 mod helper;
 mod inspect;
@@ -79,7 +80,8 @@ enum Command {
     /// Delete blobs of the local storage that no manifest references (safe while pushes run); with
     /// --cloud, the expired ACR tokens and scope maps regbridge minted in the routes' registries.
     Gc(gc::GcArgs),
-    /// Load the configuration and reach every route's control plane and registry; one line per route.
+    /// Reach every route's control plane and registry (here, or through the server logged in to); one line
+    /// per route, exit 1 when any fails.
     Check(check::CheckArgs),
     /// Docker credential helper: `get` prints fresh short-lived credentials for this regbridge server, or a
     /// registry-wide login for an ECR host (cached under $XDG_CACHE_HOME/regbridge/helper).
@@ -107,6 +109,10 @@ enum Command {
     /// Robot accounts `robot$NAME` (add, list, get, rotate, rm): repository rules, an expiry, a generated
     /// secret shown once.
     Robots(robots::RobotsArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page (roff), or with --out DIR write one page per command into DIR.
+    Man(docs::ManArgs),
 }
 
 /// Runs the command line (`args` as from `std::env::args_os`). Invoked as `docker-credential-regbridge`,
@@ -134,6 +140,8 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         Command::Inspect(args) => block_on(inspect::run(args)),
         Command::Users(args) => users::run(args),
         Command::Robots(args) => robots::run(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     }
 }
 

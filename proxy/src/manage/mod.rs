@@ -9,6 +9,7 @@ pub mod formats;
 pub mod gc;
 pub mod inspect;
 pub mod list;
+pub mod routes;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
