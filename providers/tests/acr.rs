@@ -1391,3 +1391,113 @@ fn secrets_never_print() {
     assert!(!text.contains(AAD_TOKEN), "{text}");
     assert_eq!(reg.to_string(), "Acr(regbridgetest)");
 }
+
+/// The token exchange of the data plane, answered with the recorded bodies.
+async fn mount_data_plane_tokens(registry: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/oauth2/exchange"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("exchange.json")))
+        .mount(registry)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("access-token.json")))
+        .mount(registry)
+        .await;
+}
+
+#[tokio::test]
+async fn repositories_are_listed_from_the_catalog_following_its_link_header() {
+    let arm = MockServer::start().await;
+    let registry = MockServer::start().await;
+    mount_data_plane_tokens(&registry).await;
+    Mock::given(method("GET"))
+        .and(path("/acr/v1/_catalog"))
+        .and(query_param("last", "team/app"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("catalog-page2.json")))
+        .mount(&registry)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/acr/v1/_catalog"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(fixture("catalog-page1.json"))
+                .insert_header("Link", r#"</acr/v1/_catalog?last=team%2Fapp&n=2&orderby=>; rel="next""#),
+        )
+        .with_priority(10)
+        .mount(&registry)
+        .await;
+    let reg = builder(&arm.uri(), &registry.uri()).build().unwrap();
+
+    let mut names = Vec::new();
+    let mut page = regbridge::Page::first(Some(2));
+    for pages in 1.. {
+        let found = reg.list_repositories(None, page.clone()).await.unwrap();
+        assert!(found.repositories.iter().all(|r| r.uri == format!("{}/{}", registry.address(), r.name)));
+        names.extend(found.repositories.into_iter().map(|r| r.name));
+        match found.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+        assert!(pages < 5, "pagination does not end");
+    }
+    assert_eq!(names, ["other/x", "team/app", "team/worker", "tools/lint"]);
+    let requests = registry.received_requests().await.unwrap();
+    let catalog: Vec<&Request> = requests.iter().filter(|r| r.url.path() == "/acr/v1/_catalog").collect();
+    assert_eq!(catalog.len(), 2);
+    assert_eq!((query(catalog[0], "n"), query(catalog[0], "last")), (Some("2".into()), None));
+    assert_eq!((query(catalog[1], "n"), query(catalog[1], "last")), (Some("2".into()), Some("team/app".into())));
+    assert!(catalog.iter().all(|r| bearer(r).as_deref() == Some("ACRACCESSTOKENVALUE")));
+    let scopes: Vec<String> =
+        requests.iter().filter(|r| r.url.path() == "/oauth2/token").map(|r| form(r)["scope"].clone()).collect();
+    assert!(scopes.iter().all(|s| s == "registry:catalog:*"), "{scopes:?}");
+    assert!(arm.received_requests().await.unwrap().is_empty(), "the catalog is the data plane's, not ARM's");
+
+    // A prefix filters each page; a registry prefix keeps the rest of the registry out.
+    let team = reg.list_repositories(Some("team/"), regbridge::Page::first(Some(2))).await.unwrap();
+    assert_eq!(team.repositories.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["team/app"]);
+    assert_eq!(team.next.as_deref(), Some("team/app"), "the next page may hold more of team/");
+    let prefixed = builder(&arm.uri(), &registry.uri()).with_prefix("team").build().unwrap();
+    let mut names = Vec::new();
+    let mut page = regbridge::Page::default();
+    for _ in 0..5 {
+        let found = prefixed.list_repositories(None, page.clone()).await.unwrap();
+        names.extend(found.repositories.into_iter().map(|r| r.name));
+        match found.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["team/app", "team/worker"]);
+}
+
+#[tokio::test]
+async fn an_empty_or_refused_catalog_says_so() {
+    let arm = MockServer::start().await;
+    let empty = MockServer::start().await;
+    mount_data_plane_tokens(&empty).await;
+    Mock::given(method("GET"))
+        .and(path("/acr/v1/_catalog"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("catalog-empty.json")))
+        .mount(&empty)
+        .await;
+    let reg = builder(&arm.uri(), &empty.uri()).build().unwrap();
+    let page = reg.list_repositories(None, regbridge::Page::default()).await.unwrap();
+    assert!(page.repositories.is_empty() && page.next.is_none(), "{page:?}");
+    let asked = empty.received_requests().await.unwrap();
+    let catalog = asked.iter().find(|r| r.url.path() == "/acr/v1/_catalog").unwrap();
+    assert_eq!(query(catalog, "n").as_deref(), Some("1000"), "the page size is bounded");
+
+    let refused = MockServer::start().await;
+    mount_data_plane_tokens(&refused).await;
+    Mock::given(method("GET"))
+        .and(path("/acr/v1/_catalog"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(fixture("error-catalog-denied.json")))
+        .mount(&refused)
+        .await;
+    let reg = builder(&arm.uri(), &refused.uri()).build().unwrap();
+    let err = reg.list_repositories(None, regbridge::Page::default()).await.unwrap_err();
+    assert!(matches!(err, Error::Denied { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("Catalog Lister") && !text.contains("ACRACCESSTOKENVALUE"), "{text}");
+}

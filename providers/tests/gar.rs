@@ -1091,3 +1091,99 @@ async fn manifests_and_blobs_are_read_with_a_service_account_token() {
 async fn manifests_and_blobs_are_read_through_gars_bearer_challenge() {
     reads_with_a_service_account_token(RegistryAuth::Bearer).await;
 }
+
+#[tokio::test]
+async fn images_are_listed_in_pages_of_packages_list() {
+    let server = MockServer::start().await;
+    let packages = format!("{REPO_PATH}/packages");
+    Mock::given(method("GET"))
+        .and(path(&packages))
+        .and(query_param("pageToken", "CiN0ZWFtJTJGd29ya2VyEhBpbWFnZXMtZXVyb3BlLXdlc3Qx"))
+        .respond_with(google(200, "packages-page2.json"))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(&packages))
+        .respond_with(google(200, "packages-page1.json"))
+        .with_priority(10)
+        .mount(&server)
+        .await;
+    let reg = builder(&server).build().unwrap();
+
+    let mut names = Vec::new();
+    let mut page = regbridge::Page::first(Some(2));
+    for pages in 1.. {
+        let found = reg.list_repositories(None, page.clone()).await.unwrap();
+        assert!(found.repositories.iter().all(|r| r.uri == format!("europe-west1-docker.pkg.dev/{}", r.name)));
+        names.extend(found.repositories.into_iter().map(|r| (r.name, r.created_at)));
+        match found.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+        assert!(pages < 5, "pagination does not end");
+    }
+    let created: DateTime<Utc> = "2026-11-20T09:20:41.118206Z".parse().unwrap();
+    assert_eq!(names[0], ("test-project/images/team/app".to_owned(), Some(created)));
+    let names: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["test-project/images/team/app", "test-project/images/team/worker", "test-project/images/tools/lint"]
+    );
+    let sent = requests(&server).await;
+    let asked: Vec<(Option<String>, Option<String>)> = sent
+        .iter()
+        .map(|r| {
+            let q = |k: &str| r.url.query_pairs().find(|(key, _)| key == k).map(|(_, v)| v.into_owned());
+            (q("pageSize"), q("pageToken"))
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        [(Some("2".into()), None), (Some("2".into()), Some("CiN0ZWFtJTJGd29ya2VyEhBpbWFnZXMtZXVyb3BlLXdlc3Qx".into()))]
+    );
+    assert!(sent.iter().all(|r| r.headers["authorization"] == format!("Bearer {CALLER_TOKEN}").as_str()));
+
+    // A prefix keeps the images under it; one outside this GAR repository asks GAR nothing.
+    let team = reg.list_repositories(Some("test-project/images/team/"), regbridge::Page::default()).await.unwrap();
+    let team: Vec<String> = team.repositories.into_iter().map(|r| r.name).collect();
+    assert_eq!(team, ["test-project/images/team/app", "test-project/images/team/worker"]);
+    let before = requests(&server).await.len();
+    for outside in ["other-project/", "test-project/imagesx/"] {
+        let none = reg.list_repositories(Some(outside), regbridge::Page::default()).await.unwrap();
+        assert!(none.repositories.is_empty() && none.next.is_none(), "{outside}: {none:?}");
+    }
+    assert_eq!(requests(&server).await.len(), before, "nothing was sent");
+    // GAR's page size is at most 1000, whatever is asked.
+    reg.list_repositories(None, regbridge::Page::first(Some(5000))).await.unwrap();
+    let last = requests(&server).await.pop().unwrap();
+    assert!(last.url.query().unwrap().contains("pageSize=1000"), "{}", last.url);
+}
+
+#[tokio::test]
+async fn a_refused_or_missing_listing_says_so() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO_PATH}/packages")))
+        .respond_with(google(403, "error-packages-list-denied.json"))
+        .mount(&server)
+        .await;
+    let reg = builder(&server).build().unwrap();
+    let err = reg.list_repositories(None, regbridge::Page::default()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("artifactregistry.packages.list") && text.contains("roles/artifactregistry.reader"),
+        "{text}"
+    );
+    assert!(!text.contains(CALLER_TOKEN), "{text}");
+
+    // A GAR repository that does not exist (yet) has no images.
+    let missing = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("{REPO_PATH}/packages")))
+        .respond_with(google(404, "error-not-found.json"))
+        .mount(&missing)
+        .await;
+    let reg = builder(&missing).build().unwrap();
+    let page = reg.list_repositories(None, regbridge::Page::default()).await.unwrap();
+    assert!(page.repositories.is_empty() && page.next.is_none(), "{page:?}");
+}

@@ -235,3 +235,90 @@ async fn gc_cloud_deletes_expired_acr_tokens() {
     let deletes = arm.received_requests().await.unwrap().iter().filter(|r| r.method.as_str() == "DELETE").count();
     assert_eq!(deletes, 2, "only the expired regbridge token and its scope map");
 }
+
+#[tokio::test]
+async fn repo_list_pages_through_the_acr_catalog_by_client_visible_name() {
+    // The data plane: the token exchange and two recorded catalog pages linked by `Link: rel="next"`.
+    let data = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/oauth2/exchange"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("exchange.json")))
+        .mount(&data)
+        .await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path("/oauth2/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("access-token.json")))
+        .mount(&data)
+        .await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path("/acr/v1/_catalog"))
+        .and(query_param("last", "team/app"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("catalog-page2.json")))
+        .mount(&data)
+        .await;
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path("/acr/v1/_catalog"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(fixture("catalog-page1.json"))
+                .insert_header("Link", r#"</acr/v1/_catalog?last=team%2Fapp&n=2>; rel="next""#),
+        )
+        .with_priority(10)
+        .mount(&data)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let route = RouteConfig {
+        prefix: "azure".into(),
+        provider: "acr".into(),
+        upstream_prefix: "team".into(),
+        acr: Some(Settings {
+            subscription_id: Some(SUB.into()),
+            resource_group: Some("regbridge-rg".into()),
+            registry_name: Some("regbridgetest".into()),
+            arm_url: Some("http://127.0.0.1:9".into()),
+            registry_endpoint: Some(data.uri()),
+            identity: Identity::AccessToken,
+            access_token: Some(Secret::new(ARM_TOKEN)),
+            ..Settings::default()
+        }),
+        ..RouteConfig::local()
+    };
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().join("data"),
+        routes: vec![RouteConfig::local(), route],
+        ..ServeConfig::new()
+    };
+    let server = Server::bind_async(config, Some(Secret::new(ADMIN_PASSWORD))).await.unwrap();
+    let host = server.local_addr().to_string();
+    tokio::spawn(server.run());
+
+    let client = common::client();
+    let mut names = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let mut request = client
+            .get(format!("http://{host}/admin/v1/repositories"))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .query(&[("limit", "1"), ("prefix", "azure/")]);
+        if let Some(after) = &after {
+            request = request.query(&[("after", after)]);
+        }
+        let page: Value = request.send().await.unwrap().json().await.unwrap();
+        let repositories = page["repositories"].as_array().unwrap_or_else(|| panic!("{page}"));
+        assert!(repositories.len() <= 1, "{page}");
+        for r in repositories {
+            assert_eq!(
+                r["uri"],
+                format!("{}/{}", data.address(), r["name"].as_str().unwrap().replacen("azure", "team", 1))
+            );
+            names.push(r["name"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    // Only the route's prefix `team` of the registry, mapped to the client-visible `azure`.
+    assert_eq!(names, ["azure/app", "azure/worker"]);
+}

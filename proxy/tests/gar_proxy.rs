@@ -385,3 +385,88 @@ async fn check_reaches_the_control_plane_and_the_registry() {
     let minted = control.received_requests().await.unwrap();
     assert!(minted.iter().any(|r| r.url.path().contains(PULL_SA)), "the check minted a pull token");
 }
+
+/// `packages.list` of the GAR repository: two recorded pages, the second behind the first's token.
+async fn mount_package_pages(control: &MockServer) {
+    let fixture = |name: &str| {
+        let path = format!("{}/../fixtures/gar/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str::<Value>(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    let packages = format!("{REPO_PATH}/packages");
+    Mock::given(method("GET"))
+        .and(path(&packages))
+        .and(query_param("pageToken", "CiN0ZWFtJTJGd29ya2VyEhBpbWFnZXMtZXVyb3BlLXdlc3Qx"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("packages-page2.json")))
+        .mount(control)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(&packages))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("packages-page1.json")))
+        .with_priority(10)
+        .mount(control)
+        .await;
+}
+
+#[tokio::test]
+async fn repo_list_pages_through_the_gar_route_by_client_visible_name() {
+    let _env = ENV.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let control = control_plane().await;
+    adc_file(dir.path(), &control);
+    mount_package_pages(&control).await;
+    let config = dir.path().join("regbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[routes]]\nprefix = \"gcp\"\nprovider = \"gar\"\n\n[routes.gar]\nproject = \"test-project\"\n\
+             location = \"europe-west1\"\nrepository = \"images\"\npull_service_account = \"{PULL_SA}\"\n\
+             api_endpoint = \"{api}\"\niam_credentials_endpoint = \"{api}\"\n",
+            api = control.uri(),
+        ),
+    )
+    .unwrap();
+    let list = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_regbridge"))
+            .args(["repo", "list", "--config"])
+            .arg(&config)
+            .args(args)
+            .env("GOOGLE_APPLICATION_CREDENTIALS", dir.path().join("adc.json"))
+            .env("XDG_CONFIG_HOME", dir.path().join("xdg"))
+            .env_remove("REGBRIDGE_SERVER")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("cannot list"), "the GAR route is listed, not skipped: {stderr}");
+        let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        listed.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(list(&[]), ["gcp/team/app", "gcp/team/worker", "gcp/tools/lint"], "both pages");
+    assert_eq!(list(&["--limit", "2"]), ["gcp/team/app", "gcp/team/worker"]);
+    assert_eq!(list(&["--prefix", "gcp/tools/"]), ["gcp/tools/lint"]);
+    assert!(list(&["--prefix", "gcpx/"]).is_empty());
+
+    // The management API pages with the same cursor, route by route.
+    let proxy = start_proxy(dir.path(), gar_route(&control.uri(), "http://127.0.0.1:9")).await;
+    let client = common::client();
+    let mut names = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let mut request = client
+            .get(format!("http://{proxy}/admin/v1/repositories"))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .query(&[("limit", "2"), ("prefix", "gcp/")]);
+        if let Some(after) = &after {
+            request = request.query(&[("after", after)]);
+        }
+        let page: Value = request.send().await.unwrap().json().await.unwrap();
+        let repositories = page["repositories"].as_array().unwrap_or_else(|| panic!("{page}"));
+        assert!(repositories.len() <= 2, "{page}");
+        names.extend(repositories.iter().map(|r| r["name"].as_str().unwrap().to_owned()));
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["gcp/team/app", "gcp/team/worker", "gcp/tools/lint"]);
+}

@@ -142,6 +142,31 @@ impl DataPlane {
         }
     }
 
+    /// `GET /acr/v1/_catalog?n=&last=`: at most `n` repository names after `last`, and the `last` of the
+    /// next page from the `Link: <...>; rel="next"` header (absent on the last page). See
+    /// <https://learn.microsoft.com/en-us/rest/api/containerregistry/repository/get-list>.
+    pub(crate) async fn catalog(&self, n: u32, last: Option<&str>) -> Result<(Vec<String>, Option<String>)> {
+        let token = self.access_token("registry:catalog:*").await?;
+        let mut url = self.url("/acr/v1/_catalog")?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("n", &n.to_string());
+            if let Some(last) = last {
+                query.append_pair("last", last);
+            }
+        }
+        let what = "list the repositories";
+        let response = match self.rest.send(Method::GET, &url, &token, HeaderMap::new(), None, what).await {
+            Ok(response) => response,
+            Err(e) => return Err(catalog_error(e.error)),
+        };
+        let next = next_last(&url, response.headers());
+        let bytes = response.bytes().await.map_err(|_| upstream(format!("{what}: the answer broke off")))?;
+        let page: Catalog = serde_json::from_slice(&bytes)
+            .map_err(|e| upstream(format!("{what}: the answer is not a catalog ({e})")))?;
+        Ok((page.repositories, next))
+    }
+
     fn url(&self, path: &str) -> Result<Url> {
         Url::parse(&format!("{}{path}", self.endpoint))
             .map_err(|e| Error::bad_input(format!("{}{path} is not a URL: {e}", self.endpoint)))
@@ -169,6 +194,46 @@ impl DataPlane {
         })?;
         let bytes = response.bytes().await.map_err(|_| upstream(format!("{what}: the answer broke off")))?;
         serde_json::from_slice(&bytes).map_err(|_| upstream(format!("{what}: the answer has no token")))
+    }
+}
+
+/// The body of `/acr/v1/_catalog`.
+#[derive(Deserialize)]
+struct Catalog {
+    /// Absent (`{}`) in an empty registry.
+    #[serde(default)]
+    repositories: Vec<String>,
+}
+
+/// The `last` parameter of the `rel="next"` link in `headers` (relative to `base`), as the
+/// distribution spec's catalog pagination gives it; `None` on the last page.
+fn next_last(base: &Url, headers: &HeaderMap) -> Option<String> {
+    headers.get_all(http::header::LINK).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).find_map(
+        |link| {
+            let (target, params) = link.trim().strip_prefix('<')?.split_once('>')?;
+            let next = params.split(';').any(|p| {
+                let p = p.trim();
+                p == "rel=\"next\"" || p == "rel=next"
+            });
+            if !next {
+                return None;
+            }
+            let url = base.join(target).ok()?;
+            url.query_pairs().find(|(k, _)| k == "last").map(|(_, v)| v.into_owned()).filter(|v| !v.is_empty())
+        },
+    )
+}
+
+/// Catalog failures with what to fix.
+fn catalog_error(e: Error) -> Error {
+    match e {
+        Error::Unauthenticated { message } | Error::Denied { message } => Error::Denied {
+            message: format!(
+                "{message}; the caller's identity needs a data-plane role that lists the registry's catalog \
+                 (legacy mode: AcrPull; ABAC mode: Container Registry Repository Catalog Lister)"
+            ),
+        },
+        other => other,
     }
 }
 

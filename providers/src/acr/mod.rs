@@ -70,8 +70,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use regbridge::oci::{Digest, Reference, RepositoryName};
 use regbridge::{
-    ArtifactRegistry, AuthMethod, Credentials, CrossAccountPermissions, Error, Manifest, ManifestDescriptor,
-    Permissions, Repository, Resource, Result,
+    ArtifactRegistry, AuthMethod, Credentials, CrossAccountPermissions, Error, Manifest, ManifestDescriptor, Page,
+    Permissions, Repository, RepositoryPage, Resource, Result,
 };
 use serde_json::Value;
 
@@ -87,6 +87,9 @@ use data_plane::DataPlane;
 use scope_map::Generated;
 
 use crate::http::UpstreamClient;
+
+/// The most repository names one catalog page asks for (and the page size when the caller gives none).
+const CATALOG_PAGE: u32 = 1000;
 
 /// An Azure container registry behind [`ArtifactRegistry`]. Build it with [`AcrRegistryBuilder`].
 pub struct AcrRegistry {
@@ -214,6 +217,23 @@ impl ArtifactRegistry for AcrRegistry {
         let name = self.routable(logical.with_prefix(&self.prefix)?.as_str())?;
         let created = self.data.repository_created(&name).await?;
         Ok(self.repository(&name, created.flatten()))
+    }
+
+    /// `/acr/v1/_catalog` pages on the data plane (the `last` of the next page is the continuation token),
+    /// keeping the names under this registry's prefix that start with `prefix`; the catalog has no filter,
+    /// so the prefix is applied to each page here. The catalog holds no creation times.
+    async fn list_repositories(&self, prefix: Option<&str>, page: Page) -> Result<RepositoryPage> {
+        let own = self.prefix.trim_matches('/');
+        let in_prefix = |n: &str| own.is_empty() || n.strip_prefix(own).is_some_and(|rest| rest.starts_with('/'));
+        let size = page.limit.unwrap_or(CATALOG_PAGE).clamp(1, CATALOG_PAGE);
+        let (names, next) = self.data.catalog(size, page.after.as_deref()).await?;
+        let repositories = names
+            .iter()
+            .filter(|n| in_prefix(n) && prefix.is_none_or(|p| n.starts_with(p)))
+            .filter(|n| RepositoryName::parse(n).is_ok())
+            .map(|n| self.repository(n, None))
+            .collect();
+        Ok(RepositoryPage { repositories, next })
     }
 
     async fn get_repository(&self, id: &str) -> Result<Repository> {

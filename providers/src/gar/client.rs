@@ -60,6 +60,30 @@ pub(crate) struct PackageResource {
     pub(crate) create_time: Option<DateTime<Utc>>,
 }
 
+/// One page of `packages.list`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PackagePage {
+    #[serde(default)]
+    pub(crate) packages: Vec<ListedPackage>,
+    /// Absent (or empty) on the last page.
+    #[serde(default)]
+    pub(crate) next_page_token: Option<String>,
+}
+
+/// A package as `packages.list` describes it: `name` is the full resource name, the image path
+/// percent-encoded in its last segment (`.../packages/team%2Fapp`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ListedPackage {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) create_time: Option<DateTime<Utc>>,
+}
+
+/// The largest `pageSize` `packages.list` takes.
+pub(crate) const MAX_PAGE_SIZE: u32 = 1000;
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AccessTokenResponse {
@@ -190,6 +214,28 @@ impl GarApi {
 
     /// `packages.delete` of the image `path`, which deletes its versions and tags too: the operation to
     /// wait for, or `None` when there is no such package.
+    /// One page of the images of the GAR repository (`packages.list`,
+    /// <https://cloud.google.com/artifact-registry/docs/reference/rest/v1/projects.locations.repositories.packages/list>):
+    /// at most `page_size` (1 to [`MAX_PAGE_SIZE`]), from `page_token`. A missing GAR repository has none.
+    pub(crate) async fn list_packages(&self, page_size: u32, page_token: Option<&str>) -> Result<PackagePage> {
+        let mut url = self.api_url(&self.repository_resource(), &["packages"]);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("pageSize", &page_size.clamp(1, MAX_PAGE_SIZE).to_string());
+            if let Some(token) = page_token {
+                query.append_pair("pageToken", token);
+            }
+        }
+        let what = format!("list the images of {}", self.repository_resource());
+        match self.call(Method::GET, &url, None, &what).await {
+            Ok(page) => Ok(page),
+            Err(e) if e.is_not_found() => Ok(PackagePage::default()),
+            Err(e) => {
+                Err(explain(e, "the caller needs artifactregistry.packages.list (roles/artifactregistry.reader)"))
+            }
+        }
+    }
+
     pub(crate) async fn delete_package(&self, path: &str) -> Result<Option<Operation>> {
         let url = self.api_url(&self.repository_resource(), &["packages", path]);
         match self.call(Method::DELETE, &url, None, &format!("delete image {path}")).await {

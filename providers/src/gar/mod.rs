@@ -49,7 +49,7 @@ use regbridge::error::OciErrorCode;
 use regbridge::oci::{Digest, Reference, RepositoryName};
 use regbridge::{
     ArtifactRegistry, AuthMethod, Credentials, CrossAccountAccess, CrossAccountPermissions, Error, Manifest,
-    ManifestDescriptor, Permissions, Repository, Resource, Result,
+    ManifestDescriptor, Page, Permissions, Repository, RepositoryPage, Resource, Result,
 };
 
 pub use builder::{
@@ -320,6 +320,36 @@ impl ArtifactRegistry for GarRegistry {
         }
         self.set_pending(id, true);
         Ok(self.repository(id, None))
+    }
+
+    /// `packages.list` pages (GAR's `nextPageToken` is the continuation token), keeping the images whose
+    /// routable name starts with `prefix`. GAR's `filter` matches resource names, in which the image path is
+    /// percent-encoded, so the prefix is applied to each page here, as ECR's is. Images created here but not
+    /// pushed yet do not exist at GAR and are not listed.
+    async fn list_repositories(&self, prefix: Option<&str>, page: Page) -> Result<RepositoryPage> {
+        let own = format!("{}/", self.prefix());
+        if let Some(p) = prefix
+            && !p.starts_with(&own)
+            && !own.starts_with(p)
+        {
+            // No image of this repository can have that name: nothing to ask GAR.
+            return Ok(RepositoryPage { repositories: Vec::new(), next: None });
+        }
+        let size = page.limit.unwrap_or(client::MAX_PAGE_SIZE);
+        let found = self.api.list_packages(size, page.after.as_deref()).await?;
+        let repositories = found
+            .packages
+            .into_iter()
+            .filter_map(|package| {
+                let encoded = package.name.rsplit_once("/packages/")?.1;
+                let path = percent_encoding::percent_decode_str(encoded).decode_utf8().ok()?;
+                let id = RepositoryName::parse(&format!("{own}{path}")).ok()?;
+                prefix
+                    .is_none_or(|p| id.as_str().starts_with(p))
+                    .then(|| self.repository(id.as_str(), package.create_time))
+            })
+            .collect();
+        Ok(RepositoryPage { repositories, next: found.next_page_token.filter(|t| !t.is_empty()) })
     }
 
     async fn get_repository(&self, id: &str) -> Result<Repository> {

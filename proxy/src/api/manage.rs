@@ -15,6 +15,7 @@
 //! | `POST /admin/v1/credentials/cleanup` `{repository}` | 204 |
 //! | `POST /admin/v1/gc` `{dryRun?, grace?, cloud?}` | 200 report; 409 while one runs |
 //! | `GET /admin/v1/gc` | 200 `{running, last?}` |
+//! | `GET /admin/v1/inspect?reference=NAME[:TAG\|@DIGEST]` | 200 `{name, reference, route, descriptor, platforms}` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,10 +61,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/credentials/cleanup", post(cleanup))
         .route("/admin/v1/credentials/server", post(server_credentials))
         .route("/admin/v1/gc", get(gc_status).post(gc_run))
+        .route("/admin/v1/inspect", get(super::inspect::inspect))
 }
 
 /// The manager over the server's routes, with this request's idea of the server's URL.
-fn manager<'a>(state: &'a Arc<AppState>, headers: &axum::http::HeaderMap) -> Result<Manager<'a>> {
+pub(super) fn manager<'a>(state: &'a Arc<AppState>, headers: &axum::http::HeaderMap) -> Result<Manager<'a>> {
     let endpoint = host::base_url(&state.config, headers)?;
     let (storage, signer, url) = (state.storage.clone(), state.signer.clone(), endpoint.clone());
     let local: manage::LocalSource =
@@ -88,7 +90,7 @@ fn body<T: DeserializeOwned>(bytes: &[u8], example: &str) -> std::result::Result
 
 /// Refuses (403) unless the caller may do `action` on the repository `name`: a member reaches through the
 /// management API exactly what its rules give it on the registry API.
-fn require(caller: &Caller, action: Action, name: &str) -> std::result::Result<(), Box<Response>> {
+pub(super) fn require(caller: &Caller, action: Action, name: &str) -> std::result::Result<(), Box<Response>> {
     if caller.principal.may(action, name) {
         return Ok(());
     }
@@ -115,7 +117,8 @@ fn duration(
     Ok(value)
 }
 
-fn ok<T: Serialize>(status: StatusCode, value: &T) -> Response {
+/// A JSON answer of `value`.
+pub(super) fn ok<T: Serialize>(status: StatusCode, value: &T) -> Response {
     json_response(status, &json!(value))
 }
 

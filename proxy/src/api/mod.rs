@@ -5,6 +5,7 @@ pub(crate) mod accounts;
 pub(crate) mod admin;
 mod blobs;
 pub(crate) mod caller;
+pub(crate) mod inspect;
 mod listing;
 pub(crate) mod manage;
 mod manifests;

@@ -35,6 +35,7 @@ use crate::state::AppState;
         super::manage::cleanup,
         super::manage::gc_run,
         super::manage::gc_status,
+        super::inspect::inspect,
         super::admin::list,
         super::admin::create,
         super::admin::get_one,

@@ -16,7 +16,9 @@ use serde_json::json;
 use super::context::{ConfigArgs, local_registry, server_url};
 use super::remote::{ApiClient, Logins, path_segments};
 use crate::config::ServeConfig;
+use crate::connections::ConnectionStore;
 use crate::manage::formats::{Format, SecretTarget, render};
+use crate::manage::inspect::Inspection;
 use crate::manage::list::{ListPage, ListedRepository};
 use crate::manage::{LocalSource, Manager};
 use crate::routing::RoutingTable;
@@ -137,6 +139,25 @@ impl Backend {
         }
         out.truncate(wanted);
         Ok(out)
+    }
+
+    /// The manifest `reference` (`NAME[:TAG|@DIGEST]`) names, and the platforms of an index.
+    pub async fn inspect(&self, reference: &str) -> Result<Inspection> {
+        match self {
+            Backend::Local { config, routes } => {
+                let connections = || {
+                    // Opened only for a route to a connection, and never where there is no data directory.
+                    super::context::server_signer(config)?;
+                    ConnectionStore::open(&config.data_dir, config.connections_key.as_ref())
+                };
+                Self::manager(config, routes).inspect(reference, connections).await
+            }
+            Backend::Remote(api) => {
+                let query: String =
+                    url::form_urlencoded::Serializer::new(String::new()).append_pair("reference", reference).finish();
+                api.call(Method::GET, &format!("/admin/v1/inspect?{query}"), None).await
+            }
+        }
     }
 
     /// The grants on `name`.

@@ -23,6 +23,7 @@ mod creds;
 mod docs;
 mod gc;
 mod helper;
+mod inspect;
 mod login;
 mod outcome;
 pub mod output;
@@ -102,6 +103,9 @@ enum Command {
     /// $XDG_CONFIG_HOME/regbridge/logins.json; then repo, access, creds, gc, users, robots and registry go
     /// to that server unless --config or --data-dir is given.
     Login(login::LoginArgs),
+    /// Print what a manifest NAME[:TAG|@DIGEST] is on the route serving it: media type, digest, size, and
+    /// the platforms of an index (what `docker buildx imagetools inspect` shows), as JSON or a table.
+    Inspect(inspect::InspectArgs),
     /// Forget a server's stored token.
     Logout(login::LogoutArgs),
     /// Users (add, list, get, update, rm) in the data directory (or a logged-in server's): admins, or
@@ -138,6 +142,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         Command::Registry(args) => registry::run(args),
         Command::Login(args) => block_on(login::login(args)),
         Command::Logout(args) => block_on(login::logout(args)),
+        Command::Inspect(args) => block_on(inspect::run(args)),
         Command::Users(args) => users::run(args),
         Command::Robots(args) => robots::run(args),
         Command::Completions(args) => docs::completions(args),

@@ -7,6 +7,7 @@
 
 pub mod formats;
 pub mod gc;
+pub mod inspect;
 pub mod list;
 pub mod routes;
 
