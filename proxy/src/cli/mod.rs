@@ -81,7 +81,7 @@ enum Command {
     /// Load the configuration and reach every route's control plane and registry; one line per route.
     Check(check::CheckArgs),
     /// Docker credential helper: `get` prints fresh short-lived credentials for this regbridge server, or a
-    /// registry-wide login for an ECR host (cached under $XDG_CACHE_HOME/regbridge/helper).
+    /// registry-wide login for an ECR, GAR or ACR host (cached under $XDG_CACHE_HOME/regbridge/helper).
     ///
     /// Point docker, podman or skopeo at it with `{"credHelpers": {"HOST:PORT": "regbridge"}}` in
     /// config.json and this binary on PATH as `docker-credential-regbridge`.

@@ -92,6 +92,25 @@ async fn check_robot_session(state: &AppState, claims: &Claims) -> Result<()> {
     }
 }
 
+/// Server-wide credentials of a member or robot (`regbridge-credential-helper@NAME`) work only while the
+/// account exists with the password or secret it had when they were issued, and the robot has not expired.
+async fn check_account_helper_token(state: &AppState, claims: &Claims) -> Result<()> {
+    let Some(name) = claims.sub.strip_prefix(crate::manage::HELPER_USER).and_then(|n| n.strip_prefix('@')) else {
+        return Ok(());
+    };
+    let owned = name.to_owned();
+    let found = state.accounts.run(move |s| s.credentials(&owned)).await.map_err(account_error)?;
+    let refused = |why: &str| Err(Error::Unauthenticated { message: format!("the credentials of {name} {why}") });
+    match found {
+        None => refused("are no longer valid: the account was deleted"),
+        Some((account, _)) if claims.iat < account.secret_updated_at.timestamp() => {
+            refused("are no longer valid: its password or secret changed; ask for new ones")
+        }
+        Some((account, _)) if account.principal().is_expired() => refused("are no longer valid: the robot expired"),
+        Some(_) => Ok(()),
+    }
+}
+
 fn account_error(e: crate::accounts::AccountError) -> Error {
     match e {
         crate::accounts::AccountError::Other(e) => e,
@@ -146,6 +165,7 @@ pub async fn basic_identity(state: &AppState, user: &str, password: &Secret, cli
     if looks_like_token(password.expose()) {
         let claims = state.signer.verify(password.expose())?;
         if claims.kind == TokenKind::Minted && claims.sub == user {
+            check_account_helper_token(state, &claims).await?;
             return Ok(Identity::Token(claims));
         }
     }
