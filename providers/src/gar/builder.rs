@@ -186,7 +186,10 @@ impl GarRegistryBuilder {
         let email = match permissions {
             Permissions::Pull => Some(self.pull_service_account.clone().ok_or_else(|| {
                 Error::bad_input(
-                    "a pull-only GAR login needs a pull service account (one with roles/artifactregistry.reader                      only): an access token carries every permission of its principal, and Google cannot                      narrow it to pulls; set it (with_pull_service_account), or ask without pull-only",
+                    "a pull-only GAR login needs a pull service account (one with roles/artifactregistry.reader \
+                     only): an access token carries every permission of its principal, and Google cannot narrow \
+                     it to pulls; set it (pull_service_account in [[helper.hosts]], with_pull_service_account), \
+                     or ask without pull-only",
                 )
             })?),
             Permissions::PushPull => self.push_service_account.clone(),
