@@ -511,6 +511,15 @@ async fn a_members_server_credentials_reach_exactly_its_rules() {
     assert_eq!(push_blob(robot_user.clone(), robot_token.clone(), "team/b").await.status(), StatusCode::CREATED);
     refused(as_helper(&robot_user, &robot_token, Method::GET, &manifest("team/a")).send().await.unwrap()).await;
 
+    // Narrowing the member's rules narrows the credentials issued before.
+    let narrowed = json!({"rules": [{"repositories": "team/*", "actions": ["pull"]}]});
+    let r = server.admin(Method::PATCH, "/admin/v1/users/hel").json(&narrowed).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    refused(push_blob(user.clone(), secret.clone(), "team/a").await).await;
+    refused(as_helper(&user, &secret, Method::GET, &manifest("ro/app")).send().await.unwrap()).await;
+    let r = as_helper(&user, &pull_secret, Method::GET, &manifest("team/a")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "what the rules still give");
+
     // Deleting the account ends them at once.
     server.admin(Method::DELETE, "/admin/v1/users/hel").send().await.unwrap();
     let r = as_helper(&user, &secret, Method::GET, &manifest("team/a")).send().await.unwrap();

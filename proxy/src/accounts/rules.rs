@@ -84,6 +84,13 @@ pub fn glob_access_allows(access: &Access, action: Action, repo: &str) -> bool {
         && glob_matches(&access.name, repo)
 }
 
+/// Whether the token entry `access` is still within `rules`: a [`GLOB_ACCESS`] entry needs a rule with the
+/// same glob allowing each of its actions; other entries are not the rules' to judge.
+pub fn still_given(access: &Access, rules: &[Rule]) -> bool {
+    access.kind != GLOB_ACCESS
+        || rules.iter().any(|r| r.repositories == access.name && access.actions.iter().all(|a| r.actions.contains(a)))
+}
+
 /// `pull`, `push` or `delete` as an [`Action`].
 pub fn parse_action(text: &str) -> Option<Action> {
     Action::ALL.into_iter().find(|a| a.as_str() == text)
@@ -169,6 +176,10 @@ mod tests {
         assert!(!all[0].allows("team/a", "pull"));
         let every = Access { kind: GLOB_ACCESS.into(), name: "*".into(), actions: vec!["pull".into()] };
         assert!(!glob_access_allows(&every, Action::Pull, "a/b"));
+        // Narrowed rules narrow the entries issued before.
+        let narrowed = vec![Rule::parse_flag("team/*=pull").unwrap()];
+        assert!(!still_given(&all[0], &narrowed) && still_given(&pull[0], &narrowed));
+        assert!(!still_given(&all[1], &narrowed), "a removed rule");
     }
 
     #[test]
