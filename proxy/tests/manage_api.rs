@@ -529,3 +529,43 @@ async fn a_members_server_credentials_reach_exactly_its_rules() {
     assert!(r.status().is_success(), "{}", r.status());
     refused(push_blob(robot_user, robot_token, "team/b").await).await;
 }
+
+/// `docker-credential-regbridge` logged in as a member (`regbridge login --username`) answers with the
+/// member's server-wide credentials: they push inside its rules only, and `--pull-only` ones never push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_helper_logged_in_as_a_member_answers_with_its_rules() {
+    let server = TestServer::start().await;
+    let rules = json!([{"repositories": "team/*", "actions": ["pull", "push"]}]);
+    let r = server.admin(Method::POST, "/admin/v1/users").json(&json!({"name": "cli-m", "rules": rules})).send();
+    let password = json_of(r.await.unwrap()).await["password"].as_str().unwrap().to_owned();
+    let (home, cwd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (home_path, cwd_path) = (home.path().to_owned(), cwd.path().to_owned());
+    let run = move |args: Vec<String>, stdin: String| {
+        let (h, c) = (home_path.clone(), cwd_path.clone());
+        tokio::task::spawn_blocking(move || cli(&h, &c, &args.iter().map(String::as_str).collect::<Vec<_>>(), &stdin))
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let login = args(&["login", &server.base, "--username", "cli-m", "--password-stdin"]);
+    ok(&run(login, format!("{password}\n")).await.unwrap());
+    let host = server.base.trim_start_matches("http://").to_owned();
+    let helper = |extra: &[&str]| {
+        let mut a = args(&["credential-helper", "get"]);
+        a.extend(args(extra));
+        let answer = run(a, host.clone());
+        async move {
+            let helped: Value = serde_json::from_str(&ok(&answer.await.unwrap())).unwrap();
+            (helped["Username"].as_str().unwrap().to_owned(), helped["Secret"].as_str().unwrap().to_owned())
+        }
+    };
+    let start = |repo: &str, (user, secret): &(String, String)| {
+        server.anon(Method::POST, &format!("/v2/{repo}/blobs/uploads/")).basic_auth(user, Some(secret)).send()
+    };
+    let full = helper(&[]).await;
+    assert_eq!(full.0, "regbridge-credential-helper@cli-m");
+    assert_eq!(start("team/app", &full).await.unwrap().status(), StatusCode::ACCEPTED);
+    let r = start("other/app", &full).await.unwrap();
+    assert!(error_of(r, 403, "DENIED").await.contains("other/app"));
+    let pull = helper(&["--pull-only"]).await;
+    let r = start("team/app", &pull).await.unwrap();
+    assert!(r.status() == 401 || r.status() == 403, "{}", r.status());
+}
