@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regbridge::{Error, Result, Secret};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The file's contents. Unknown keys are errors, so a typo does not silently change nothing.
 #[derive(Debug, Default, Deserialize)]
@@ -98,8 +98,30 @@ pub struct HelperConfig {
     pub hosts: Vec<HelperHost>,
 }
 
-/// One `[[helper.hosts]]` entry: which cloud mints for `host`, and how.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+/// One `[[helper.hosts]]` entry: which cloud mints for `host`, and how. Each cloud reads its own settings
+/// and refuses the others'.
+///
+/// ```toml
+/// [[helper.hosts]]                     # ECR: the ambient AWS credentials, or a role
+/// host = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+/// provider = "ecr"
+/// role_arn = "arn:aws:iam::123456789012:role/ci"   # needed for --pull-only
+///
+/// [[helper.hosts]]                     # GAR: Application Default Credentials, or impersonation
+/// host = "europe-west1-docker.pkg.dev"
+/// provider = "gar"
+/// service_account = "pusher@my-project.iam.gserviceaccount.com"
+/// pull_service_account = "puller@my-project.iam.gserviceaccount.com"  # needed for --pull-only
+///
+/// [[helper.hosts]]                     # ACR: an Entra ID identity
+/// host = "myreg.azurecr.io"
+/// provider = "acr"
+/// identity = "service_principal"
+/// tenant_id = "11111111-1111-1111-1111-111111111111"
+/// client_id = "22222222-2222-2222-2222-222222222222"
+/// client_secret_env = "ACR_CLIENT_SECRET"
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct HelperHost {
     /// The registry host as clients name it (`HOST` or `HOST:PORT`).
@@ -110,10 +132,32 @@ pub struct HelperHost {
     pub region: Option<String>,
     /// ECR: the account id [default: from the host].
     pub account: Option<String>,
-    /// ECR: a role to assume for the registry-wide session.
+    /// ECR: a role to assume for the registry-wide session (with `--pull-only`, limited to pulls by a
+    /// session policy; without a role, `--pull-only` is refused).
     pub role_arn: Option<String>,
-    /// The control plane's endpoint (ECR/STS API; tests point it at moto).
+    /// The control plane's endpoint, for tests and private endpoints: ECR: the ECR/STS API (moto); GAR: the
+    /// IAM Credentials API; ACR: the registry's data plane, where the token exchange is
+    /// [default: `https://HOST`].
     pub endpoint: Option<String>,
+    /// GAR: the service account impersonated for logins (IAM Credentials `generateAccessToken`; the caller
+    /// needs `roles/iam.serviceAccountTokenCreator` on it) [default: the caller's own token].
+    pub service_account: Option<String>,
+    /// GAR: the service account impersonated for `--pull-only` logins, one with
+    /// `roles/artifactregistry.reader` only; without it `--pull-only` is refused.
+    pub pull_service_account: Option<String>,
+    /// ACR: the Entra ID identity: `auto` (default: a service principal from `AZURE_TENANT_ID`,
+    /// `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, else the managed identity), `service_principal`,
+    /// `managed_identity`, `workload_identity`, `developer_tools` or `access_token`. ACR has no pull-only
+    /// registry-wide login: `--pull-only` is refused.
+    pub identity: Option<String>,
+    /// ACR service_principal: the tenant (directory) id.
+    pub tenant_id: Option<String>,
+    /// ACR service_principal: the application id; managed_identity: a user-assigned identity's client id.
+    pub client_id: Option<String>,
+    /// ACR service_principal: the environment variable holding the client secret.
+    pub client_secret_env: Option<String>,
+    /// ACR access_token: the environment variable holding an Entra ID access token (CI, tests).
+    pub access_token_env: Option<String>,
 }
 
 /// `[manifests]`: validation of pushed manifests.

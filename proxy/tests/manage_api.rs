@@ -325,7 +325,6 @@ async fn a_member_manages_only_the_repositories_its_rules_give_it() {
             json!({"repository": "team/a", "grant": {"access": {"platform": "local", "accountIds": ["x"]}, "permissions": "pull"}}),
         ),
         (Method::POST, "/admin/v1/gc", json!({"dryRun": true})),
-        (Method::POST, "/admin/v1/credentials/server", json!({})),
     ] {
         let r = member(method, path).json(&body).send().await.unwrap();
         error_of(r, 403, "DENIED").await;
@@ -370,4 +369,175 @@ async fn a_member_manages_only_the_repositories_its_rules_give_it() {
     server.admin(Method::DELETE, "/admin/v1/users/mia").send().await.unwrap();
     let r = server.anon(Method::GET, "/admin/v1/whoami").bearer_auth(&token).send().await.unwrap();
     error_of(r, 401, "UNAUTHORIZED").await;
+}
+
+/// Server-wide helper credentials (`POST /admin/v1/credentials/server`, what `docker-credential-regbridge`
+/// answers for a logged-in server) of a member and a robot carry exactly their rules: every repository
+/// their globs cover, with their actions, and nothing else; a robot's never outlive it; they end with the
+/// account.
+#[tokio::test]
+async fn a_members_server_credentials_reach_exactly_its_rules() {
+    let server = TestServer::start().await;
+    let rules = json!([
+        {"repositories": "team/*", "actions": ["pull", "push"]},
+        {"repositories": "ro/**", "actions": ["pull"]},
+    ]);
+    let r = server.admin(Method::POST, "/admin/v1/users").json(&json!({"name": "hel", "rules": rules})).send();
+    let r = r.await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let password = json_of(r).await["password"].as_str().unwrap().to_owned();
+    for repo in ["ro/app", "other/app", "team/a", "teamx/a"] {
+        server.push_image(repo, "v1").await;
+    }
+    let server_creds = |body: Value| {
+        server.anon(Method::POST, "/admin/v1/credentials/server").basic_auth("hel", Some(&password)).json(&body).send()
+    };
+    let r = server_creds(json!({"ttl": "13h"})).await.unwrap();
+    assert!(error_of(r, 400, "INVALID").await.contains("ttl"), "bounded as for admins");
+    let creds = json_of(server_creds(json!({"ttl": "10m"})).await.unwrap()).await;
+    let user = creds["username"].as_str().unwrap().to_owned();
+    let secret = creds["secret"].as_str().unwrap().to_owned();
+    assert_eq!(user, "regbridge-credential-helper@hel");
+    let expires: chrono::DateTime<chrono::Utc> = creds["expiresAt"].as_str().unwrap().parse().unwrap();
+    assert!(expires <= chrono::Utc::now() + chrono::Duration::seconds(601));
+
+    // What the rules give: push to team/*, pull there and below ro/.
+    let as_helper = |user: &str, secret: &str, method: Method, path: &str| {
+        server.anon(method, path).basic_auth(user, Some(secret.to_owned()))
+    };
+    let push_blob = |user: String, secret: String, repo: &'static str| {
+        let request = as_helper(
+            &user,
+            &secret,
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={}", common::sha256(b"x")),
+        )
+        .header("Content-Type", "application/octet-stream")
+        .body(b"x".to_vec());
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(push_blob(user.clone(), secret.clone(), "team/a").await.status(), StatusCode::CREATED);
+    let manifest = |repo: &str| format!("/v2/{repo}/manifests/v1");
+    for repo in ["team/a", "ro/app"] {
+        let r = as_helper(&user, &secret, Method::GET, &manifest(repo)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{repo}");
+    }
+    // And nothing more: another repository, a look-alike, push where it may only pull, delete (not given).
+    let refused = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        assert!(status == 401 || status == 403, "{status}");
+        let body = json_of(r).await;
+        let code = body["errors"][0]["code"].as_str().unwrap_or_default().to_owned();
+        assert!(["DENIED", "UNAUTHORIZED"].contains(&code.as_str()), "an OCI error: {body}");
+    };
+    for repo in ["other/app", "teamx/a"] {
+        refused(as_helper(&user, &secret, Method::GET, &manifest(repo)).send().await.unwrap()).await;
+    }
+    refused(push_blob(user.clone(), secret.clone(), "ro/app").await).await;
+    refused(push_blob(user.clone(), secret.clone(), "other/app").await).await;
+    refused(as_helper(&user, &secret, Method::DELETE, &manifest("team/a")).send().await.unwrap()).await;
+    // The token endpoint grants a session only what the rules give.
+    let token = |scope: &str| {
+        let r = as_helper(&user, &secret, Method::GET, &format!("/token?scope={scope}")).send();
+        async move { json_of(r.await.unwrap()).await["token"].as_str().unwrap().to_owned() }
+    };
+    let session = token("repository:other/app:pull").await;
+    let r = server.anon(Method::GET, &manifest("other/app")).bearer_auth(&session).send().await.unwrap();
+    refused(r).await;
+    let session = token("repository:team/a:pull").await;
+    let r = server.anon(Method::GET, &manifest("team/a")).bearer_auth(&session).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Pull-only: the rules' pulls alone.
+    let pull = json_of(server_creds(json!({"pullOnly": true})).await.unwrap()).await;
+    let pull_secret = pull["secret"].as_str().unwrap().to_owned();
+    refused(push_blob(user.clone(), pull_secret.clone(), "team/a").await).await;
+    let r = as_helper(&user, &pull_secret, Method::GET, &manifest("team/a")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // A forged user name does not widen them: the token names its subject.
+    let r = as_helper("regbridge-credential-helper", &secret, Method::GET, &manifest("other/app")).send();
+    refused(r.await.unwrap()).await;
+
+    // A robot's: its globs, never past its expiry.
+    let body = json!({"name": "pusher", "rules": [{"repositories": "team/*", "actions": ["push"]}], "expires": "1h"});
+    let r = server.admin(Method::POST, "/admin/v1/robots").json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let robot = json_of(r).await;
+    let (robot_name, robot_secret) =
+        (robot["name"].as_str().unwrap().to_owned(), robot["secret"].as_str().unwrap().to_owned());
+    let robot_expires: chrono::DateTime<chrono::Utc> = robot["expiresAt"].as_str().unwrap().parse().unwrap();
+    let robot_creds = |body: Value| {
+        server
+            .anon(Method::POST, "/admin/v1/credentials/server")
+            .basic_auth(&robot_name, Some(&robot_secret))
+            .json(&body)
+            .send()
+    };
+    let r = robot_creds(json!({"pullOnly": true})).await.unwrap();
+    assert!(error_of(r, 403, "DENIED").await.contains("pull"), "a push-only robot has nothing to pull");
+    let creds = json_of(robot_creds(json!({"ttl": "12h"})).await.unwrap()).await;
+    let expires: chrono::DateTime<chrono::Utc> = creds["expiresAt"].as_str().unwrap().parse().unwrap();
+    assert!(expires <= robot_expires, "{expires} is past the robot's expiry {robot_expires}");
+    let (robot_user, robot_token) =
+        (creds["username"].as_str().unwrap().to_owned(), creds["secret"].as_str().unwrap().to_owned());
+    assert_eq!(push_blob(robot_user.clone(), robot_token.clone(), "team/b").await.status(), StatusCode::CREATED);
+    refused(as_helper(&robot_user, &robot_token, Method::GET, &manifest("team/a")).send().await.unwrap()).await;
+
+    // Narrowing the member's rules narrows the credentials issued before.
+    let narrowed = json!({"rules": [{"repositories": "team/*", "actions": ["pull"]}]});
+    let r = server.admin(Method::PATCH, "/admin/v1/users/hel").json(&narrowed).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    refused(push_blob(user.clone(), secret.clone(), "team/a").await).await;
+    refused(as_helper(&user, &secret, Method::GET, &manifest("ro/app")).send().await.unwrap()).await;
+    let r = as_helper(&user, &pull_secret, Method::GET, &manifest("team/a")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "what the rules still give");
+
+    // Deleting the account ends them at once.
+    server.admin(Method::DELETE, "/admin/v1/users/hel").send().await.unwrap();
+    let r = as_helper(&user, &secret, Method::GET, &manifest("team/a")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let path = format!("/admin/v1/robots/{}", robot_name.trim_start_matches("robot$"));
+    let r = server.admin(Method::DELETE, &path).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    refused(push_blob(robot_user, robot_token, "team/b").await).await;
+}
+
+/// `docker-credential-regbridge` logged in as a member (`regbridge login --username`) answers with the
+/// member's server-wide credentials: they push inside its rules only, and `--pull-only` ones never push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_helper_logged_in_as_a_member_answers_with_its_rules() {
+    let server = TestServer::start().await;
+    let rules = json!([{"repositories": "team/*", "actions": ["pull", "push"]}]);
+    let r = server.admin(Method::POST, "/admin/v1/users").json(&json!({"name": "cli-m", "rules": rules})).send();
+    let password = json_of(r.await.unwrap()).await["password"].as_str().unwrap().to_owned();
+    let (home, cwd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (home_path, cwd_path) = (home.path().to_owned(), cwd.path().to_owned());
+    let run = move |args: Vec<String>, stdin: String| {
+        let (h, c) = (home_path.clone(), cwd_path.clone());
+        tokio::task::spawn_blocking(move || cli(&h, &c, &args.iter().map(String::as_str).collect::<Vec<_>>(), &stdin))
+    };
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let login = args(&["login", &server.base, "--username", "cli-m", "--password-stdin"]);
+    ok(&run(login, format!("{password}\n")).await.unwrap());
+    let host = server.base.trim_start_matches("http://").to_owned();
+    let helper = |extra: &[&str]| {
+        let mut a = args(&["credential-helper", "get"]);
+        a.extend(args(extra));
+        let answer = run(a, host.clone());
+        async move {
+            let helped: Value = serde_json::from_str(&ok(&answer.await.unwrap())).unwrap();
+            (helped["Username"].as_str().unwrap().to_owned(), helped["Secret"].as_str().unwrap().to_owned())
+        }
+    };
+    let start = |repo: &str, (user, secret): &(String, String)| {
+        server.anon(Method::POST, &format!("/v2/{repo}/blobs/uploads/")).basic_auth(user, Some(secret)).send()
+    };
+    let full = helper(&[]).await;
+    assert_eq!(full.0, "regbridge-credential-helper@cli-m");
+    assert_eq!(start("team/app", &full).await.unwrap().status(), StatusCode::ACCEPTED);
+    let r = start("other/app", &full).await.unwrap();
+    assert!(error_of(r, 403, "DENIED").await.contains("other/app"));
+    let pull = helper(&["--pull-only"]).await;
+    let r = start("team/app", &pull).await.unwrap();
+    assert!(r.status() == 401 || r.status() == 403, "{}", r.status());
 }

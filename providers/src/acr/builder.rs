@@ -290,6 +290,52 @@ impl AcrRegistryBuilder {
         self
     }
 
+    /// A registry-wide login, as a docker credential helper hands out (`az acr login` does the same): the
+    /// caller's ACR refresh token from the documented exchange of its Entra ID token at the registry's
+    /// `/oauth2/exchange`, as Basic [`NULL_GUID_USER`](super::NULL_GUID_USER) / refresh token, expiring
+    /// within the hour (never beyond the Entra ID token). It carries every data-plane permission of the
+    /// identity on the registry: ACR has no narrower registry-wide login. Only the registry name (or
+    /// [`with_registry_endpoint`](Self::with_registry_endpoint)), the identity and the data-plane scope are
+    /// used; no ARM call is made.
+    pub async fn registry_credentials(self) -> Result<regbridge::Credentials> {
+        let endpoint = match (&self.registry_endpoint, &self.registry) {
+            (Some(url), _) => check_url("registry endpoint", url)?,
+            (None, Some(name)) if valid_registry(name) => {
+                check_url("registry endpoint", &format!("https://{}.azurecr.io", name.to_ascii_lowercase()))?
+            }
+            (None, Some(name)) => {
+                return Err(Error::bad_input(format!(
+                    "ACR registry name {name:?} is not a registry name (5-50 letters and digits)"
+                )));
+            }
+            (None, None) => {
+                return Err(Error::bad_input("ACR registry is not set: call with_registry or with_registry_endpoint"));
+            }
+        };
+        let options = self.options.unwrap_or_default();
+        let backoff = self.backoff.unwrap_or_default();
+        let rest = RestClient::new(PROVIDER, &options)?.with_backoff(backoff);
+        // Only Entra ID tokens are asked of it: the ARM URL and polling settings go unused.
+        let arm = Arc::new(Arm::new(
+            rest.clone(),
+            backoff,
+            DEFAULT_ARM_URL,
+            self.identity.credential()?,
+            ARM_SCOPE.to_owned(),
+            Duration::from_secs(2),
+            Duration::from_secs(120),
+        ));
+        let scope = self.data_plane_scope.unwrap_or_else(|| DATA_PLANE_SCOPE.to_owned());
+        let (password, lifetime) = DataPlane::new(&endpoint, rest, arm, scope).exchange().await?;
+        let lifetime = chrono::Duration::from_std(lifetime).unwrap_or_default();
+        Ok(regbridge::Credentials {
+            auth_method: regbridge::AuthMethod::Basic,
+            username: super::NULL_GUID_USER.to_owned(),
+            password,
+            expires_at: chrono::Utc::now() + lifetime,
+        })
+    }
+
     /// Validates the settings and sets up the credential (no network call is made).
     pub fn build(self) -> Result<AcrRegistry> {
         let required = |v: &Option<String>, what: &str, how: &str| {

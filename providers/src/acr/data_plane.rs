@@ -84,16 +84,19 @@ impl DataPlane {
     pub(crate) async fn refresh_token(&self) -> Result<Secret> {
         self.refresh
             .get_or_fetch(&(), || async {
-                let (aad, expires) = self.arm.token_for(&self.scope).await?;
-                let form = [
-                    ("grant_type", "access_token"),
-                    ("service", self.service.as_str()),
-                    ("access_token", aad.expose()),
-                ];
-                let answer: RefreshAnswer = self.post_form("/oauth2/exchange", &form, "token exchange").await?;
-                Ok(FetchedToken { token: answer.refresh_token, expires_in: Some(reuse_for(expires)) })
+                let (token, reuse) = self.exchange().await?;
+                Ok(FetchedToken { token, expires_in: Some(reuse) })
             })
             .await
+    }
+
+    /// One exchange of the caller's Entra ID token at `/oauth2/exchange`: a new refresh token, and how long
+    /// to use it (at most an hour, never beyond the Entra ID token it came from).
+    pub(crate) async fn exchange(&self) -> Result<(Secret, Duration)> {
+        let (aad, expires) = self.arm.token_for(&self.scope).await?;
+        let form = [("grant_type", "access_token"), ("service", self.service.as_str()), ("access_token", aad.expose())];
+        let answer: RefreshAnswer = self.post_form("/oauth2/exchange", &form, "token exchange").await?;
+        Ok((answer.refresh_token, reuse_for(expires)))
     }
 
     /// An access token for `scope` (`repository:{name}:metadata_read`, `repository:{name}:delete`).

@@ -126,14 +126,27 @@ impl EcrRegistry {
     }
 
     /// Registry-wide Basic credentials (`AWS` / password), as a docker credential helper hands out: docker
-    /// asks per host, not per repository. With a push (else pull) role, that role is assumed with a session
-    /// policy allowing its actions on every repository of this account and region (`repository/*`), so
-    /// the session never exceeds what the role may do here; without one, the base credentials mint.
-    pub async fn registry_credentials(&self, ttl: Duration) -> Result<Credentials> {
-        let (role, permissions) = match (&self.push_role_arn, &self.pull_role_arn) {
-            (Some(r), _) => (Some(r.as_str()), Permissions::PushPull),
-            (None, Some(r)) => (Some(r.as_str()), Permissions::Pull),
-            (None, None) => (None, Permissions::PushPull),
+    /// asks per host, not per repository. A role is assumed with a session policy allowing `permissions`'
+    /// actions on every repository of this account and region (`repository/*`), so the session never
+    /// exceeds what the role may do here, nor what was asked: `PushPull` assumes the push (else pull) role,
+    /// or mints with the base credentials when neither is set; `Pull` assumes the pull (else push) role with
+    /// a pull-only policy, and without a role is refused (`InvalidInput`): the base credentials' token
+    /// carries all their permissions and cannot be narrowed.
+    pub async fn registry_credentials(&self, permissions: Permissions, ttl: Duration) -> Result<Credentials> {
+        let (role, permissions) = match (permissions, &self.push_role_arn, &self.pull_role_arn) {
+            (Permissions::PushPull, Some(r), _) => (Some(r.as_str()), Permissions::PushPull),
+            (Permissions::PushPull, None, Some(r)) => (Some(r.as_str()), Permissions::Pull),
+            (Permissions::PushPull, None, None) => (None, Permissions::PushPull),
+            (Permissions::Pull, _, Some(r)) | (Permissions::Pull, Some(r), None) => {
+                (Some(r.as_str()), Permissions::Pull)
+            }
+            (Permissions::Pull, None, None) => {
+                return Err(Error::bad_input(
+                    "a pull-only ECR login needs a role to assume (its session is then limited to pulls): the \
+                     base credentials' token carries all their permissions; set a pull or push role \
+                     (role_arn), or ask without pull-only",
+                ));
+            }
         };
         let (ecr, session_expiry) = match role {
             None => (self.client.ecr.clone(), None),

@@ -6,13 +6,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use chrono::Utc;
 use google_cloud_auth::credentials::Credentials as GoogleCredentials;
-use regbridge::{Error, Result};
+use regbridge::{AuthMethod, Credentials, Error, Permissions, Result};
 use url::Url;
 
-use super::GarRegistry;
 use super::client::GarApi;
 use super::credential::ReadCredentials;
+use super::{GarRegistry, credential};
 use crate::http::{Backoff, ClientOptions, RestClient, TokenCache, UpstreamClient};
 
 /// The Artifact Registry API.
@@ -168,6 +169,52 @@ impl GarRegistryBuilder {
         self
     }
 
+    /// A registry-wide login, as a docker credential helper hands out (docker asks per host, and a Google
+    /// access token is good on every Artifact Registry host): Basic `oauth2accesstoken` / access token.
+    ///
+    /// - `PushPull`: a token of the push service account (`generateAccessToken`, lifetime the TTL clamped
+    ///   to 1..=3600 s, expiring at its `expireTime`); without one, the caller's own token, taken to live
+    ///   [`CALLER_TOKEN_LIFETIME`](super::credential::CALLER_TOKEN_LIFETIME) at most (its expiry is not
+    ///   reported).
+    /// - `Pull`: a token of the pull service account, and nothing else: a token carries every permission of
+    ///   its principal and Google cannot narrow one to pulls, so without a pull service account this is
+    ///   refused (`InvalidInput`) rather than answered with a token that can push.
+    ///
+    /// Only the service accounts, the IAM Credentials endpoint, the credentials and the client options are
+    /// used (no project, location or repository is needed).
+    pub async fn registry_credentials(self, permissions: Permissions, ttl: Duration) -> Result<Credentials> {
+        let email = match permissions {
+            Permissions::Pull => Some(self.pull_service_account.clone().ok_or_else(|| {
+                Error::bad_input(
+                    "a pull-only GAR login needs a pull service account (one with roles/artifactregistry.reader \
+                     only): an access token carries every permission of its principal, and Google cannot narrow \
+                     it to pulls; set it (pull_service_account in [[helper.hosts]], with_pull_service_account), \
+                     or ask without pull-only",
+                )
+            })?),
+            Permissions::PushPull => self.push_service_account.clone(),
+        };
+        let iam = url_setting(
+            "IAM Credentials endpoint",
+            self.iam_credentials_endpoint.as_deref().unwrap_or(DEFAULT_IAM_CREDENTIALS_ENDPOINT),
+        )?;
+        let api = url_setting("API endpoint", self.api_endpoint.as_deref().unwrap_or(DEFAULT_API_ENDPOINT))?;
+        let mut rest = RestClient::new(super::PROVIDER, &self.options)?;
+        if let Some(b) = self.backoff {
+            rest = rest.with_backoff(b);
+        }
+        // Only IAM Credentials calls and the caller's own token are used: no repository is named.
+        let api = GarApi::new(rest, caller_credentials(self.credentials)?, api, iam, "-", "-", "-");
+        let (password, expires_at) = match email {
+            Some(email) => api.generate_access_token(&email, credential::lifetime_secs(ttl)).await?,
+            None => {
+                let lifetime = ttl.min(credential::CALLER_TOKEN_LIFETIME);
+                (api.caller_token().await?.0, Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default())
+            }
+        };
+        Ok(Credentials { auth_method: AuthMethod::Basic, username: credential::USERNAME.into(), password, expires_at })
+    }
+
     /// Validates the settings and builds the provider. No request is made.
     pub fn build(self) -> Result<GarRegistry> {
         let project = required("project", self.project, "with_project or REGBRIDGE_GAR_PROJECT")?;
@@ -212,15 +259,7 @@ impl GarRegistryBuilder {
         if registry.path() != "/" || registry.query().is_some() {
             return Err(Error::bad_input(format!("GAR registry endpoint {registry} must have no path or query")));
         }
-        let caller = match self.credentials {
-            Some(c) => c,
-            None => google_cloud_auth::credentials::Builder::default().build().map_err(|e| Error::Unauthenticated {
-                message: format!(
-                    "cannot load Google Application Default Credentials: {e}; run `gcloud auth application-default \
-                     login` or set GOOGLE_APPLICATION_CREDENTIALS"
-                ),
-            })?,
-        };
+        let caller = caller_credentials(self.credentials)?;
         let mut rest = RestClient::new(super::PROVIDER, &self.options)?;
         if let Some(b) = self.backoff {
             rest = rest.with_backoff(b);
@@ -249,6 +288,19 @@ impl GarRegistryBuilder {
             operation_timeout: self.operation_timeout.unwrap_or(DEFAULT_OPERATION_TIMEOUT),
             pending: Mutex::new(HashSet::new()),
         })
+    }
+}
+
+/// The given credentials, else Application Default Credentials.
+fn caller_credentials(given: Option<GoogleCredentials>) -> Result<GoogleCredentials> {
+    match given {
+        Some(c) => Ok(c),
+        None => google_cloud_auth::credentials::Builder::default().build().map_err(|e| Error::Unauthenticated {
+            message: format!(
+                "cannot load Google Application Default Credentials: {e}; run `gcloud auth application-default \
+                 login` or set GOOGLE_APPLICATION_CREDENTIALS"
+            ),
+        }),
     }
 }
 

@@ -19,6 +19,11 @@ pub const USERNAME: &str = "oauth2accesstoken";
 /// `constraints/iam.allowServiceAccountCredentialLifetimeExtension`; longer TTLs are clamped to it.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 
+/// How long a registry login made of the caller's own token (no service account) is taken to live: the
+/// credentials library does not report the token's expiry, and refreshes tokens 4 minutes before it, so one
+/// it hands out has at least this much left.
+pub const CALLER_TOKEN_LIFETIME: Duration = Duration::from_secs(240);
+
 /// The shortest lifetime asked for: a zero TTL still gets a token that can be used once.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(1);
 

@@ -11,7 +11,13 @@
 //! - `.` and `..` segments never match (names with them are refused before authorization anyway).
 
 use regbridge::auth::Action;
+use regbridge_providers::local::Access;
 use serde::{Deserialize, Serialize};
+
+/// The `type` of a token entry whose `name` is a glob of these rules (server-wide helper credentials of a
+/// member or robot, `POST /admin/v1/credentials/server`). The local provider's own [`Access::allows`]
+/// ignores this type, so only the proxy's authorization, which knows the globs, honours it.
+pub const GLOB_ACCESS: &str = "repository-glob";
 
 /// One rule: the repositories it covers and what it allows there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -55,6 +61,34 @@ impl Rule {
         rule.check()?;
         Ok(rule)
     }
+}
+
+/// Token entries carrying exactly `rules` (with `pull_only`, only their `pull`; rules left with no action are
+/// dropped): what a member's or robot's server-wide credentials may do, never more.
+pub fn token_access(rules: &[Rule], pull_only: bool) -> Vec<Access> {
+    rules
+        .iter()
+        .filter_map(|rule| {
+            let actions: Vec<String> =
+                rule.actions.iter().filter(|a| !pull_only || a.as_str() == "pull").cloned().collect();
+            (!actions.is_empty()).then(|| Access { kind: GLOB_ACCESS.into(), name: rule.repositories.clone(), actions })
+        })
+        .collect()
+}
+
+/// Whether the token entry `access` of type [`GLOB_ACCESS`] allows `action` on `repo` (other types: false).
+pub fn glob_access_allows(access: &Access, action: Action, repo: &str) -> bool {
+    access.kind == GLOB_ACCESS
+        && access.actions.iter().any(|a| a == action.as_str())
+        && check_glob(&access.name).is_ok()
+        && glob_matches(&access.name, repo)
+}
+
+/// Whether the token entry `access` is still within `rules`: a [`GLOB_ACCESS`] entry needs a rule with the
+/// same glob allowing each of its actions; other entries are not the rules' to judge.
+pub fn still_given(access: &Access, rules: &[Rule]) -> bool {
+    access.kind != GLOB_ACCESS
+        || rules.iter().any(|r| r.repositories == access.name && access.actions.iter().all(|a| r.actions.contains(a)))
 }
 
 /// `pull`, `push` or `delete` as an [`Action`].
@@ -125,6 +159,28 @@ fn segment_matches(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_access_carries_the_rules_and_no_more() {
+        let rules = vec![Rule::parse_flag("team/*=pull,push").unwrap(), Rule::parse_flag("ci/**=push").unwrap()];
+        let all = token_access(&rules, false);
+        let allows = |access: &[Access], action, repo| access.iter().any(|a| glob_access_allows(a, action, repo));
+        assert!(allows(&all, Action::Push, "team/a") && allows(&all, Action::Push, "ci/x/y"));
+        assert!(!allows(&all, Action::Delete, "team/a"), "no action the rules do not give");
+        assert!(!allows(&all, Action::Pull, "ci/x"), "push only there");
+        assert!(!allows(&all, Action::Pull, "teamx/a") && !allows(&all, Action::Pull, "team/a/b"));
+        let pull = token_access(&rules, true);
+        assert_eq!(pull.len(), 1, "a rule without pull is dropped");
+        assert!(allows(&pull, Action::Pull, "team/a") && !allows(&pull, Action::Push, "team/a"));
+        // The local provider's own check never honours a glob entry, and a glob entry is not `*`.
+        assert!(!all[0].allows("team/a", "pull"));
+        let every = Access { kind: GLOB_ACCESS.into(), name: "*".into(), actions: vec!["pull".into()] };
+        assert!(!glob_access_allows(&every, Action::Pull, "a/b"));
+        // Narrowed rules narrow the entries issued before.
+        let narrowed = vec![Rule::parse_flag("team/*=pull").unwrap()];
+        assert!(!still_given(&all[0], &narrowed) && still_given(&pull[0], &narrowed));
+        assert!(!still_given(&all[1], &narrowed), "a removed rule");
+    }
 
     #[test]
     fn one_star_stays_within_a_segment() {

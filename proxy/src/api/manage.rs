@@ -567,11 +567,14 @@ pub struct ServerCredentials {
 /// The longest server-wide credentials live: they open every repository.
 const SERVER_CREDENTIALS_MAX_TTL: Duration = Duration::from_secs(12 * 3600);
 
-/// Credentials for this server on every repository the caller may use (an administrator: all): what
-/// `docker-credential-regbridge` answers for a server it is logged in to.
+/// Credentials for this server on every repository the caller may use: what `docker-credential-regbridge`
+/// answers for a server it is logged in to. An administrator's open every repository (user
+/// `regbridge-credential-helper`); a member's or robot's carry exactly its rules (with `pullOnly`, only their
+/// pull; user `regbridge-credential-helper@NAME`), and a robot's never outlive it.
 #[utoipa::path(post, path = "/admin/v1/credentials/server", tag = "credentials", request_body = ServerCredentialsRequest,
-    responses((status = 200, body = ServerCredentials), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub(crate) async fn server_credentials(_: Admin, State(state): State<Arc<AppState>>, bytes: Bytes) -> Response {
+    responses((status = 200, body = ServerCredentials), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub(crate) async fn server_credentials(caller: Caller, State(state): State<Arc<AppState>>, bytes: Bytes) -> Response {
     let request: ServerCredentialsRequest = match body(&bytes, r#"{"pullOnly":false,"ttl":"15m"}"#) {
         Ok(r) => r,
         Err(response) => return *response,
@@ -581,17 +584,14 @@ pub(crate) async fn server_credentials(_: Admin, State(state): State<Arc<AppStat
         Ok(ttl) => ttl,
         Err(response) => return *response,
     };
-    let actions: &[&str] = if request.pull_only { &["pull"] } else { &["pull", "push", "delete"] };
-    let access = vec![regbridge_providers::local::Access::every_repository(actions)];
-    let user = manage::HELPER_USER;
-    match state.signer.sign(user, None, TokenKind::Minted, access, ttl) {
+    let (user, access, ttl) = match manage::server_grant(&caller.principal, request.pull_only, ttl) {
+        Ok(grant) => grant,
+        Err(e) => return problem(&e),
+    };
+    match state.signer.sign(&user, None, TokenKind::Minted, access, ttl) {
         Ok((token, claims)) => ok(
             StatusCode::OK,
-            &ServerCredentials {
-                username: user.into(),
-                secret: token.expose().to_owned(),
-                expires_at: claims.expires_at(),
-            },
+            &ServerCredentials { username: user, secret: token.expose().to_owned(), expires_at: claims.expires_at() },
         ),
         Err(e) => problem(&e),
     }

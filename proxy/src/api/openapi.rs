@@ -33,6 +33,7 @@ use crate::state::AppState;
         super::manage::revoke_access,
         super::manage::mint,
         super::manage::cleanup,
+        super::manage::server_credentials,
         super::manage::gc_run,
         super::manage::gc_status,
         super::inspect::inspect,

@@ -87,7 +87,7 @@ enum Command {
     /// per route, exit 1 when any fails.
     Check(check::CheckArgs),
     /// Docker credential helper: `get` prints fresh short-lived credentials for this regbridge server, or a
-    /// registry-wide login for an ECR host (cached under $XDG_CACHE_HOME/regbridge/helper).
+    /// registry-wide login for an ECR, GAR or ACR host (cached under $XDG_CACHE_HOME/regbridge/helper).
     ///
     /// Point docker, podman or skopeo at it with `{"credHelpers": {"HOST:PORT": "regbridge"}}` in
     /// config.json and this binary on PATH as `docker-credential-regbridge`.

@@ -20,13 +20,44 @@ use regbridge::{
     ArtifactRegistry, Credentials, CrossAccountAccess, CrossAccountPermissions, DynArtifactRegistry, Error,
     Permissions, Repository, Resource, Result,
 };
-use regbridge_providers::local::LocalRegistry;
+use regbridge_providers::local::{Access, LocalRegistry};
 
+use crate::accounts::{Principal, rules};
 use crate::routing::{RoutingTable, Target};
 
 /// The user name of server-wide credentials (the credential helper's): never a configured user, so Basic
-/// logins with it are token logins.
+/// logins with it are token logins. A member's or robot's are `regbridge-credential-helper@NAME` (`@` is in
+/// no account name).
 pub const HELPER_USER: &str = "regbridge-credential-helper";
+
+/// What server-wide credentials for `principal` hold: the user name to present, the token's access and its
+/// lifetime (`ttl`, cut to a robot's expiry). An admin's open every repository (`pull` only with
+/// `pull_only`); a member's or robot's carry exactly its rules (their `pull` only with `pull_only`), so they
+/// never reach another repository or do another action than the account may. Refused (`Denied`) when
+/// nothing would be left.
+pub fn server_grant(principal: &Principal, pull_only: bool, ttl: Duration) -> Result<(String, Vec<Access>, Duration)> {
+    if principal.is_admin() {
+        let actions: &[&str] = if pull_only { &["pull"] } else { &["pull", "push", "delete"] };
+        return Ok((HELPER_USER.to_owned(), vec![Access::every_repository(actions)], ttl));
+    }
+    let name = &principal.name;
+    let access = rules::token_access(&principal.rules, pull_only);
+    if access.is_empty() {
+        let what = if pull_only { "pull any repository" } else { "use any repository" };
+        return Err(Error::Denied { message: format!("{name} may not {what}: an admin can give it rules") });
+    }
+    let ttl = match principal.expires_at {
+        None => ttl,
+        Some(at) => {
+            let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+            if left < Duration::from_secs(1) {
+                return Err(Error::Unauthenticated { message: format!("the robot account {name} has expired") });
+            }
+            ttl.min(left)
+        }
+    };
+    Ok((format!("{HELPER_USER}@{name}"), access, ttl))
+}
 
 /// How to reach the local provider: built once by the server, or on first use by the CLI (which must not
 /// need a data directory for a command on a cloud route).

@@ -19,6 +19,7 @@ use regbridge_providers::local::{Claims, TokenKind};
 
 use super::identity::{ANONYMOUS_SUBJECT, Identity};
 use super::target::{OciRoute, Params};
+use crate::accounts::rules::glob_access_allows;
 use crate::state::AppState;
 
 /// The action a request needs on its repository; `None` for the catalog, which is filtered per entry.
@@ -137,7 +138,10 @@ async fn require(
 
 fn token_covers(identity: &Identity, repo: &RepositoryName, action: Action) -> bool {
     match identity {
-        Identity::Token(claims) => claims.access.iter().any(|a| a.allows(repo.as_str(), action.as_str())),
+        Identity::Token(claims) => claims
+            .access
+            .iter()
+            .any(|a| a.allows(repo.as_str(), action.as_str()) || glob_access_allows(a, action, repo.as_str())),
         _ => false,
     }
 }

@@ -92,6 +92,33 @@ async fn check_robot_session(state: &AppState, claims: &Claims) -> Result<()> {
     }
 }
 
+/// Server-wide credentials of a member or robot (`regbridge-credential-helper@NAME`) work only while the
+/// account exists with the password or secret it had when they were issued and the robot has not expired,
+/// and only for what its rules still give: entries of rules since removed or narrowed are dropped.
+async fn check_account_helper_token(state: &AppState, claims: &mut Claims) -> Result<()> {
+    let Some(name) = claims.sub.strip_prefix(crate::manage::HELPER_USER).and_then(|n| n.strip_prefix('@')) else {
+        return Ok(());
+    };
+    let owned = name.to_owned();
+    let found = state.accounts.run(move |s| s.credentials(&owned)).await.map_err(account_error)?;
+    let refused = |why: &str| Err(Error::Unauthenticated { message: format!("the credentials of {name} {why}") });
+    let account = match found {
+        None => return refused("are no longer valid: the account was deleted"),
+        Some((account, _)) if claims.iat < account.secret_updated_at.timestamp() => {
+            return refused("are no longer valid: its password or secret changed; ask for new ones");
+        }
+        Some((account, _)) if account.principal().is_expired() => {
+            return refused("are no longer valid: the robot expired");
+        }
+        Some((account, _)) => account,
+    };
+    let principal = account.principal();
+    if !principal.is_admin() {
+        claims.access.retain(|a| crate::accounts::rules::still_given(a, &principal.rules));
+    }
+    Ok(())
+}
+
 fn account_error(e: crate::accounts::AccountError) -> Error {
     match e {
         crate::accounts::AccountError::Other(e) => e,
@@ -144,8 +171,9 @@ pub async fn basic_identity(state: &AppState, user: &str, password: &Secret, cli
         return Ok(Identity::User(principal));
     }
     if looks_like_token(password.expose()) {
-        let claims = state.signer.verify(password.expose())?;
+        let mut claims = state.signer.verify(password.expose())?;
         if claims.kind == TokenKind::Minted && claims.sub == user {
+            check_account_helper_token(state, &mut claims).await?;
             return Ok(Identity::Token(claims));
         }
     }

@@ -4,7 +4,8 @@
 //!
 //! docker runs the helper for every pull and push, and each cloud mint is one or two round trips (STS,
 //! GetAuthorizationToken), so a cached login saves seconds per command. The file name is a hash of the
-//! host *and* every setting the mint used, so credentials of one role are never handed out for another.
+//! host, every setting the mint used *and* whether the login is pull-only, so credentials of one role are
+//! never handed out for another, nor a push login for a pull-only request or the other way round.
 //! A file that does not parse is treated as absent and overwritten by the next mint.
 
 use std::io::Write;
@@ -68,34 +69,29 @@ impl Cache {
         Self { dir }
     }
 
-    /// The file for `settings`: a hash of the host and every setting.
-    pub fn path(&self, settings: &HelperHost) -> PathBuf {
-        let key = serde_json::json!([
-            settings.host,
-            settings.provider,
-            settings.region,
-            settings.account,
-            settings.role_arn,
-            settings.endpoint
-        ]);
+    /// The file for `settings` and `pull_only`: a hash of every setting and the kind of login.
+    pub fn path(&self, settings: &HelperHost, pull_only: bool) -> PathBuf {
+        let key = serde_json::json!([settings, pull_only]);
         self.dir.join(format!("{}.json", hex::encode(Sha256::digest(key.to_string()))))
     }
 
-    /// The cached login for `settings` if it is still fresh; unreadable or corrupt files count as none.
-    pub fn get(&self, settings: &HelperHost) -> Option<Entry> {
-        let text = std::fs::read(self.path(settings)).ok()?;
+    /// The cached login for `settings` and `pull_only` if it is still fresh; unreadable or corrupt files
+    /// count as none.
+    pub fn get(&self, settings: &HelperHost, pull_only: bool) -> Option<Entry> {
+        let text = std::fs::read(self.path(settings, pull_only)).ok()?;
         let entry: Entry = serde_json::from_slice(&text).ok()?;
         entry.fresh_at(Utc::now()).then_some(entry)
     }
 
-    /// Stores `entry` for `settings`: written to a 0600 temporary file, then renamed over the old one.
-    pub fn put(&self, settings: &HelperHost, entry: &Entry) -> Result<()> {
+    /// Stores `entry` for `settings` and `pull_only`: written to a 0600 temporary file, then renamed over
+    /// the old one.
+    pub fn put(&self, settings: &HelperHost, pull_only: bool, entry: &Entry) -> Result<()> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
             .map_err(|e| Error::internal(format!("create {}", self.dir.display()), e))?;
-        let path = self.path(settings);
+        let path = self.path(settings, pull_only);
         let body = serde_json::json!({
             "username": entry.username,
             "secret": entry.secret.expose(),
@@ -105,12 +101,17 @@ impl Cache {
         write_private(&path, body.to_string().as_bytes())
     }
 
-    /// Drops the entry for `settings` (none is fine).
+    /// Drops the entries for `settings`, pull-only and not (none is fine).
     pub fn remove(&self, settings: &HelperHost) -> Result<()> {
-        match std::fs::remove_file(self.path(settings)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::internal("remove cache entry", e)),
-            _ => Ok(()),
+        for pull_only in [false, true] {
+            match std::fs::remove_file(self.path(settings, pull_only)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::internal("remove cache entry", e));
+                }
+                _ => {}
+            }
         }
+        Ok(())
     }
 }
 
@@ -165,23 +166,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::at(dir.path().join("regbridge/helper"));
         let (a, b) = (host(Some("arn:aws:iam::123456789012:role/a")), host(Some("arn:aws:iam::123456789012:role/b")));
-        cache.put(&a, &entry(chrono::Duration::hours(1), chrono::Duration::zero())).unwrap();
-        assert_eq!(cache.get(&a).unwrap().secret.expose(), "pw");
-        assert!(cache.get(&b).is_none(), "another role never gets this role's credentials");
-        assert!(cache.get(&host(None)).is_none());
+        cache.put(&a, false, &entry(chrono::Duration::hours(1), chrono::Duration::zero())).unwrap();
+        assert_eq!(cache.get(&a, false).unwrap().secret.expose(), "pw");
+        assert!(cache.get(&a, true).is_none(), "a push login is never served for a pull-only request");
+        assert!(cache.get(&b, false).is_none(), "another role never gets this role's credentials");
+        assert!(cache.get(&host(None), false).is_none());
+        let gar = |sa: &str| HelperHost { provider: "gar".into(), service_account: Some(sa.into()), ..host(None) };
+        cache
+            .put(
+                &gar("a@p.iam.gserviceaccount.com"),
+                false,
+                &entry(chrono::Duration::hours(1), chrono::Duration::zero()),
+            )
+            .unwrap();
+        assert!(cache.get(&gar("b@p.iam.gserviceaccount.com"), false).is_none(), "every setting is in the key");
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&cache.path(&a)), 0o600);
+        assert_eq!(mode(&cache.path(&a, false)), 0o600);
         assert_eq!(mode(&dir.path().join("regbridge/helper")), 0o700);
 
-        std::fs::write(cache.path(&a), b"{not json").unwrap();
-        assert!(cache.get(&a).is_none(), "a corrupt file is a miss");
-        cache.put(&a, &entry(chrono::Duration::hours(1), chrono::Duration::zero())).unwrap();
-        assert!(cache.get(&a).is_some(), "and is replaced");
+        std::fs::write(cache.path(&a, false), b"{not json").unwrap();
+        assert!(cache.get(&a, false).is_none(), "a corrupt file is a miss");
+        cache.put(&a, false, &entry(chrono::Duration::hours(1), chrono::Duration::zero())).unwrap();
+        assert!(cache.get(&a, false).is_some(), "and is replaced");
 
-        cache.put(&a, &entry(chrono::Duration::hours(1), chrono::Duration::minutes(59))).unwrap();
-        assert!(cache.get(&a).is_none(), "an entry about to expire is a miss");
+        cache.put(&a, false, &entry(chrono::Duration::hours(1), chrono::Duration::minutes(59))).unwrap();
+        assert!(cache.get(&a, false).is_none(), "an entry about to expire is a miss");
+        cache.put(&a, true, &entry(chrono::Duration::hours(1), chrono::Duration::zero())).unwrap();
+        assert!(cache.get(&a, false).is_none(), "a pull-only login is never served for a push request");
         cache.remove(&a).unwrap();
-        assert!(!cache.path(&a).exists());
+        assert!(!cache.path(&a, false).exists() && !cache.path(&a, true).exists());
         cache.remove(&a).unwrap();
     }
 }

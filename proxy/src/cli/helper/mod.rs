@@ -4,13 +4,19 @@
 //! `get` answers for two kinds of hosts:
 //! - **cloud registries** ([`hosts`]): ECR (`ACCOUNT.dkr.ecr.REGION.amazonaws.com`), GAR
 //!   (`LOCATION-docker.pkg.dev`, `gcr.io`) and ACR (`NAME.azurecr.io`) by pattern, or any host named in the
-//!   configuration's `[[helper.hosts]]`. The login is registry-wide (docker asks per host), minted with the
-//!   providers' own credential code and the ambient cloud credentials ([`cloud`]; ECR today, GAR and ACR
-//!   hosts are recognised but answered with an error until their mint is added there), and kept in a
-//!   private cache until shortly before it expires ([`cache`]).
+//!   configuration's `[[helper.hosts]]` (whose settings say how each cloud mints: role, service accounts,
+//!   Entra ID identity, endpoint; see [`HelperHost`]). The login is registry-wide (docker asks per host),
+//!   minted with the providers' own credential code and the ambient or configured cloud credentials
+//!   ([`cloud`]: ECR's `GetAuthorizationToken`, a GAR access token, ACR's refresh token), and kept in a
+//!   private cache until shortly before it expires ([`cache`]). With `--pull-only` the login can only
+//!   pull (an ECR role's session limited by policy, a GAR pull service account's token); a cloud that
+//!   cannot narrow its login (ECR without a role, GAR without a pull service account, ACR) is refused
+//!   with an error saying what to configure, never answered with a login that can push.
 //! - **this regbridge server** ([`this_server`]): a short-lived token signed with the server's key (read from
 //!   the data directory, so the helper runs where the server's data is, as its operator) that works on
-//!   every repository. Clients then reach every route through the proxy.
+//!   every repository; or, for a server `regbridge login` stored, the server-wide credentials of its
+//!   management API ([`logged_in_server`]), which for a member or robot carry exactly its rules. Clients
+//!   then reach every route through the proxy.
 //!
 //! Other hosts get the protocol's "credentials not found" answer. Nothing is stored by `store`; `erase`
 //! drops a cloud host's cached login; `list` names this server and the configured hosts; `version` prints
@@ -27,7 +33,7 @@ use std::time::Duration;
 use regbridge::auth::credential_helper::{CREDENTIALS_NOT_FOUND, parse_server_url};
 use regbridge::auth::{HelperCredentials, ServerAddress};
 use regbridge::{Error, Result};
-use regbridge_providers::local::token::{Access, TokenKind};
+use regbridge_providers::local::token::TokenKind;
 
 use super::context::{ConfigArgs, server_signer, server_url};
 use crate::config_file::{FileConfig, HelperHost};
@@ -43,7 +49,7 @@ pub struct HelperArgs {
     /// How long minted credentials live: `900s`, `15m`, `1h`.
     #[arg(long, env = "REGBRIDGE_HELPER_TTL", default_value = "15m", value_parser = super::creds::parse_ttl)]
     ttl: Duration,
-    /// Mint credentials that may only pull.
+    /// Mint credentials that may only pull (refused for a cloud host that cannot narrow its login).
     #[arg(long, env = "REGBRIDGE_HELPER_PULL_ONLY", value_parser = super::boolish(), action = clap::ArgAction::SetTrue)]
     pull_only: bool,
     #[command(flatten)]
@@ -116,7 +122,7 @@ fn act(args: &HelperArgs) -> Result<Option<String>> {
         "get" => {
             let asked = parse_server_url(&stdin()?)?;
             if let Some(host) = hosts::settings_for(&asked, &configured_hosts(args)?) {
-                let entry = cloud_login(&host, args.ttl)?;
+                let entry = cloud_login(&host, args.ttl, args.pull_only)?;
                 let creds = HelperCredentials { server_url: asked, username: entry.username, secret: entry.secret };
                 return Ok(Some(creds.to_json()));
             }
@@ -146,16 +152,16 @@ fn act(args: &HelperArgs) -> Result<Option<String>> {
     }
 }
 
-/// A cloud host's login: the cached one while fresh, else a new one, cached.
-fn cloud_login(host: &HelperHost, ttl: Duration) -> Result<cache::Entry> {
+/// A cloud host's login (pull-only or not): the cached one while fresh, else a new one, cached.
+fn cloud_login(host: &HelperHost, ttl: Duration, pull_only: bool) -> Result<cache::Entry> {
     let cache = cache::Cache::from_env()?;
-    if let Some(entry) = cache.get(host) {
+    if let Some(entry) = cache.get(host, pull_only) {
         return Ok(entry);
     }
     let runtime = runtime()?;
-    let entry = runtime.block_on(cloud::mint(host, ttl))?;
+    let entry = runtime.block_on(cloud::mint(host, ttl, pull_only))?;
     // A cache that cannot be written costs a mint next time, nothing else.
-    if let Err(err) = cache.put(host, &entry) {
+    if let Err(err) = cache.put(host, pull_only, &entry) {
         tracing::warn!("credential helper cache not written: {err}");
     }
     Ok(entry)
@@ -173,10 +179,11 @@ fn this_server(args: &HelperArgs, asked: &str) -> Result<Option<HelperCredential
         return Ok(None);
     }
     let signer = server_signer(&config)?;
-    let actions: &[&str] = if args.pull_only { &["pull"] } else { &["pull", "push", "delete"] };
-    let access = vec![Access::every_repository(actions)];
-    let (token, _) = signer.sign(HELPER_USER, None, TokenKind::Minted, access, args.ttl)?;
-    Ok(Some(HelperCredentials { server_url: asked.to_owned(), username: HELPER_USER.into(), secret: token }))
+    // The operator of the data directory is its admin.
+    let admin = crate::accounts::Principal::configured_admin(HELPER_USER);
+    let (username, access, ttl) = crate::manage::server_grant(&admin, args.pull_only, args.ttl)?;
+    let (token, _) = signer.sign(&username, None, TokenKind::Minted, access, ttl)?;
+    Ok(Some(HelperCredentials { server_url: asked.to_owned(), username, secret: token }))
 }
 
 /// The answer for a server `regbridge login` stored, when `asked` is its address: server-wide credentials
