@@ -5,8 +5,7 @@ use regbridge::Result;
 
 use super::backend::Backend;
 use super::context::ConfigArgs;
-use super::output::{OutputArgs, OutputFormat, Row, table};
-use super::print_json;
+use super::output::{OutputArgs, Row, render_one};
 use crate::manage::inspect::Inspection;
 
 /// The arguments of `inspect`.
@@ -38,12 +37,9 @@ impl Row for Inspection {
     }
 }
 
-/// Runs `inspect`: JSON (the default) or a one-row table.
+/// Runs `inspect`: JSON (the default), a one-row table or YAML.
 pub async fn run(args: InspectArgs) -> Result<()> {
     let inspection = Backend::select(&args.config).await?.inspect(&args.reference).await?;
-    match args.output.output {
-        OutputFormat::Json => print_json(&inspection),
-        OutputFormat::Table => outln!("{}", table(std::slice::from_ref(&inspection)).trim_end()),
-    }
+    outln!("{}", render_one(&inspection, args.output.output).trim_end());
     Ok(())
 }

@@ -46,6 +46,15 @@ pub fn render_list<T: Serialize + Row>(items: &[T], format: OutputFormat) -> Str
     }
 }
 
+/// One value in `format`: the JSON object, a one-row table, or the YAML mapping; ends with a line end.
+pub fn render_one<T: Serialize + Row>(value: &T, format: OutputFormat) -> String {
+    match format {
+        OutputFormat::Json => json(value),
+        OutputFormat::Table => table(std::slice::from_ref(value)),
+        OutputFormat::Yaml => serde_norway::to_string(value).expect("YAML serialises"),
+    }
+}
+
 /// `value` as pretty JSON and a line end.
 pub fn json(value: &impl Serialize) -> String {
     let mut text = serde_json::to_string_pretty(value).expect("JSON serialises");
