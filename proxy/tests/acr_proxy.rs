@@ -14,7 +14,6 @@ use regbridge::{Permissions, Secret};
 use regbridge_providers::acr::{ACR_API_VERSION, resource_name};
 use regbridge_proxy::cloud::acr::{Identity, Settings};
 use regbridge_proxy::config_file::RouteConfig;
-use regbridge_proxy::{ServeConfig, Server};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path_regex, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -92,15 +91,7 @@ async fn push_and_pull_through_an_acr_route() {
         }),
         ..RouteConfig::local()
     };
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        routes: vec![RouteConfig::local(), route],
-        ..ServeConfig::new()
-    };
-    let server = Server::bind_async(config, Some(Secret::new(ADMIN_PASSWORD))).await.unwrap();
-    let host = server.local_addr().to_string();
-    tokio::spawn(server.run());
+    let host = common::serve_routes(dir.path().join("data"), vec![RouteConfig::local(), route], ADMIN_PASSWORD).await;
 
     // A small OCI image layout, pushed and pulled back with skopeo through the route.
     let image = dir.path().join("image");
@@ -283,15 +274,7 @@ async fn repo_list_pages_through_the_acr_catalog_by_client_visible_name() {
         }),
         ..RouteConfig::local()
     };
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        routes: vec![RouteConfig::local(), route],
-        ..ServeConfig::new()
-    };
-    let server = Server::bind_async(config, Some(Secret::new(ADMIN_PASSWORD))).await.unwrap();
-    let host = server.local_addr().to_string();
-    tokio::spawn(server.run());
+    let host = common::serve_routes(dir.path().join("data"), vec![RouteConfig::local(), route], ADMIN_PASSWORD).await;
 
     let client = common::client();
     let mut names = Vec::new();

@@ -16,7 +16,6 @@ use common::upstream::ReferenceRegistry;
 use regbridge::{ArtifactRegistry, Permissions, Secret};
 use regbridge_providers::ecr::EcrRegistryBuilder;
 use regbridge_proxy::config_file::RouteConfig;
-use regbridge_proxy::{ServeConfig, Server};
 
 const ADMIN_PASSWORD: &str = "ecr-proxy-admin";
 /// The presigned URL the stubbed GetDownloadUrlForLayer hands out (never fetched by the test).
@@ -102,15 +101,8 @@ async fn push_and_pull_through_an_ecr_route() {
         upstream_prefix: "team".into(),
         ..RouteConfig::local()
     };
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        routes: vec![RouteConfig::local(), route],
-        ..ServeConfig::new()
-    };
-    let server = Server::bind_async(config, Some(Secret::new(ADMIN_PASSWORD))).await.unwrap();
-    let base = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run());
+    let host = common::serve_routes(dir.path().join("data"), vec![RouteConfig::local(), route], ADMIN_PASSWORD).await;
+    let base = format!("http://{host}");
     let client = common::client();
     let admin = |req: reqwest::RequestBuilder| req.basic_auth("admin", Some(ADMIN_PASSWORD));
 

@@ -17,10 +17,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::sha256;
 use common::token_registry::TokenRegistry;
 use common::upstream::require;
-use regbridge::Secret;
 use regbridge_proxy::cloud::gar::Settings;
 use regbridge_proxy::config_file::RouteConfig;
-use regbridge_proxy::{ServeConfig, Server};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -99,16 +97,7 @@ fn gar_route(api: &str, registry: &str) -> RouteConfig {
 }
 
 async fn start_proxy(dir: &Path, route: RouteConfig) -> String {
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.join("data"),
-        routes: vec![RouteConfig::local(), route],
-        ..ServeConfig::new()
-    };
-    let server = Server::bind_async(config, Some(Secret::new(ADMIN_PASSWORD))).await.unwrap();
-    let addr = server.local_addr().to_string();
-    tokio::spawn(server.run());
-    addr
+    common::serve_routes(dir.join("data"), vec![RouteConfig::local(), route], ADMIN_PASSWORD).await
 }
 
 /// An OCI image layout in `dir` holding one image (a fresh tar layer) tagged `v1`.

@@ -444,14 +444,20 @@ pub fn with_platform(mut descriptor: Value, arch: &str) -> Value {
 /// calling test's runtime. Returns its base URL and the directory (removed when dropped).
 pub async fn start_proxy(routes: Vec<regbridge_proxy::config_file::RouteConfig>, password: &str) -> (String, TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        routes,
-        ..ServeConfig::new()
-    };
-    let server = Server::bind_async(config, Some(Secret::new(password))).await.expect("server binds");
-    let base = format!("http://{}", server.local_addr());
-    tokio::spawn(server.run());
+    let base = format!("http://{}", serve_routes(dir.path().join("data"), routes, password).await);
     (base, dir)
+}
+
+/// A server with `routes` and the admin password `password` on `data_dir`, running on the calling test's
+/// runtime. Returns its `host:port`.
+pub async fn serve_routes(
+    data_dir: PathBuf,
+    routes: Vec<regbridge_proxy::config_file::RouteConfig>,
+    password: &str,
+) -> String {
+    let config = ServeConfig { listen: "127.0.0.1:0".parse().unwrap(), data_dir, routes, ..ServeConfig::new() };
+    let server = Server::bind_async(config, Some(Secret::new(password))).await.expect("server binds");
+    let host = server.local_addr().to_string();
+    tokio::spawn(server.run());
+    host
 }
