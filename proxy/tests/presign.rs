@@ -1,5 +1,9 @@
 //! The presigner on moto's S3: a presigned GET, fetched with no credentials at all, returns the blob's
 //! bytes (and a range of them); a URL is reused within its cache window and renewed after it.
+//!
+//! moto does not verify S3 signatures (a tampered URL is served too), so what the signature covers is
+//! `object_store`'s and the cloud's to guarantee; these tests check the URL works without credentials and
+//! carries nothing of the registry's.
 
 mod common;
 
