@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{PASSWORD, TestServer, sha256, unique};
+use common::{ADMIN, PASSWORD, TestServer, sha256, unique};
 use regbridge::oci::{Digest, Reference, RepositoryName, Tag};
 use regbridge::{ArtifactRegistry, Permissions, Result, Secret};
 use regbridge_providers::local::storage::{
@@ -20,40 +20,43 @@ use regbridge_providers::local::{FsStorage, References, StoredManifest};
 use regbridge_proxy::{ServeConfig, Server};
 use reqwest::{Client, Method, StatusCode};
 
-/// Where the double's URLs point: nothing listens there, and the tests never follow them.
+/// Where the double's URLs point unless a test serves them: nothing listens there.
 const STORAGE_HOST: &str = "http://127.0.0.1:9";
 
-/// The filesystem storage, with presigned-looking URLs for its blobs (and the TTL they were asked for).
+/// The filesystem storage, with presigned-looking URLs for its blobs on `host` (naming the TTL asked for).
 #[derive(Debug)]
-struct Presigning(FsStorage);
+struct Presigning {
+    fs: FsStorage,
+    host: String,
+}
 
-fn presigned(digest: &Digest, ttl: Duration) -> String {
-    format!("{STORAGE_HOST}/bucket/blobs/{}?X-Amz-Expires={}&X-Amz-Signature=test", digest.hex(), ttl.as_secs())
+fn presigned(host: &str, digest: &Digest, ttl: Duration) -> String {
+    format!("{host}/bucket/blobs/{}?X-Amz-Expires={}&X-Amz-Signature=test", digest.hex(), ttl.as_secs())
 }
 
 #[async_trait]
 impl Storage for Presigning {
     async fn blob_download_url(&self, digest: &Digest, ttl: Duration) -> Result<Option<url::Url>> {
-        Ok(Some(presigned(digest, ttl).parse().unwrap()))
+        Ok(Some(presigned(&self.host, digest, ttl).parse().unwrap()))
     }
 
     async fn create_repository(&self, name: &RepositoryName, owner: &str) -> Result<RepositoryMeta> {
-        self.0.create_repository(name, owner).await
+        self.fs.create_repository(name, owner).await
     }
     async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryMeta>> {
-        self.0.repository(name).await
+        self.fs.repository(name).await
     }
     async fn update_repository(&self, name: &RepositoryName, update: MetaUpdate) -> Result<RepositoryMeta> {
-        self.0.update_repository(name, update).await
+        self.fs.update_repository(name, update).await
     }
     async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
-        self.0.delete_repository(name).await
+        self.fs.delete_repository(name).await
     }
     async fn list_repositories(&self) -> Result<Vec<String>> {
-        self.0.list_repositories().await
+        self.fs.list_repositories().await
     }
     async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
-        self.0.blob_size(repo, digest).await
+        self.fs.blob_size(repo, digest).await
     }
     async fn read_blob(
         &self,
@@ -61,19 +64,19 @@ impl Storage for Presigning {
         digest: &Digest,
         range: Option<(u64, Option<u64>)>,
     ) -> Result<BlobRead> {
-        self.0.read_blob(repo, digest, range).await
+        self.fs.read_blob(repo, digest, range).await
     }
     async fn mount_blob(&self, repo: &RepositoryName, from: &RepositoryName, digest: &Digest) -> Result<bool> {
-        self.0.mount_blob(repo, from, digest).await
+        self.fs.mount_blob(repo, from, digest).await
     }
     async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
-        self.0.delete_blob(repo, digest).await
+        self.fs.delete_blob(repo, digest).await
     }
     async fn start_upload(&self, repo: &RepositoryName) -> Result<String> {
-        self.0.start_upload(repo).await
+        self.fs.start_upload(repo).await
     }
     async fn upload_size(&self, repo: &RepositoryName, id: &str) -> Result<u64> {
-        self.0.upload_size(repo, id).await
+        self.fs.upload_size(repo, id).await
     }
     async fn append_upload(
         &self,
@@ -82,13 +85,13 @@ impl Storage for Presigning {
         range: Option<(u64, u64)>,
         body: ByteStream,
     ) -> Result<u64> {
-        self.0.append_upload(repo, id, range, body).await
+        self.fs.append_upload(repo, id, range, body).await
     }
     async fn finish_upload(&self, repo: &RepositoryName, id: &str, digest: &Digest) -> Result<u64> {
-        self.0.finish_upload(repo, id, digest).await
+        self.fs.finish_upload(repo, id, digest).await
     }
     async fn cancel_upload(&self, repo: &RepositoryName, id: &str) -> Result<()> {
-        self.0.cancel_upload(repo, id).await
+        self.fs.cancel_upload(repo, id).await
     }
     async fn put_manifest(
         &self,
@@ -98,28 +101,34 @@ impl Storage for Presigning {
         referrer: Option<ReferrerDescriptor>,
         tag: Option<&Tag>,
     ) -> Result<()> {
-        self.0.put_manifest(repo, manifest, references, referrer, tag).await
+        self.fs.put_manifest(repo, manifest, references, referrer, tag).await
     }
     async fn get_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<Option<StoredManifest>> {
-        self.0.get_manifest(repo, reference).await
+        self.fs.get_manifest(repo, reference).await
     }
     async fn delete_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<()> {
-        self.0.delete_manifest(repo, reference).await
+        self.fs.delete_manifest(repo, reference).await
     }
     async fn list_tags(&self, repo: &RepositoryName) -> Result<Vec<String>> {
-        self.0.list_tags(repo).await
+        self.fs.list_tags(repo).await
     }
     async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<ReferrerDescriptor>> {
-        self.0.referrers(repo, subject).await
+        self.fs.referrers(repo, subject).await
     }
 }
 
 /// A server over [`Presigning`] with blob redirects set to `blob_redirect`, and a client that shows
 /// redirects instead of following them.
 async fn start(blob_redirect: Option<Duration>) -> TestServer {
+    start_at(blob_redirect, STORAGE_HOST).await
+}
+
+/// [`start`] with the double's URLs on `host`.
+async fn start_at(blob_redirect: Option<Duration>, host: &str) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let storage = Arc::new(Presigning(FsStorage::open(data_dir.join("storage")).unwrap()));
+    let fs = FsStorage::open(data_dir.join("storage")).unwrap();
+    let storage = Arc::new(Presigning { fs, host: host.to_owned() });
     let config = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.clone(),
@@ -156,7 +165,11 @@ async fn blob_gets_redirect_after_every_check() {
 
     let r = s.admin(Method::GET, &path).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
-    assert_eq!(location(&r), Some(presigned(&parsed, Duration::from_secs(300))), "the storage's URL, at the TTL set");
+    assert_eq!(
+        location(&r),
+        Some(presigned(STORAGE_HOST, &parsed, Duration::from_secs(300))),
+        "the storage's URL, at the TTL set"
+    );
     assert_eq!(common::header(&r, "docker-content-digest").as_deref(), Some(digest.as_str()));
     assert!(r.bytes().await.unwrap().is_empty());
     // A range GET goes to storage too (a 307 keeps the method and the Range header).
@@ -188,9 +201,13 @@ async fn blob_gets_redirect_after_every_check() {
     // The library API: the same URL, for the blob's repository only.
     let ttl = Duration::from_secs(120);
     let url = s.registry.generate_blob_download_url(&repo, &parsed, ttl).await.unwrap();
-    assert_eq!(url.map(String::from), Some(presigned(&parsed, ttl)));
+    assert_eq!(url.map(String::from), Some(presigned(STORAGE_HOST, &parsed, ttl)));
     let capped = s.registry.generate_blob_download_url(&repo, &parsed, Duration::from_secs(86_400)).await.unwrap();
-    assert_eq!(capped.map(String::from), Some(presigned(&parsed, Duration::from_secs(300))), "capped at the TTL set");
+    assert_eq!(
+        capped.map(String::from),
+        Some(presigned(STORAGE_HOST, &parsed, Duration::from_secs(300))),
+        "capped at the TTL set"
+    );
     let err = s.registry.generate_blob_download_url(&other, &parsed, ttl).await.unwrap_err();
     assert_eq!(err.code(), regbridge::OciErrorCode::BlobUnknown);
 }
@@ -245,4 +262,33 @@ async fn redirects_off_streams_the_blob() {
     let parsed: Digest = digest.parse().unwrap();
     let url = s.registry.generate_blob_download_url(&repo, &parsed, Duration::from_secs(60)).await.unwrap();
     assert_eq!(url, None, "the library hands out no URL either");
+}
+
+#[tokio::test]
+async fn a_client_following_the_redirect_sends_storage_no_credentials() {
+    use wiremock::matchers::{method, path_regex};
+    let storage = wiremock::MockServer::start().await;
+    let bytes = b"the bytes, from storage".repeat(20);
+    wiremock::Mock::given(method("GET"))
+        .and(path_regex("^/bucket/blobs/"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_bytes(bytes.clone()))
+        .mount(&storage)
+        .await;
+    let s = start_at(Some(Duration::from_secs(300)), &storage.uri()).await;
+    let repo = unique("redirect/followed");
+    let digest = s.push_blob(&repo, &bytes).await;
+    // A client that follows redirects, sending Basic credentials to the registry (another port is another
+    // origin: the credentials stay behind, as container clients do).
+    let r = common::client()
+        .get(s.url(&format!("/v2/{repo}/blobs/{digest}")))
+        .basic_auth(ADMIN, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap(), bytes);
+    let received = storage.received_requests().await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert!(!received[0].headers.contains_key("authorization"), "credentials reached storage");
+    assert!(!received[0].url.as_str().contains(PASSWORD));
 }
