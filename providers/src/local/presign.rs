@@ -1,7 +1,7 @@
 //! Presigned blob URLs over an `object_store` [`Signer`] (S3, GCS and Azure implement it), cached so a
 //! hot blob costs one signature per cache window rather than one per GET.
 //!
-//! A URL is handed out only during the first half of its lifetime ([`KEEP_DIVISOR`]), so every URL a client
+//! A URL is handed out only during the first half of its lifetime, so every URL a client
 //! receives stays valid for at least half the TTL (5 minutes at the default 10): long enough to start the
 //! download, and to resume it with a range GET after a dropped connection, without going back to the
 //! registry. Storage services check a URL's expiry when a request starts, so a download under way is not cut
