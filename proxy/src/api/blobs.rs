@@ -97,8 +97,8 @@ async fn download_url(
     }
 }
 
-/// `307 Temporary Redirect` to `url` for blob `digest`: the client GETs the bytes there, with the same
-/// method and `Range` (a 307, unlike a 302, keeps both).
+/// `307 Temporary Redirect` to `url` for blob `digest`: the client repeats its request there, method and
+/// `Range` included (a 307, unlike a 302, may not change the method).
 pub(crate) fn redirect(url: &url::Url, digest: &Digest) -> Response {
     Response::builder()
         .status(StatusCode::TEMPORARY_REDIRECT)
