@@ -32,17 +32,33 @@ impl Server {
     /// Cloud routes (`ecr`) load credentials asynchronously and need [`Server::bind_async`].
     pub fn bind(config: ServeConfig, initial_password: Option<Secret>) -> Result<Self> {
         let routes = build_routes_sync(&config.routes)?;
-        Self::bind_with_routes(config, initial_password, routes)
+        Self::bind_with_routes(config, initial_password, routes, None)
+    }
+
+    /// [`Server::bind`] with the local registry on `storage` instead of `DATA_DIR/storage` (an embedder's own
+    /// backend, or a test double); keys and users still live in the data directory.
+    pub fn bind_with_storage(
+        config: ServeConfig,
+        initial_password: Option<Secret>,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Self> {
+        let routes = build_routes_sync(&config.routes)?;
+        Self::bind_with_routes(config, initial_password, routes, Some(storage))
     }
 
     /// [`Server::bind`] for every kind of route, cloud providers included (they load credentials and may
     /// look up their account before the server starts).
     pub async fn bind_async(config: ServeConfig, initial_password: Option<Secret>) -> Result<Self> {
         let routes = build_routes(&config.routes).await?;
-        Self::bind_with_routes(config, initial_password, routes)
+        Self::bind_with_routes(config, initial_password, routes, None)
     }
 
-    fn bind_with_routes(config: ServeConfig, initial_password: Option<Secret>, routes: RoutingTable) -> Result<Self> {
+    fn bind_with_routes(
+        config: ServeConfig,
+        initial_password: Option<Secret>,
+        routes: RoutingTable,
+        storage: Option<Arc<dyn Storage>>,
+    ) -> Result<Self> {
         // Metrics recorded before the recorder exists would be lost.
         crate::observe::prometheus();
         // The port first: a server that cannot listen (the port is busy) must leave nothing behind, not a
@@ -51,8 +67,12 @@ impl Server {
             listen(config.listen).map_err(|e| Error::bad_input(format!("cannot listen on {}: {e}", config.listen)))?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::internal(format!("create data directory {}", config.data_dir.display()), e))?;
-        let storage = FsStorage::open(config.data_dir.join("storage"))?.with_upload_expiry(config.upload_expiry);
-        let storage: Arc<dyn Storage> = Arc::new(storage);
+        let storage: Arc<dyn Storage> = match storage {
+            Some(storage) => storage,
+            None => {
+                Arc::new(FsStorage::open(config.data_dir.join("storage"))?.with_upload_expiry(config.upload_expiry))
+            }
+        };
         let signer = TokenSigner::load_or_create(&config.data_dir.join("signing.key"))?;
         let (users, first) = if config.users.is_empty() {
             Users::load_or_init(&config.data_dir, initial_password)?
@@ -105,9 +125,11 @@ impl Server {
         (router(self.state), self.listener)
     }
 
-    /// The local provider over this server's storage, reachable at `endpoint`.
+    /// The local provider over this server's storage, reachable at `endpoint`, presigning blob URLs as the
+    /// server's blob GETs do ([`ServeConfig::blob_redirect`]).
     pub fn local_registry(&self, endpoint: &str) -> LocalRegistry {
         LocalRegistry::new(self.state.storage.clone(), self.state.signer.clone(), endpoint)
+            .with_blob_redirect(self.state.config.blob_redirect)
     }
 
     /// Serves until the process ends (tests abort the task).

@@ -10,6 +10,7 @@ pub mod fs;
 pub mod gc;
 pub mod manifest;
 mod mtime;
+pub mod presign;
 pub mod storage;
 pub mod token;
 
@@ -27,6 +28,7 @@ use regbridge::{
 };
 
 pub use fs::FsStorage;
+pub use presign::{DEFAULT_PRESIGN_TTL, Presigner};
 pub use storage::{References, Storage, StoredManifest};
 pub use token::{Access, Claims, TokenKind, TokenSigner};
 
@@ -127,6 +129,7 @@ pub struct LocalRegistry {
     account: String,
     endpoint: String,
     namespace: String,
+    blob_redirect: Option<Duration>,
 }
 
 impl LocalRegistry {
@@ -170,6 +173,7 @@ impl LocalRegistry {
             account: DEFAULT_ACCOUNT.into(),
             endpoint: endpoint.into().trim_end_matches('/').to_owned(),
             namespace: String::new(),
+            blob_redirect: Some(DEFAULT_PRESIGN_TTL),
         }
     }
 
@@ -189,6 +193,15 @@ impl LocalRegistry {
     /// Puts every repository this provider creates under `namespace/`.
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into().trim_matches('/').to_owned();
+        self
+    }
+
+    /// Whether [`generate_blob_download_url`](ArtifactRegistry::generate_blob_download_url) hands out the
+    /// storage's presigned URLs, and the longest they live: `Some(ttl)` (the default,
+    /// [`DEFAULT_PRESIGN_TTL`]) caps the TTL asked for at `ttl`; `None` answers `None`, for storage clients
+    /// cannot reach (the `[storage] redirect = false` of the server).
+    pub fn with_blob_redirect(mut self, max_ttl: Option<Duration>) -> Self {
+        self.blob_redirect = max_ttl;
         self
     }
 
@@ -359,6 +372,19 @@ impl ArtifactRegistry for LocalRegistry {
 
     async fn head_blob(&self, id: &str, digest: &Digest) -> Result<Option<u64>> {
         self.storage.blob_size(&RepositoryName::parse(id)?, digest).await
+    }
+
+    /// The storage's presigned URL for blob `digest` of `id`, valid for `ttl` clamped to
+    /// [`MIN_TTL`]..=the [`with_blob_redirect`](LocalRegistry::with_blob_redirect) cap; `None` where the
+    /// storage cannot presign or redirects are off. `NotFound` when `id` does not have the blob: a URL is
+    /// never handed out for content the repository does not hold.
+    async fn generate_blob_download_url(&self, id: &str, digest: &Digest, ttl: Duration) -> Result<Option<url::Url>> {
+        let Some(max_ttl) = self.blob_redirect else { return Ok(None) };
+        let name = RepositoryName::parse(id)?;
+        if self.storage.blob_size(&name, digest).await?.is_none() {
+            return Err(Error::not_found(Resource::Blob, format!("{id}@{digest}")));
+        }
+        self.storage.blob_download_url(digest, ttl.clamp(MIN_TTL, max_ttl.max(MIN_TTL))).await
     }
 
     async fn add_cross_account_access(&self, id: &str, grant: &CrossAccountPermissions) -> Result<()> {

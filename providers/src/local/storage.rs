@@ -134,6 +134,17 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn mount_blob(&self, repo: &RepositoryName, from: &RepositoryName, digest: &Digest) -> Result<bool>;
     /// Removes blob `digest` from `repo` (the content stays while other repositories use it).
     async fn delete_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()>;
+    /// A short-lived URL that serves blob `digest` (which the caller has checked `repo` has) straight from
+    /// storage, when the backend can presign one.
+    ///
+    /// The default is `None`: the registry streams the blob itself ([`super::fs::FsStorage`] does). A backend
+    /// that presigns signs a GET of the blob's bytes only, valid for about `ttl`, and carries no credential
+    /// of the registry's in it beyond the storage's own signature; [`super::presign::Presigner`] does that
+    /// over an `object_store` signer.
+    async fn blob_download_url(&self, digest: &Digest, ttl: Duration) -> Result<Option<url::Url>> {
+        let _ = (digest, ttl);
+        Ok(None)
+    }
 
     /// Opens an upload session for `repo`, returning its id.
     async fn start_upload(&self, repo: &RepositoryName) -> Result<String>;

@@ -3,7 +3,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod admin;
-mod blobs;
+pub(crate) mod blobs;
 pub(crate) mod caller;
 pub(crate) mod inspect;
 mod listing;

@@ -157,13 +157,7 @@ pub(crate) async fn forward(
         && method == Method::GET
         && let Some(url) = download_url(upstream, upstream_name, digest).await?
     {
-        return Ok(Response::builder()
-            .status(StatusCode::TEMPORARY_REDIRECT)
-            .header(header::LOCATION, hv(url.as_str()))
-            .header("Docker-Content-Digest", hv(&digest.to_string()))
-            .header(header::CONTENT_LENGTH, 0)
-            .body(Body::empty())
-            .expect("valid response"));
+        return Ok(crate::api::blobs::redirect(&url, digest));
     }
     let (path, mount_from) = upstream_path(ctx, upstream, upstream_name, route)?;
     let mut headers = upstream_request_headers(&parts.headers);

@@ -105,8 +105,14 @@ impl TestServer {
     /// A fresh server like [`TestServer::start`], letting anonymous clients pull when `anonymous_pull`.
     pub async fn start_with(anonymous_pull: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let server = bind(dir.path().join("data"), anonymous_pull);
+        Self::spawn(server, dir)
+    }
+
+    /// A server the test bound itself (with settings or a storage of its own) on the data directory
+    /// `dir/data`, run like [`TestServer::start`]'s.
+    pub fn spawn(server: Server, dir: TempDir) -> Self {
         let data_dir = dir.path().join("data");
-        let server = bind(data_dir.clone(), anonymous_pull);
         let base = format!("http://{}", server.local_addr());
         let registry = server.local_registry(&base);
         let task = tokio::spawn(server.run());
