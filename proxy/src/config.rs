@@ -52,6 +52,9 @@ pub struct ServeConfig {
     /// flood of idle connections cannot exhaust the process's file descriptors (lowered at start to stay
     /// under the open-file limit).
     pub max_connections: usize,
+    /// Where blobs, manifests, tags and upload sessions live (`[storage]`, `REGBRIDGE_STORAGE_URL`);
+    /// default `DATA_DIR/storage` on local disk.
+    pub storage: crate::storage_config::StorageConfig,
 }
 
 impl ServeConfig {
@@ -72,6 +75,7 @@ impl ServeConfig {
             idle_timeout: Duration::from_secs(120),
             body_read_timeout: Duration::from_secs(60),
             max_connections: 4096,
+            storage: Default::default(),
         }
     }
 }

@@ -34,6 +34,12 @@
 //!
 //! [connections]
 //! key = "..."                   # 32 bytes, hex or base64; else generated into DATA_DIR/connections.key
+//!
+//! [storage]                     # see crate::storage_config
+//! url = "s3://my-bucket/registry"   # default: DATA_DIR/storage on local disk
+//!
+//! [keys]                        # see crate::keys
+//! signing_key_file = "/run/secrets/regbridge-signing-key"   # default: DATA_DIR/signing.key
 //! ```
 //!
 //! Values given as flags or `REGBRIDGE_*` environment variables override the file.
@@ -87,6 +93,9 @@ pub struct FileConfig {
     /// The credential helper's hosts: `[[helper.hosts]]`.
     #[serde(default)]
     pub helper: HelperConfig,
+    /// Where the registry's data lives: `[storage]`.
+    #[serde(default)]
+    pub storage: crate::storage_config::StorageSection,
 }
 
 /// `[helper]`: hosts the credential helper answers for beyond those it recognises by pattern.

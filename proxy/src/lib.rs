@@ -46,6 +46,7 @@ pub mod router;
 pub mod routing;
 pub mod server;
 pub mod state;
+pub mod storage_config;
 pub mod users;
 pub mod values;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use regbridge::{Error, Result, Secret};
 use regbridge_providers::http::{MintedCredentials, UpstreamClient};
-use regbridge_providers::local::{FsStorage, LocalRegistry, Storage, TokenSigner};
+use regbridge_providers::local::{LocalRegistry, TokenSigner};
 
 use crate::config::ServeConfig;
 use crate::config_file::RouteConfig;
@@ -51,8 +51,7 @@ impl Server {
             listen(config.listen).map_err(|e| Error::bad_input(format!("cannot listen on {}: {e}", config.listen)))?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::internal(format!("create data directory {}", config.data_dir.display()), e))?;
-        let storage = FsStorage::open(config.data_dir.join("storage"))?.with_upload_expiry(config.upload_expiry);
-        let storage: Arc<dyn Storage> = Arc::new(storage);
+        let storage = crate::storage_config::open_storage(&config.storage, &config.data_dir, config.upload_expiry)?;
         let signer = TokenSigner::load_or_create(&config.data_dir.join("signing.key"))?;
         let (users, first) = if config.users.is_empty() {
             Users::load_or_init(&config.data_dir, initial_password)?

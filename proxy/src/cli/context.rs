@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regbridge::{Error, Result};
-use regbridge_providers::local::{FsStorage, LocalRegistry, TokenSigner};
+use regbridge_providers::local::{LocalRegistry, TokenSigner};
 
 use crate::config::ServeConfig;
 use crate::config_file::FileConfig;
@@ -103,6 +103,7 @@ impl ConfigArgs {
             idle_timeout: file.idle_timeout.map_or(defaults.idle_timeout, at_least_a_second),
             body_read_timeout: file.body_read_timeout.map_or(defaults.body_read_timeout, at_least_a_second),
             max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+            storage: crate::storage_config::StorageConfig::resolve(file.storage)?,
             ..defaults
         })
     }
@@ -194,8 +195,8 @@ pub fn server_url(config: &ServeConfig) -> String {
 /// The local provider over the server's data directory, reachable at the server's URL.
 pub fn local_registry(config: &ServeConfig) -> Result<LocalRegistry> {
     let signer = server_signer(config)?;
-    let storage = FsStorage::open(config.data_dir.join("storage"))?.with_upload_expiry(config.upload_expiry);
-    Ok(LocalRegistry::new(std::sync::Arc::new(storage), signer, server_url(config)))
+    let storage = crate::storage_config::open_storage(&config.storage, &config.data_dir, config.upload_expiry)?;
+    Ok(LocalRegistry::new(storage, signer, server_url(config)))
 }
 
 /// The signing key of the server's data directory. Only `serve` creates a data directory: a command
