@@ -55,6 +55,9 @@ pub struct ServeConfig {
     /// Where blobs, manifests, tags and upload sessions live (`[storage]`, `REGBRIDGE_STORAGE_URL`);
     /// default `DATA_DIR/storage` on local disk.
     pub storage: crate::storage_config::StorageConfig,
+    /// The token signing key (`[keys] signing_key_file`, `REGBRIDGE_SIGNING_KEY[_FILE]`), which the
+    /// upload-location key derives from; default `DATA_DIR/signing.key`. Replicas share it.
+    pub signing_key: crate::keys::SigningKey,
 }
 
 impl ServeConfig {
@@ -76,6 +79,7 @@ impl ServeConfig {
             body_read_timeout: Duration::from_secs(60),
             max_connections: 4096,
             storage: Default::default(),
+            signing_key: Default::default(),
         }
     }
 }

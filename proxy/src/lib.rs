@@ -36,6 +36,7 @@ pub mod config_file;
 pub mod connections;
 pub mod factory;
 pub mod forward;
+pub mod keys;
 pub mod limits;
 pub mod login_limit;
 pub mod manage;

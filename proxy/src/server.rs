@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use regbridge::{Error, Result, Secret};
 use regbridge_providers::http::{MintedCredentials, UpstreamClient};
-use regbridge_providers::local::{LocalRegistry, TokenSigner};
+use regbridge_providers::local::LocalRegistry;
 
 use crate::config::ServeConfig;
 use crate::config_file::RouteConfig;
@@ -52,7 +52,7 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::internal(format!("create data directory {}", config.data_dir.display()), e))?;
         let storage = crate::storage_config::open_storage(&config.storage, &config.data_dir, config.upload_expiry)?;
-        let signer = TokenSigner::load_or_create(&config.data_dir.join("signing.key"))?;
+        let signer = config.signing_key.signer(&config.data_dir, true)?;
         let (users, first) = if config.users.is_empty() {
             Users::load_or_init(&config.data_dir, initial_password)?
         } else {

@@ -135,11 +135,17 @@ pub fn s3_builder(moto: &Emulator, bucket: &str) -> AmazonS3Builder {
 
 /// A new bucket on moto and a client of it.
 pub async fn s3(moto: &Emulator) -> AmazonS3 {
+    let bucket = s3_bucket(moto).await;
+    s3_builder(moto, &bucket).build().unwrap()
+}
+
+/// A new bucket on moto; its name.
+pub async fn s3_bucket(moto: &Emulator) -> String {
     let bucket = unique("regbridge");
     // moto takes an unsigned CreateBucket.
     let created = reqwest::Client::new().put(format!("{}/{bucket}", moto.endpoint)).send().await.unwrap();
     assert!(created.status().is_success(), "create bucket on moto: {}", created.status());
-    s3_builder(moto, &bucket).build().unwrap()
+    bucket
 }
 
 /// The Azure builder for `container` on Azurite: the well-known account through an explicit endpoint (the
