@@ -148,10 +148,8 @@ async fn suffix_range(store: &dyn ObjectStore) -> Finding {
 async fn signed_get<S: ObjectStore + Signer>(store: &S) -> Finding {
     let path = Path::from("probe/signed");
     store.put(&path, "signed bytes".into()).await.map_err(|e| fail("put", e))?;
-    let url = store
-        .signed_url(http::Method::GET, &path, Duration::from_secs(60))
-        .await
-        .map_err(|e| fail("signed_url", e))?;
+    let url =
+        store.signed_url(http::Method::GET, &path, Duration::from_secs(60)).await.map_err(|e| fail("signed_url", e))?;
     let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let answer = client.get(url.clone()).send().await.map_err(|e| fail("fetch", e))?;
     let status = answer.status();

@@ -53,10 +53,9 @@ impl SigningKey {
             (Some(_), Some(_)) => Err(Error::bad_input(format!("set {KEY_VAR} or {KEY_FILE_VAR}, not both"))),
             (Some(value), None) => Ok(Self::Value(Secret::new(value))),
             (None, Some(path)) => Ok(Self::File(path.into(), KEY_FILE_VAR)),
-            (None, None) => Ok(section
-                .signing_key_file
-                .clone()
-                .map_or(Self::DataDir, |p| Self::File(p, "[keys] signing_key_file"))),
+            (None, None) => {
+                Ok(section.signing_key_file.clone().map_or(Self::DataDir, |p| Self::File(p, "[keys] signing_key_file")))
+            }
         }
     }
 
@@ -95,9 +94,7 @@ fn data_dir_signer(data_dir: &Path) -> Result<TokenSigner> {
 fn decode(text: &str, setting: &str) -> Result<Vec<u8>> {
     let trimmed = text.trim().trim_end_matches('=');
     let key = base64::engine::general_purpose::STANDARD_NO_PAD.decode(trimmed).map_err(|_| {
-        Error::bad_input(format!(
-            "{setting}: the signing key is not base64; make one with `openssl rand -base64 48`"
-        ))
+        Error::bad_input(format!("{setting}: the signing key is not base64; make one with `openssl rand -base64 48`"))
     })?;
     if key.len() < MIN_KEY_BYTES {
         return Err(Error::bad_input(format!(
@@ -125,7 +122,10 @@ mod tests {
             SigningKey::File("/k".into(), "[keys] signing_key_file")
         );
         let file_var = |n: &str| (n == KEY_FILE_VAR).then(|| "/env".to_owned());
-        assert_eq!(SigningKey::resolve_with(&section, file_var).unwrap(), SigningKey::File("/env".into(), KEY_FILE_VAR));
+        assert_eq!(
+            SigningKey::resolve_with(&section, file_var).unwrap(),
+            SigningKey::File("/env".into(), KEY_FILE_VAR)
+        );
         let both = |_: &str| Some("x".to_owned());
         assert!(SigningKey::resolve_with(&section, both).unwrap_err().to_string().contains("not both"));
     }

@@ -98,7 +98,8 @@ async fn a_reachable_bucket_passes_the_start_up_check() {
     let (moto, endpoint) = common::moto::start_moto().await;
     let bucket = common::moto::emulators::s3_bucket(&moto).await;
     let url = format!("s3://{bucket}/reg");
-    let config = format!("[storage]\nurl = \"{url}\"\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n");
+    let config =
+        format!("[storage]\nurl = \"{url}\"\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n");
     let env = [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")];
     let (code, stderr) = serve_fails(Some(&config), &env);
     assert_ne!(code, 0, "{stderr}");

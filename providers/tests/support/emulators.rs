@@ -80,8 +80,7 @@ async fn spawn(name: &str, bin: PathBuf, args: impl FnOnce(u16) -> Vec<String>, 
 /// moto's server (every AWS API, S3 among them).
 pub async fn start_moto() -> Emulator {
     let bin = installed(venv().join("bin/moto_server"), "moto");
-    spawn("moto_server", bin, |p| vec!["-H".into(), "127.0.0.1".into(), "-p".into(), p.to_string()], "/moto-api/")
-        .await
+    spawn("moto_server", bin, |p| vec!["-H".into(), "127.0.0.1".into(), "-p".into(), p.to_string()], "/moto-api/").await
 }
 
 /// Azurite's blob service, in memory.

@@ -56,7 +56,9 @@ impl StorageUrl {
         }
         let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if name.contains('@') {
-            return Err(bad("credentials do not go in the URL: use [storage]'s credential settings or the cloud's own chain"));
+            return Err(bad(
+                "credentials do not go in the URL: use [storage]'s credential settings or the cloud's own chain",
+            ));
         }
         let prefix = prefix.trim_matches('/').to_owned();
         if prefix.split('/').any(|p| p == "." || p == "..") || prefix.contains("//") {
@@ -65,7 +67,11 @@ impl StorageUrl {
         let bucket = || {
             let ok = (3..=63).contains(&name.len())
                 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b));
-            if ok { Ok(name.to_owned()) } else { Err(bad("invalid bucket or container name (3-63 lowercase letters, digits, - . _)")) }
+            if ok {
+                Ok(name.to_owned())
+            } else {
+                Err(bad("invalid bucket or container name (3-63 lowercase letters, digits, - . _)"))
+            }
         };
         match scheme {
             "memory" if rest.is_empty() => Ok(Self::Memory),

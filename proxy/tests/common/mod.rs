@@ -95,7 +95,8 @@ fn bind(data_dir: PathBuf, anonymous_pull: bool) -> Server {
 }
 
 fn bind_with(data_dir: PathBuf, configure: impl FnOnce(ServeConfig) -> ServeConfig) -> Server {
-    let config = configure(ServeConfig { listen: "127.0.0.1:0".parse().expect("address"), data_dir, ..ServeConfig::new() });
+    let config =
+        configure(ServeConfig { listen: "127.0.0.1:0".parse().expect("address"), data_dir, ..ServeConfig::new() });
     Server::bind(config, Some(Secret::new(PASSWORD))).expect("server binds")
 }
 
