@@ -156,3 +156,29 @@ fn a_short_signing_key_stops_serve() {
     assert!(stderr.contains("REGBRIDGE_SIGNING_KEY: the signing key has 20 bytes; it needs at least 32"), "{stderr}");
     assert!(!stderr.contains(&short), "{stderr}");
 }
+
+/// The Azure settings reach Azurite (endpoint, account, access key): the check lists the container, and a
+/// wrong key is refused at start-up without being shown.
+#[tokio::test]
+async fn azure_settings_reach_azurite() {
+    use common::moto::emulators;
+    let azurite = emulators::start_azurite().await;
+    let created = emulators::azure_container(&azurite, &emulators::unique("regbridge")).await;
+    let config = |key: &str| {
+        format!(
+            "[storage]\nurl = \"az://{created}/reg\"\nendpoint = \"{}/{}\"\nallow_http = true\naccount = \"{}\"\n\
+             access_key = \"{key}\"\n",
+            azurite.endpoint,
+            emulators::AZURITE_ACCOUNT,
+            emulators::AZURITE_ACCOUNT
+        )
+    };
+    let (code, stderr) = serve_fails(Some(&config(emulators::AZURITE_KEY)), &[]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("object storage backend not built in this branch"), "the check passed: {stderr}");
+    let wrong = base64::engine::general_purpose::STANDARD.encode([5u8; 64]);
+    let (code, stderr) = serve_fails(Some(&config(&wrong)), &[]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("the bucket cannot be listed"), "{stderr}");
+    assert!(!stderr.contains(&wrong), "{stderr}");
+}

@@ -160,9 +160,14 @@ pub fn azure_builder(azurite: &Emulator, container: &str) -> MicrosoftAzureBuild
 
 /// A new container on Azurite and a client of it.
 pub async fn azure(azurite: &Emulator) -> MicrosoftAzure {
-    let container = unique("regbridge");
-    create_container(azurite, &container).await;
+    let container = azure_container(azurite, &unique("regbridge")).await;
     azure_builder(azurite, &container).build().unwrap()
+}
+
+/// Creates `container` on Azurite; its name.
+pub async fn azure_container(azurite: &Emulator, container: &str) -> String {
+    create_container(azurite, container).await;
+    container.to_owned()
 }
 
 /// Create Container, signed with the account key (Azurite refuses anonymous requests; object_store has no
