@@ -27,8 +27,8 @@ const REACH_TIMEOUT: Duration = Duration::from_secs(10);
 /// or credentials fail here, at start-up, with a message naming the setting, not at the first push.
 pub fn open_storage(config: &StorageConfig, data_dir: &Path, upload_expiry: Duration) -> Result<Arc<dyn Storage>> {
     let prefix = match &config.url {
-        StorageUrl::Fs(path) => {
-            let path = path.clone().unwrap_or_else(|| data_dir.join("storage"));
+        StorageUrl::Fs(_) => {
+            let path = config.fs_root(data_dir)?;
             return Ok(Arc::new(FsStorage::open(path)?.with_upload_expiry(upload_expiry)));
         }
         StorageUrl::Memory => String::new(),
