@@ -52,11 +52,12 @@ pub struct ServeConfig {
     /// flood of idle connections cannot exhaust the process's file descriptors (lowered at start to stay
     /// under the open-file limit).
     pub max_connections: usize,
-    /// Blob GETs of the local registry answer `307` to a URL presigned by the storage, valid this long, when
-    /// the storage can presign one (object storage; the filesystem cannot, and streams). `None` always
-    /// streams, for storage clients cannot reach. Default
-    /// [`DEFAULT_PRESIGN_TTL`](regbridge_providers::local::DEFAULT_PRESIGN_TTL) (10 minutes).
-    pub blob_redirect: Option<Duration>,
+    /// Where blobs, manifests, tags and upload sessions live (`[storage]`, `REGBRIDGE_STORAGE_URL`);
+    /// default `DATA_DIR/storage` on local disk.
+    pub storage: crate::storage_config::StorageConfig,
+    /// The token signing key (`[keys] signing_key_file`, `REGBRIDGE_SIGNING_KEY[_FILE]`), which the
+    /// upload-location key derives from; default `DATA_DIR/signing.key`. Replicas share it.
+    pub signing_key: crate::keys::SigningKey,
 }
 
 impl ServeConfig {
@@ -77,7 +78,8 @@ impl ServeConfig {
             idle_timeout: Duration::from_secs(120),
             body_read_timeout: Duration::from_secs(60),
             max_connections: 4096,
-            blob_redirect: Some(regbridge_providers::local::DEFAULT_PRESIGN_TTL),
+            storage: Default::default(),
+            signing_key: Default::default(),
         }
     }
 }

@@ -34,6 +34,14 @@
 //!
 //! [connections]
 //! key = "..."                   # 32 bytes, hex or base64; else generated into DATA_DIR/connections.key
+//!
+//! [storage]                     # see crate::storage_config
+//! url = "s3://my-bucket/registry"   # default: DATA_DIR/storage on local disk
+//!
+//! [keys]                        # see crate::keys; default: DATA_DIR/signing.key
+//! signing_key_file = "/run/secrets/regbridge-signing-key"   # base64 of >= 32 bytes, shared by replicas
+//! [keys]                        # see crate::keys
+//! signing_key_file = "/run/secrets/regbridge-signing-key"   # default: DATA_DIR/signing.key
 //! ```
 //!
 //! Values given as flags or `REGBRIDGE_*` environment variables override the file.
@@ -87,6 +95,12 @@ pub struct FileConfig {
     /// The credential helper's hosts: `[[helper.hosts]]`.
     #[serde(default)]
     pub helper: HelperConfig,
+    /// Where the registry's data lives: `[storage]`.
+    #[serde(default)]
+    pub storage: crate::storage_config::StorageSection,
+    /// Where the token signing key comes from: `[keys]`.
+    #[serde(default)]
+    pub keys: crate::keys::KeysSection,
 }
 
 /// `[helper]`: hosts the credential helper answers for beyond those it recognises by pattern.

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use regbridge::{DynArtifactRegistry, Error, Result};
 use regbridge_providers::generic::{GenericRegistry, GenericRegistryBuilder};
 use regbridge_providers::http::ClientOptions;
-use regbridge_providers::local::{FsStorage, LocalRegistry, TokenSigner};
+use regbridge_providers::local::{LocalRegistry, TokenSigner};
 
 use crate::config_file::RouteConfig;
 
@@ -85,8 +85,12 @@ pub fn local_provider(data_dir: &Path, endpoint: &str) -> Result<LocalRegistry> 
         }
         Err(e) => return Err(Error::internal(format!("read signing key {}", path.display()), e)),
     };
-    let storage = FsStorage::open(data_dir.join("storage"))?;
-    Ok(LocalRegistry::new(Arc::new(storage), signer, endpoint))
+    let storage = crate::storage_config::open_storage(
+        &crate::storage_config::StorageConfig::default(),
+        data_dir,
+        regbridge_providers::local::fs::DEFAULT_UPLOAD_EXPIRY,
+    )?;
+    Ok(LocalRegistry::new(storage, signer, endpoint))
 }
 
 /// The upstream client options of a route (its `idle_timeout`).

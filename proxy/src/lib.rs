@@ -36,6 +36,7 @@ pub mod config_file;
 pub mod connections;
 pub mod factory;
 pub mod forward;
+pub mod keys;
 pub mod limits;
 pub mod login_limit;
 pub mod manage;
@@ -46,6 +47,7 @@ pub mod router;
 pub mod routing;
 pub mod server;
 pub mod state;
+pub mod storage_config;
 pub mod users;
 pub mod values;
 

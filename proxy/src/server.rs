@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use regbridge::{Error, Result, Secret};
 use regbridge_providers::http::{MintedCredentials, UpstreamClient};
-use regbridge_providers::local::{FsStorage, LocalRegistry, Storage, TokenSigner};
+use regbridge_providers::local::{LocalRegistry, Storage};
 
 use crate::config::ServeConfig;
 use crate::config_file::RouteConfig;
@@ -67,13 +67,11 @@ impl Server {
             listen(config.listen).map_err(|e| Error::bad_input(format!("cannot listen on {}: {e}", config.listen)))?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::internal(format!("create data directory {}", config.data_dir.display()), e))?;
-        let storage: Arc<dyn Storage> = match storage {
+        let storage = match storage {
             Some(storage) => storage,
-            None => {
-                Arc::new(FsStorage::open(config.data_dir.join("storage"))?.with_upload_expiry(config.upload_expiry))
-            }
+            None => crate::storage_config::open_storage(&config.storage, &config.data_dir, config.upload_expiry)?,
         };
-        let signer = TokenSigner::load_or_create(&config.data_dir.join("signing.key"))?;
+        let signer = config.signing_key.signer(&config.data_dir, true)?;
         let (users, first) = if config.users.is_empty() {
             Users::load_or_init(&config.data_dir, initial_password)?
         } else {
@@ -126,10 +124,10 @@ impl Server {
     }
 
     /// The local provider over this server's storage, reachable at `endpoint`, presigning blob URLs as the
-    /// server's blob GETs do ([`ServeConfig::blob_redirect`]).
+    /// server's blob GETs do ([`StorageConfig::blob_redirect`](crate::storage_config::StorageConfig::blob_redirect)).
     pub fn local_registry(&self, endpoint: &str) -> LocalRegistry {
         LocalRegistry::new(self.state.storage.clone(), self.state.signer.clone(), endpoint)
-            .with_blob_redirect(self.state.config.blob_redirect)
+            .with_blob_redirect(self.state.config.storage.blob_redirect())
     }
 
     /// Serves until the process ends (tests abort the task).

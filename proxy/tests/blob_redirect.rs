@@ -1,7 +1,7 @@
 //! The embedded registry's blob GETs answered with `307` to a URL the storage presigns: over a test double of
 //! the storage (the filesystem's, which also hands out URLs), the redirect comes only after every check a
 //! streamed GET makes (the caller's access to the repository, and that the repository has the blob); HEAD
-//! answers from metadata; `blob_redirect = None` streams. The same path on real S3 is tested once object
+//! answers from metadata; `redirect = false` streams. The same path on real S3 is tested once object
 //! storage is wired in.
 
 mod common;
@@ -16,7 +16,8 @@ use regbridge::{ArtifactRegistry, Permissions, Result, Secret};
 use regbridge_providers::local::storage::{
     BlobRead, ByteStream, MetaUpdate, ReferrerDescriptor, RepositoryMeta, Storage,
 };
-use regbridge_providers::local::{FsStorage, References, StoredManifest};
+use regbridge_providers::local::{DEFAULT_PRESIGN_TTL, FsStorage, References, StoredManifest};
+use regbridge_proxy::storage_config::StorageConfig;
 use regbridge_proxy::{ServeConfig, Server};
 use reqwest::{Client, Method, StatusCode};
 
@@ -132,7 +133,11 @@ async fn start_at(blob_redirect: Option<Duration>, host: &str) -> TestServer {
     let config = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.clone(),
-        blob_redirect,
+        storage: StorageConfig {
+            redirect: blob_redirect.is_some(),
+            presign_ttl: blob_redirect.unwrap_or(DEFAULT_PRESIGN_TTL),
+            ..StorageConfig::default()
+        },
         ..ServeConfig::new()
     };
     let server = Server::bind_with_storage(config, Some(Secret::new(PASSWORD)), storage).unwrap();

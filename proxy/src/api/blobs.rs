@@ -1,7 +1,7 @@
 //! `/v2/<name>/blobs/<digest>`: GET (whole or a `Range`), HEAD, DELETE.
 //!
 //! A GET is answered with `307` to a URL presigned by the storage when it can presign one and redirects are
-//! on ([`ServeConfig::blob_redirect`](crate::ServeConfig::blob_redirect)): the client then fetches the bytes
+//! on ([`StorageConfig::blob_redirect`](crate::storage_config::StorageConfig::blob_redirect)): the client then fetches the bytes
 //! (ranges included) from storage, and the registry serves only the redirect. The repository's access was
 //! checked by the pipeline, and the handler checks that the repository has the blob before asking for a URL,
 //! so a URL never reaches a client that could not read the blob through the registry. Clients do not send
@@ -40,7 +40,7 @@ pub async fn get(
         return Ok(response.body(Body::empty()).expect("valid response"));
     }
     let range = crate::ranges::request_range(headers)?;
-    if let Some(ttl) = ctx.state.config.blob_redirect
+    if let Some(ttl) = ctx.state.config.storage.blob_redirect()
         && let Some(url) = download_url(ctx, repo, digest, range, ttl).await?
     {
         return Ok(redirect(&url, digest));

@@ -639,8 +639,8 @@ pub(crate) async fn gc_run(admin: Admin, State(state): State<Arc<AppState>>, byt
         manage::gc::cloud(&state.config.routes).await.map(|r| json!(r))
     } else {
         let options = GcOptions { grace, upload_expiry: state.config.upload_expiry, dry_run: request.dry_run };
-        let data_dir = state.config.data_dir.clone();
-        tokio::task::spawn_blocking(move || manage::gc::local(&data_dir, &options, |_, _| {}))
+        let (storage, data_dir) = (state.config.storage.clone(), state.config.data_dir.clone());
+        tokio::task::spawn_blocking(move || manage::gc::local(&storage, &data_dir, &options, |_, _| {}))
             .await
             .map_err(|e| Error::internal("gc", e))
             .and_then(|r| r.map(|report| json!(report)))

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regbridge::{Error, Result};
-use regbridge_providers::local::{FsStorage, LocalRegistry, TokenSigner};
+use regbridge_providers::local::{LocalRegistry, TokenSigner};
 
 use crate::config::ServeConfig;
 use crate::config_file::FileConfig;
@@ -103,6 +103,8 @@ impl ConfigArgs {
             idle_timeout: file.idle_timeout.map_or(defaults.idle_timeout, at_least_a_second),
             body_read_timeout: file.body_read_timeout.map_or(defaults.body_read_timeout, at_least_a_second),
             max_connections: file.max_connections.unwrap_or(defaults.max_connections),
+            storage: crate::storage_config::StorageConfig::resolve(file.storage)?,
+            signing_key: crate::keys::SigningKey::resolve(&file.keys)?,
             ..defaults
         })
     }
@@ -194,24 +196,15 @@ pub fn server_url(config: &ServeConfig) -> String {
 /// The local provider over the server's data directory, reachable at the server's URL.
 pub fn local_registry(config: &ServeConfig) -> Result<LocalRegistry> {
     let signer = server_signer(config)?;
-    let storage = FsStorage::open(config.data_dir.join("storage"))?.with_upload_expiry(config.upload_expiry);
-    Ok(LocalRegistry::new(std::sync::Arc::new(storage), signer, server_url(config)))
+    let storage = crate::storage_config::open_storage(&config.storage, &config.data_dir, config.upload_expiry)?;
+    Ok(LocalRegistry::new(storage, signer, server_url(config)).with_blob_redirect(config.storage.blob_redirect()))
 }
 
-/// The signing key of the server's data directory. Only `serve` creates a data directory: a command
-/// pointed at the wrong one must say so, not create a new directory and key whose credentials the server
-/// rejects.
+/// The server's signing key: the configured one, else its data directory's. Only `serve` creates a data
+/// directory: a command pointed at the wrong one must say so, not create a new directory and key whose
+/// credentials the server rejects.
 pub fn server_signer(config: &ServeConfig) -> Result<TokenSigner> {
-    let path = config.data_dir.join("signing.key");
-    match std::fs::read(&path) {
-        Ok(key) => TokenSigner::new(&key),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::bad_input(format!(
-            "{} is not a regbridge data directory (it has no signing.key): give the server's --data-dir or \
-             --config; only `regbridge serve` creates one",
-            config.data_dir.display()
-        ))),
-        Err(e) => Err(Error::internal(format!("read signing key {}", path.display()), e)),
-    }
+    config.signing_key.signer(&config.data_dir, false)
 }
 #[cfg(test)]
 mod tests {

@@ -72,7 +72,7 @@ async fn collect(args: GcArgs) -> regbridge::Result<()> {
             }
         }
     };
-    let report = crate::manage::gc::local(&config.data_dir, &options, progress)?;
+    let report = crate::manage::gc::local(&config.storage, &config.data_dir, &options, progress)?;
     let verb = if report.dry_run { "would delete" } else { "deleted" };
     eprintln!(
         "gc: {verb} {} blobs ({} bytes), {} expired uploads and {} staging files ({} bytes in all); \

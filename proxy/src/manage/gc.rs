@@ -10,10 +10,16 @@ use serde::Serialize;
 
 use crate::config_file::RouteConfig;
 
-/// Collects the local storage under `data_dir`; `progress(done, total)` is called as blobs are examined.
-/// Blocking (it walks the file system): the server runs it on a blocking thread.
-pub fn local(data_dir: &Path, options: &GcOptions, progress: impl Fn(usize, usize)) -> Result<GcReport> {
-    let root = data_dir.join("storage");
+/// Collects the local storage `storage` names (by default under `data_dir`); `progress(done, total)` is
+/// called as blobs are examined. Blocking (it walks the file system): the server runs it on a blocking
+/// thread.
+pub fn local(
+    storage: &crate::storage_config::StorageConfig,
+    data_dir: &Path,
+    options: &GcOptions,
+    progress: impl Fn(usize, usize),
+) -> Result<GcReport> {
+    let root = storage.fs_root(data_dir)?;
     if !root.is_dir() {
         return Err(Error::bad_input(format!(
             "no local storage at {}; give the server's --data-dir or --config",

@@ -91,8 +91,12 @@ pub fn client() -> Client {
 }
 
 fn bind(data_dir: PathBuf, anonymous_pull: bool) -> Server {
+    bind_with(data_dir, |c| ServeConfig { anonymous_pull, ..c })
+}
+
+fn bind_with(data_dir: PathBuf, configure: impl FnOnce(ServeConfig) -> ServeConfig) -> Server {
     let config =
-        ServeConfig { listen: "127.0.0.1:0".parse().expect("address"), data_dir, anonymous_pull, ..ServeConfig::new() };
+        configure(ServeConfig { listen: "127.0.0.1:0".parse().expect("address"), data_dir, ..ServeConfig::new() });
     Server::bind(config, Some(Secret::new(PASSWORD))).expect("server binds")
 }
 
@@ -113,6 +117,17 @@ impl TestServer {
     /// `dir/data`, run like [`TestServer::start`]'s.
     pub fn spawn(server: Server, dir: TempDir) -> Self {
         let data_dir = dir.path().join("data");
+        let base = format!("http://{}", server.local_addr());
+        let registry = server.local_registry(&base);
+        let task = tokio::spawn(server.run());
+        Self { base, client: client(), registry, data_dir, dir: Some(dir), task: Some(task) }
+    }
+
+    /// A fresh server like [`TestServer::start`] with `configure` applied to its configuration.
+    pub async fn start_configured(configure: impl FnOnce(ServeConfig) -> ServeConfig) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let server = bind_with(data_dir.clone(), configure);
         let base = format!("http://{}", server.local_addr());
         let registry = server.local_registry(&base);
         let task = tokio::spawn(server.run());
