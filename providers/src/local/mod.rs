@@ -10,6 +10,7 @@ pub mod fs;
 pub mod gc;
 pub mod manifest;
 mod mtime;
+pub mod object;
 pub mod storage;
 pub mod token;
 
@@ -27,6 +28,7 @@ use regbridge::{
 };
 
 pub use fs::FsStorage;
+pub use object::{Bucket, ObjectStorage};
 pub use storage::{References, Storage, StoredManifest};
 pub use token::{Access, Claims, TokenKind, TokenSigner};
 
@@ -366,7 +368,10 @@ impl ArtifactRegistry for LocalRegistry {
         let (name, _) = self.owned(id, "grant access to").await?;
         let level = grant.permissions;
         self.storage
-            .update_repository(&name, Box::new(move |meta| meta.grants.entry(level).or_default().extend(accounts)))
+            .update_repository(
+                &name,
+                Box::new(move |meta| meta.grants.entry(level).or_default().extend(accounts.iter().cloned())),
+            )
             .await?;
         Ok(())
     }
