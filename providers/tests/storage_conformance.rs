@@ -260,7 +260,7 @@ async fn chunked_upload_with_chunks_under_a_part(backend: Backend) {
     let s = backend.open();
     let repo = name("uploads/small");
     let data = content(11 * MIB + 333, 3);
-    let digest = push_chunked(&[s.clone()], &repo, &data, MIB + 17).await;
+    let digest = push_chunked(std::slice::from_ref(&s), &repo, &data, MIB + 17).await;
     assert_eq!(read_all(&*s, &repo, &digest).await, data);
 }
 

@@ -41,7 +41,7 @@ impl ObjectStorage {
         self.wait_for_sweeps().await?;
         crate::local::check_references(self, repo, references).await?;
         // The digest was checked against these bytes by `store_manifest`; a replica racing us writes the same.
-        self.put_create(&self.keys.blob(&manifest.digest), manifest.bytes.clone()).await?;
+        self.put_content(&self.keys.blob(&manifest.digest), manifest.bytes.clone()).await?;
         let link = ManifestLink { media_type: manifest.media_type.clone(), subject: manifest.subject.clone() };
         self.put(&self.keys.manifest(repo, &manifest.digest), serde_json::to_vec(&link).expect("link serialises"))
             .await?;

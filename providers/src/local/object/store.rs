@@ -68,6 +68,22 @@ impl ObjectStorage {
         self.put_conditional(path, bytes, None).await
     }
 
+    /// Writes content-addressed `bytes` at `path` unless something is there. Where the store has no
+    /// create-only put (S3 with conditional puts disabled) an existing object is kept and a missing one
+    /// written: the same verified bytes a racing replica would write.
+    pub(super) async fn put_content(&self, path: &Path, bytes: Bytes) -> Result<()> {
+        match self.bucket.put_opts(path, bytes.clone().into(), PutOptions::from(PutMode::Create)).await {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(()),
+            Err(object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. }) => {
+                if self.head_optional(path).await?.is_none() {
+                    self.put(path, bytes).await?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(store_err("write", path, e)),
+        }
+    }
+
     /// A conditional write: create-only with `None`, else only over exactly `version`. False when the
     /// condition failed (another writer got there first).
     pub(super) async fn put_conditional(

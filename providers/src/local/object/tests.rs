@@ -141,3 +141,74 @@ async fn hostile_upload_ids_never_become_keys() {
         assert!(s.keys.upload(id).is_err(), "{id:?}");
     }
 }
+
+#[tokio::test]
+async fn catalog_and_tag_pages_seek_from_an_offset() {
+    use crate::local::storage::{References, StoredManifest};
+    use regbridge::oci::{Reference, Tag};
+    let bucket = Arc::new(InMemory::new());
+    let s = storage(&bucket);
+    let names = ["a", "a/b", "a-b", "a/b/c", "b", "c0", "c1"];
+    for n in names {
+        s.create_repository(&repo(n), "owner").await.unwrap();
+    }
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let (page, more) = s.repositories_after(after.as_deref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        after = page.last().cloned();
+        pages.push(page);
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(pages, [vec!["a", "a-b"], vec!["a/b", "a/b/c"], vec!["b", "c0"], vec!["c1"]]);
+    // A page after a name that is not a repository starts at the next one.
+    assert_eq!(s.repositories_after(Some("a/a"), 1).await.unwrap(), (vec!["a/b".to_string()], true));
+    assert_eq!(s.repositories_after(Some("c1"), 5).await.unwrap(), (vec![], false));
+    assert_eq!(s.repositories_after(None, 0).await.unwrap(), (vec![], true));
+
+    // Tags: deleted ones (tombstones) are skipped, and a nested repository's tags are not this one's.
+    let r = repo("a");
+    let m = |text: &str| {
+        let bytes = Bytes::from(text.to_owned());
+        StoredManifest { media_type: "application/json".into(), digest: Digest::sha256(&bytes), bytes, subject: None }
+    };
+    let (one, two) = (m("{\"one\":1}"), m("{\"two\":2}"));
+    for (t, man) in [("t1", &one), ("t2", &two), ("t3", &one), ("t4", &two)] {
+        s.put_manifest(&r, man, &References::default(), None, Some(&Tag::parse(t).unwrap())).await.unwrap();
+    }
+    s.put_manifest(&repo("a/b"), &one, &References::default(), None, Some(&Tag::parse("nested").unwrap()))
+        .await
+        .unwrap();
+    s.delete_manifest(&r, &Reference::Digest(one.digest.clone())).await.unwrap();
+    assert_eq!(s.tags_after(&r, None, 1).await.unwrap(), (vec!["t2".to_string()], true));
+    assert_eq!(s.tags_after(&r, Some("t2"), 5).await.unwrap(), (vec!["t4".to_string()], false));
+    // The tombstone is an empty object: a later push of the tag brings it back.
+    s.put_manifest(&r, &one, &References::default(), None, Some(&Tag::parse("t1").unwrap())).await.unwrap();
+    assert_eq!(s.list_tags(&r).await.unwrap(), ["t1", "t2", "t4"]);
+}
+
+#[tokio::test]
+async fn untagging_by_digest_does_not_undo_a_retag_by_another_writer() {
+    use crate::local::storage::{References, StoredManifest};
+    use regbridge::oci::{Reference, Tag};
+    let bucket = Arc::new(InMemory::new());
+    let (a, b) = (storage(&bucket), storage(&bucket));
+    let r = repo("app");
+    let m = |text: &str| {
+        let bytes = Bytes::from(text.to_owned());
+        StoredManifest { media_type: "application/json".into(), digest: Digest::sha256(&bytes), bytes, subject: None }
+    };
+    let (old, new) = (m("{\"old\":1}"), m("{\"new\":1}"));
+    let latest = Tag::parse("latest").unwrap();
+    a.put_manifest(&r, &old, &References::default(), None, Some(&latest)).await.unwrap();
+    // `b` re-points the tag after `a` read it: `a`'s swap loses and the new tag stands.
+    let key = a.keys.tag(&r, "latest");
+    let read = a.get_versioned(&key).await.unwrap().unwrap();
+    b.put_manifest(&r, &new, &References::default(), None, Some(&latest)).await.unwrap();
+    assert!(!a.put_conditional(&key, Bytes::new(), Some(read.version)).await.unwrap());
+    a.delete_manifest(&r, &Reference::Digest(old.digest.clone())).await.unwrap();
+    assert_eq!(a.get_manifest(&r, &Reference::Tag(latest)).await.unwrap().map(|m| m.digest), Some(new.digest));
+}

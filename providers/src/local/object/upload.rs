@@ -383,7 +383,7 @@ impl ObjectStorage {
             // Everything is in the tail (under one part): hash it here and put it create-only.
             let bytes = self.tail_bytes(id, session).await?;
             check_digest(digest, Digest::of(digest.algorithm(), &bytes))?;
-            self.put_create(&target, bytes).await?;
+            self.put_content(&target, bytes).await?;
             return Ok(session.size);
         }
         let data = self.data_key(id)?;
