@@ -85,8 +85,11 @@ impl ObjectStorage {
                 return self.names_sorted(prefix, after, n, accept).await;
             }
             last = Some(meta.location.clone());
+            // `after` comes from the client: the offset key may escape characters names never hold, so
+            // the names themselves are compared too.
             if let Some(name) = relative(&meta.location, prefix)
                 && accept(&meta, &name)
+                && after.is_none_or(|a| name.as_str() > a)
             {
                 names.push(name);
             }

@@ -167,6 +167,10 @@ async fn catalog_and_tag_pages_seek_from_an_offset() {
     // A page after a name that is not a repository starts at the next one.
     assert_eq!(s.repositories_after(Some("a/a"), 1).await.unwrap(), (vec!["a/b".to_string()], true));
     assert_eq!(s.repositories_after(Some("c1"), 5).await.unwrap(), (vec![], false));
+    // Hostile offsets (escaped in keys, or with empty segments) still mean "names after this text".
+    assert_eq!(s.repositories_after(Some("a/"), 1).await.unwrap(), (vec!["a/b".to_string()], true));
+    assert_eq!(s.repositories_after(Some("a~"), 1).await.unwrap(), (vec!["b".to_string()], true));
+    assert_eq!(s.repositories_after(Some("../../x"), 1).await.unwrap(), (vec!["a".to_string()], true));
     assert_eq!(s.repositories_after(None, 0).await.unwrap(), (vec![], true));
 
     // Tags: deleted ones (tombstones) are skipped, and a nested repository's tags are not this one's.
