@@ -46,6 +46,8 @@ pub struct ObjectStorage {
     bucket: Arc<dyn Bucket>,
     keys: Keys,
     upload_expiry: Duration,
+    /// How long a request holds an upload session without renewing ([`upload::LEASE`]; shorter in tests).
+    lease: Duration,
     /// Hash states of the uploads this instance appended to last (a cache: see [`upload`]).
     hashes: Mutex<HashMap<String, upload::UploadHash>>,
 }
@@ -67,6 +69,7 @@ impl ObjectStorage {
             bucket,
             keys: Keys::new(prefix),
             upload_expiry: DEFAULT_UPLOAD_EXPIRY,
+            lease: upload::LEASE,
             hashes: Mutex::new(HashMap::new()),
         }
     }

@@ -216,3 +216,30 @@ async fn untagging_by_digest_does_not_undo_a_retag_by_another_writer() {
     a.delete_manifest(&r, &Reference::Digest(old.digest.clone())).await.unwrap();
     assert_eq!(a.get_manifest(&r, &Reference::Tag(latest)).await.unwrap().map(|m| m.digest), Some(new.digest));
 }
+
+#[tokio::test]
+async fn a_stalled_request_loses_its_session_to_another_and_cannot_win_it_back() {
+    let bucket = Arc::new(InMemory::new());
+    let lease = std::time::Duration::from_millis(300);
+    let (mut a, mut b) = (storage(&bucket), storage(&bucket));
+    (a.lease, b.lease) = (lease, lease);
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let r = repo("app");
+    let id = a.start_upload(&r).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
+    let stalled: ByteStream =
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) }));
+    let first = tokio::spawn({
+        let (a, r, id) = (a.clone(), r.clone(), id.clone());
+        async move { a.append_upload(&r, &id, None, stalled).await }
+    });
+    tx.send(Ok(Bytes::from_static(b"stale"))).await.unwrap();
+    tokio::time::sleep(lease * 2).await;
+    // The lease ran out: another request (here on another instance) takes the session.
+    assert_eq!(b.append_upload(&r, &id, Some((0, 4)), body(b"fresh".to_vec())).await.unwrap(), 5);
+    drop(tx);
+    let late = first.await.unwrap();
+    assert!(matches!(late, Err(Error::TooManyRequests { .. })), "{late:?}");
+    let digest = Digest::sha256(b"fresh");
+    assert_eq!(a.finish_upload(&r, &id, &digest).await.unwrap(), 5);
+}

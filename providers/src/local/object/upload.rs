@@ -37,7 +37,7 @@ pub(super) const PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// How long a request holds a session; renewed before each part, so only a request stalled this long
 /// (or killed) loses it to another.
-const LEASE: Duration = Duration::from_secs(60);
+pub(super) const LEASE: Duration = Duration::from_secs(60);
 
 /// Hash state of an upload, valid while the session is at `generation`.
 pub(super) struct UploadHash {
@@ -115,8 +115,8 @@ fn check_range(range: Option<(u64, u64)>, size: u64) -> Result<()> {
     Ok(())
 }
 
-fn lease_until() -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(LEASE).expect("lease fits")
+fn lease_until(lease: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(lease).expect("lease fits")
 }
 
 /// A session held by one request: the state as last written by it and the version to swap against.
@@ -194,7 +194,7 @@ impl ObjectStorage {
             return Err(busy(id));
         }
         let holder = uuid::Uuid::new_v4().simple().to_string();
-        session.lease = Some(Lease { holder: holder.clone(), until: lease_until() });
+        session.lease = Some(Lease { holder: holder.clone(), until: lease_until(self.lease) });
         let mut held = Held { id: id.to_owned(), session, version, holder };
         self.write_held(&mut held).await?;
         Ok(held)
@@ -217,11 +217,11 @@ impl ObjectStorage {
 
     /// Renews the lease when less than half of it is left, before a request writes a part.
     async fn renew(&self, held: &mut Held) -> Result<()> {
-        let half = chrono::Duration::from_std(LEASE / 2).expect("lease fits");
+        let half = chrono::Duration::from_std(self.lease / 2).expect("lease fits");
         if held.session.lease.as_ref().is_some_and(|l| l.until - Utc::now() > half) {
             return Ok(());
         }
-        held.session.lease = Some(Lease { holder: held.holder.clone(), until: lease_until() });
+        held.session.lease = Some(Lease { holder: held.holder.clone(), until: lease_until(self.lease) });
         self.write_held(held).await
     }
 
