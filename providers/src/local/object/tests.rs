@@ -11,6 +11,9 @@ use regbridge::Error;
 use regbridge::oci::{Digest, RepositoryName};
 
 use super::upload::PART_SIZE;
+use reversed::Reversed;
+
+mod reversed;
 use super::{Bucket, ObjectStorage};
 use crate::local::storage::{ByteStream, Storage};
 
@@ -242,4 +245,15 @@ async fn a_stalled_request_loses_its_session_to_another_and_cannot_win_it_back()
     assert!(matches!(late, Err(Error::TooManyRequests { .. })), "{late:?}");
     let digest = Digest::sha256(b"fresh");
     assert_eq!(a.finish_upload(&r, &id, &digest).await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn a_store_listing_out_of_order_still_gives_sorted_pages() {
+    let s = ObjectStorage::new(Arc::new(Reversed(InMemory::new())), "");
+    for n in ["b", "a/b", "a", "a-b", "c"] {
+        s.create_repository(&repo(n), "owner").await.unwrap();
+    }
+    assert_eq!(s.repositories_after(None, 2).await.unwrap(), (vec!["a".to_string(), "a-b".to_string()], true));
+    assert_eq!(s.repositories_after(Some("a-b"), 2).await.unwrap(), (vec!["a/b".to_string(), "b".to_string()], true));
+    assert_eq!(s.list_repositories().await.unwrap(), ["a", "a-b", "a/b", "b", "c"]);
 }
