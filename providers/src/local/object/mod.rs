@@ -13,6 +13,7 @@
 
 mod blobs;
 mod fence;
+mod finish;
 mod keys;
 mod listing;
 mod manifests;

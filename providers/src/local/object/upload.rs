@@ -13,17 +13,16 @@
 //!
 //! The hash state stays in memory on the instance that appended last (keyed by the state's generation);
 //! an instance finishing a session it did not append to last completes the multipart upload into a
-//! staging object and hashes that once.
+//! staging object and hashes that once (`finish`).
 
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use object_store::multipart::PartId;
+use object_store::UpdateVersion;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, UpdateVersion};
-use regbridge::oci::{Algorithm, Digest, Digester, RepositoryName};
+use regbridge::oci::{Algorithm, Digester, RepositoryName};
 use regbridge::{Error, OciErrorCode, Resource, Result};
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +40,8 @@ pub(super) const LEASE: Duration = Duration::from_secs(60);
 
 /// Hash state of an upload, valid while the session is at `generation`.
 pub(super) struct UploadHash {
-    generation: u64,
-    digester: Digester,
+    pub(super) generation: u64,
+    pub(super) digester: Digester,
     kept: Instant,
 }
 
@@ -59,14 +58,14 @@ struct Lease {
 #[serde(rename_all = "camelCase")]
 pub(super) struct Session {
     repo: String,
-    multipart: String,
+    pub(super) multipart: String,
     /// Content ids of the parts stored so far, part `i` at index `i`, each [`PART_SIZE`] bytes.
-    parts: Vec<String>,
+    pub(super) parts: Vec<String>,
     pub(super) size: u64,
     /// The object (under `tail/`) holding the bytes after the parts, when there are any.
-    tail: Option<String>,
+    pub(super) tail: Option<String>,
     /// Incremented by every append that stores something; the hash cache is keyed by it.
-    generation: u64,
+    pub(super) generation: u64,
     updated_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lease: Option<Lease>,
@@ -79,7 +78,7 @@ impl Session {
         self.lease.as_ref().is_some_and(|l| l.until > Utc::now())
     }
 
-    fn tail_len(&self) -> u64 {
+    pub(super) fn tail_len(&self) -> u64 {
         self.size - (self.parts.len() * PART_SIZE) as u64
     }
 }
@@ -120,23 +119,23 @@ fn lease_until(lease: Duration) -> DateTime<Utc> {
 }
 
 /// A session held by one request: the state as last written by it and the version to swap against.
-struct Held {
-    id: String,
-    session: Session,
+pub(super) struct Held {
+    pub(super) id: String,
+    pub(super) session: Session,
     version: UpdateVersion,
     holder: String,
 }
 
 impl ObjectStorage {
-    fn state_key(&self, id: &str) -> Result<Path> {
+    pub(super) fn state_key(&self, id: &str) -> Result<Path> {
         Ok(self.keys.upload(id)?.join("state"))
     }
 
-    fn data_key(&self, id: &str) -> Result<Path> {
+    pub(super) fn data_key(&self, id: &str) -> Result<Path> {
         Ok(self.keys.upload(id)?.join("data"))
     }
 
-    fn tail_key(&self, id: &str, tail: &str) -> Result<Path> {
+    pub(super) fn tail_key(&self, id: &str, tail: &str) -> Result<Path> {
         Ok(self.keys.upload(id)?.join("tail").join(tail))
     }
 
@@ -188,7 +187,7 @@ impl ObjectStorage {
     }
 
     /// Takes the lease on session `id` (refused while another request's lease is live).
-    async fn hold(&self, repo: &RepositoryName, id: &str) -> Result<Held> {
+    pub(super) async fn hold(&self, repo: &RepositoryName, id: &str) -> Result<Held> {
         let (mut session, version) = self.session(repo, id).await?;
         if session.lease.as_ref().is_some_and(|l| l.until > Utc::now()) {
             return Err(busy(id));
@@ -226,12 +225,12 @@ impl ObjectStorage {
     }
 
     /// Gives the lease back, leaving the session as it was; best effort (it runs out anyway).
-    async fn release(&self, mut held: Held) {
+    pub(super) async fn release(&self, mut held: Held) {
         held.session.lease = None;
         let _ = self.write_held(&mut held).await;
     }
 
-    async fn tail_bytes(&self, id: &str, session: &Session) -> Result<Bytes> {
+    pub(super) async fn tail_bytes(&self, id: &str, session: &Session) -> Result<Bytes> {
         let Some(tail) = &session.tail else { return Ok(Bytes::new()) };
         let key = self.tail_key(id, tail)?;
         self.get_optional(&key).await?.ok_or_else(|| {
@@ -350,106 +349,5 @@ impl ObjectStorage {
             let _ = self.delete(&self.tail_key(&id, &name)?).await;
         }
         Ok((held.session.size, hash))
-    }
-
-    pub(super) async fn finish_session(&self, repo: &RepositoryName, id: &str, digest: &Digest) -> Result<u64> {
-        let held = self.hold(repo, id).await?;
-        let saved = self
-            .take_hash(id)
-            .filter(|h| h.generation == held.session.generation && h.digester.algorithm() == digest.algorithm())
-            .map(|h| h.digester);
-        match self.commit(&held, digest, saved).await {
-            Ok(size) => {
-                self.link_blob(repo, digest).await?;
-                self.discard_session(id, &held.session).await;
-                Ok(size)
-            }
-            Err(e @ Error::DigestInvalid { .. }) => {
-                self.discard_session(id, &held.session).await;
-                Err(e)
-            }
-            Err(e) => {
-                self.release(held).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// Verifies the session's bytes against `digest` and stores them as that blob.
-    async fn commit(&self, held: &Held, digest: &Digest, saved: Option<Digester>) -> Result<u64> {
-        let (id, session) = (&held.id, &held.session);
-        let target = self.keys.blob(digest);
-        if session.parts.is_empty() {
-            // Everything is in the tail (under one part): hash it here and put it create-only.
-            let bytes = self.tail_bytes(id, session).await?;
-            check_digest(digest, Digest::of(digest.algorithm(), &bytes))?;
-            self.put_content(&target, bytes).await?;
-            return Ok(session.size);
-        }
-        let data = self.data_key(id)?;
-        // A finish that died after completing leaves the staged object; completing again would fail.
-        let staged = self.head_optional(&data).await?.filter(|m| m.size == session.size);
-        if staged.is_none() {
-            let mut parts: Vec<PartId> = session.parts.iter().map(|c| PartId { content_id: c.clone() }).collect();
-            if session.tail_len() > 0 {
-                let tail = self.tail_bytes(id, session).await?;
-                let last = self
-                    .bucket
-                    .put_part(&data, &session.multipart, parts.len(), tail.into())
-                    .await
-                    .map_err(|e| store_err("write part of", &data, e))?;
-                parts.push(last);
-            }
-            self.bucket
-                .complete_multipart(&data, &session.multipart, parts)
-                .await
-                .map_err(|e| store_err("complete upload", &data, e))?;
-            let stored = self.head_optional(&data).await?.map(|m| m.size);
-            if stored != Some(session.size) {
-                return Err(Error::internal(
-                    format!("upload {id}: the completed object has {stored:?} bytes, the session {}", session.size),
-                    std::io::Error::other("start the upload again"),
-                ));
-            }
-        }
-        let actual = match saved.filter(|_| staged.is_none()) {
-            Some(digester) => digester.finish(),
-            None => self.hash_object(&data, digest.algorithm()).await?,
-        };
-        check_digest(digest, actual)?;
-        self.copy_create(&data, &target).await?;
-        Ok(session.size)
-    }
-
-    /// Hashes the object at `path` by reading it once (a session this instance did not append to last).
-    async fn hash_object(&self, path: &Path, algorithm: Algorithm) -> Result<Digest> {
-        let mut stream = self.bucket.get(path).await.map_err(|e| store_err("read", path, e))?.into_stream();
-        let mut hasher = algorithm.hasher();
-        while let Some(chunk) = stream.next().await {
-            hasher.update(&chunk.map_err(|e| store_err("read", path, e))?);
-        }
-        Ok(hasher.finish())
-    }
-
-    /// Removes a session and everything it stored: state first (from then on it is unknown), then the
-    /// multipart upload, the staged object and the tail. Best effort past the state: gc sweeps leftovers.
-    pub(super) async fn discard_session(&self, id: &str, session: &Session) {
-        let (Ok(state), Ok(data)) = (self.state_key(id), self.data_key(id)) else { return };
-        let _ = self.delete(&state).await;
-        let _ = self.bucket.abort_multipart(&data, &session.multipart).await;
-        let _ = self.delete(&data).await;
-        if let Some(tail) = &session.tail
-            && let Ok(key) = self.tail_key(id, tail)
-        {
-            let _ = self.delete(&key).await;
-        }
-    }
-}
-
-fn check_digest(expected: &Digest, actual: Digest) -> Result<()> {
-    if &actual == expected {
-        Ok(())
-    } else {
-        Err(Error::DigestInvalid { expected: expected.to_string(), actual: actual.to_string() })
     }
 }
