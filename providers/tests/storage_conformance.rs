@@ -69,7 +69,10 @@ async fn fs_backend() -> Backend {
     }
 }
 
-/// Object storage on any bucket, under a prefix (what every object-store backend shares).
+/// Object storage on any bucket, under a prefix (what every object-store backend shares). An S3 backend is
+/// `object_backend(Arc::new(AmazonS3Builder::new().with_endpoint(..).with_allow_http(true)
+/// .with_bucket_name(..).build()?), prefix, Box::new(emulator))`: the whole suite passed that way on
+/// moto 5.2.6 by hand (path-style requests, default conditional puts, no copy-if-not-exists setting).
 fn object_backend(
     bucket: Arc<dyn Bucket>,
     prefix: &'static str,
