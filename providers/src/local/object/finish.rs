@@ -14,18 +14,20 @@ use super::upload::{Held, Session};
 
 impl ObjectStorage {
     pub(super) async fn finish_session(&self, repo: &RepositoryName, id: &str, digest: &Digest) -> Result<u64> {
-        let held = self.hold(repo, id).await?;
+        let mut held = self.hold(repo, id).await?;
         let saved = self
             .take_hash(id)
             .filter(|h| h.generation == held.session.generation && h.digester.algorithm() == digest.algorithm())
             .map(|h| h.digester);
         match self.commit(&held, digest, saved).await {
             Ok(size) => {
+                held.ended();
                 self.link_blob(repo, digest).await?;
                 self.discard_session(id, &held.session).await;
                 Ok(size)
             }
             Err(e @ Error::DigestInvalid { .. }) => {
+                held.ended();
                 self.discard_session(id, &held.session).await;
                 Err(e)
             }

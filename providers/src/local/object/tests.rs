@@ -257,3 +257,40 @@ async fn a_store_listing_out_of_order_still_gives_sorted_pages() {
     assert_eq!(s.repositories_after(Some("a-b"), 2).await.unwrap(), (vec!["a/b".to_string(), "b".to_string()], true));
     assert_eq!(s.list_repositories().await.unwrap(), ["a", "a-b", "a/b", "b", "c"]);
 }
+
+#[tokio::test]
+async fn a_request_dropped_midway_gives_its_session_back() {
+    let bucket = Arc::new(InMemory::new());
+    let s = Arc::new(storage(&bucket));
+    let r = repo("app");
+    let id = s.start_upload(&r).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
+    let stalled: ByteStream =
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) }));
+    let request = tokio::spawn({
+        let (s, r, id) = (s.clone(), r.clone(), id.clone());
+        async move { s.append_upload(&r, &id, None, stalled).await }
+    });
+    tx.send(Ok(Bytes::from_static(b"partial"))).await.unwrap();
+    for _ in 0..200 {
+        if s.session(&r, &id).await.unwrap().0.lease_held() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // The client goes away: the server drops the request's future.
+    request.abort();
+    let _ = request.await;
+    let mut appended = None;
+    for _ in 0..200 {
+        match s.append_upload(&r, &id, Some((0, 2)), body(b"abc".to_vec())).await {
+            Ok(size) => {
+                appended = Some(size);
+                break;
+            }
+            Err(Error::TooManyRequests { .. }) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(appended, Some(3), "the lease came back long before it would have run out");
+}

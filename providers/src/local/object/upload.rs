@@ -15,19 +15,20 @@
 //! an instance finishing a session it did not append to last completes the multipart upload into a
 //! staging object and hashes that once (`finish`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use object_store::UpdateVersion;
 use object_store::path::Path;
+use object_store::{PutMode, PutOptions, UpdateVersion};
 use regbridge::oci::{Algorithm, Digester, RepositoryName};
 use regbridge::{Error, OciErrorCode, Resource, Result};
 use serde::{Deserialize, Serialize};
 
-use super::ObjectStorage;
 use super::store::store_err;
+use super::{Bucket, ObjectStorage};
 use crate::local::storage::ByteStream;
 
 /// The size of every part but the last: the minimum S3 and GCS accept, so a session buffers at most this
@@ -124,6 +125,35 @@ pub(super) struct Held {
     pub(super) session: Session,
     version: UpdateVersion,
     holder: String,
+    bucket: Arc<dyn Bucket>,
+    key: Path,
+}
+
+impl Held {
+    /// Marks the session as ended by this request (finished or discarded): nothing to give back on drop.
+    pub(super) fn ended(&mut self) {
+        self.session.lease = None;
+    }
+}
+
+impl Drop for Held {
+    /// A request cancelled while it holds the lease (its client went away and the request's future was
+    /// dropped) gives the lease back from a spawned task, so a retry need not wait for it to run out.
+    /// Requests that end normally have cleared `lease` by then.
+    fn drop(&mut self) {
+        if self.session.lease.is_none() {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let mut session = self.session.clone();
+        session.lease = None;
+        let json = serde_json::to_vec(&session).expect("session serialises");
+        let (bucket, key, version) = (self.bucket.clone(), self.key.clone(), self.version.clone());
+        handle.spawn(async move {
+            // Conditional: if anyone changed the session since, theirs stands.
+            let _ = bucket.put_opts(&key, json.into(), PutOptions::from(PutMode::Update(version))).await;
+        });
+    }
 }
 
 impl ObjectStorage {
@@ -194,8 +224,12 @@ impl ObjectStorage {
         }
         let holder = uuid::Uuid::new_v4().simple().to_string();
         session.lease = Some(Lease { holder: holder.clone(), until: lease_until(self.lease) });
-        let mut held = Held { id: id.to_owned(), session, version, holder };
-        self.write_held(&mut held).await?;
+        let key = self.state_key(id)?;
+        let mut held = Held { id: id.to_owned(), session, version, holder, bucket: self.bucket.clone(), key };
+        if let Err(e) = self.write_held(&mut held).await {
+            held.session.lease = None; // never held: nothing to give back
+            return Err(e);
+        }
         Ok(held)
     }
 
