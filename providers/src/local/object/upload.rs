@@ -352,12 +352,18 @@ impl ObjectStorage {
         {
             return Err(wrong_length(expected, received.to_string()));
         }
+        // Nothing is changed in `held.session` until the swap, so a failure before it releases the
+        // session exactly as it was.
+        let previous = held.session.clone();
         if received == 0 {
             held.session.lease = None;
-            self.write_held(held).await?;
+            if let Err(e) = self.write_held(held).await {
+                held.session = previous;
+                return Err(e);
+            }
             return Ok((held.session.size, hash));
         }
-        let old_tail = held.session.tail.take();
+        let old_tail = held.session.tail.clone();
         let new_tail = if buffer.is_empty() {
             None
         } else {
@@ -365,7 +371,6 @@ impl ObjectStorage {
             self.put(&self.tail_key(&id, &name)?, buffer.freeze()).await?;
             Some(name)
         };
-        let previous = held.session.clone();
         held.session.parts.extend(parts);
         held.session.size += received;
         held.session.tail = new_tail.clone();
@@ -373,7 +378,7 @@ impl ObjectStorage {
         held.session.updated_at = Utc::now();
         held.session.lease = None;
         if let Err(e) = self.write_held(held).await {
-            held.session = Session { tail: old_tail, ..previous };
+            held.session = previous;
             if let Some(name) = new_tail {
                 let _ = self.delete(&self.tail_key(&id, &name)?).await;
             }
