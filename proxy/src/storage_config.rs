@@ -29,7 +29,7 @@ use std::time::Duration;
 use regbridge::{Result, Secret};
 use serde::Deserialize;
 
-pub use open::{Bucket, open_object_storage, open_storage};
+pub use open::open_storage;
 pub use url::StorageUrl;
 
 /// How long presigned blob URLs live unless `presign_ttl` says otherwise.

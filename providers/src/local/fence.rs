@@ -36,7 +36,7 @@ use super::mtime::idle;
 pub const SWEEP_LEASE: Duration = Duration::from_secs(30);
 
 /// How long a manifest write waits for sweeps before it gives up with `TOOMANYREQUESTS`.
-const MAX_WAIT: Duration = Duration::from_secs(120);
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(120);
 
 /// An intent this old belongs to a write that is long gone (writes wait at most [`MAX_WAIT`]).
 const STALE_INTENT: Duration = Duration::from_secs(3600);
@@ -94,12 +94,17 @@ pub(crate) async fn wait_for_sweeps(root: &Path) -> Result<()> {
             return Ok(());
         }
         if started.elapsed() > MAX_WAIT {
-            return Err(Error::TooManyRequests {
-                message: "a garbage collection is deleting blobs; retry the manifest PUT".into(),
-                retry_after: Some(Duration::from_secs(10)),
-            });
+            return Err(sweep_too_long());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The error of a manifest write that waited [`MAX_WAIT`] for sweeps.
+pub(crate) fn sweep_too_long() -> Error {
+    Error::TooManyRequests {
+        message: "a garbage collection is deleting blobs; retry the manifest PUT".into(),
+        retry_after: Some(Duration::from_secs(10)),
     }
 }
 

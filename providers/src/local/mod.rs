@@ -10,6 +10,7 @@ pub mod fs;
 pub mod gc;
 pub mod manifest;
 mod mtime;
+pub mod object;
 pub mod presign;
 pub mod storage;
 pub mod token;
@@ -28,6 +29,7 @@ use regbridge::{
 };
 
 pub use fs::FsStorage;
+pub use object::{Bucket, ObjectStorage};
 pub use presign::{DEFAULT_PRESIGN_TTL, Presigner};
 pub use storage::{References, Storage, StoredManifest};
 pub use token::{Access, Claims, TokenKind, TokenSigner};
@@ -392,7 +394,10 @@ impl ArtifactRegistry for LocalRegistry {
         let (name, _) = self.owned(id, "grant access to").await?;
         let level = grant.permissions;
         self.storage
-            .update_repository(&name, Box::new(move |meta| meta.grants.entry(level).or_default().extend(accounts)))
+            .update_repository(
+                &name,
+                Box::new(move |meta| meta.grants.entry(level).or_default().extend(accounts.iter().cloned())),
+            )
             .await?;
         Ok(())
     }

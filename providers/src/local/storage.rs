@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 /// (distribution's default is a week).
 pub const DEFAULT_UPLOAD_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 
-/// A change to a repository's metadata, applied under the storage's lock.
-pub type MetaUpdate = Box<dyn for<'a> FnOnce(&'a mut RepositoryMeta) + Send + 'static>;
+/// A change to a repository's metadata, applied under the storage's lock, or (object storage) to the
+/// version read, again to a newer one when a compare-and-swap loses: so it may run more than once.
+pub type MetaUpdate = Box<dyn for<'a> Fn(&'a mut RepositoryMeta) + Send + Sync + 'static>;
 
 /// A stream of body bytes, as request and response bodies are.
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;

@@ -5,16 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use object_store::signer::Signer;
 use object_store::{ClientOptions, RetryConfig};
 use regbridge::{Error, Result};
-use regbridge_providers::local::{FsStorage, Storage};
+use regbridge_providers::local::{Bucket, FsStorage, ObjectStorage, Presigner, Storage};
 
 use super::{StorageConfig, StorageUrl};
 
-/// An object store that can also do multipart uploads part by part. The same trait as
-/// `regbridge_providers::local::Bucket` (helper A's branch), which replaces it when the branches merge.
-pub trait Bucket: object_store::ObjectStore + object_store::multipart::MultipartStore {}
-impl<T: object_store::ObjectStore + object_store::multipart::MultipartStore> Bucket for T {}
+/// A configured bucket: its client, and the same client as a URL signer where the store can presign.
+struct Built {
+    bucket: Arc<dyn Bucket>,
+    signer: Option<Arc<dyn Signer>>,
+}
 
 /// How long the start-up check may take to list the prefix before the bucket counts as unreachable.
 const REACH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,30 +39,24 @@ pub fn open_storage(config: &StorageConfig, data_dir: &Path, upload_expiry: Dura
             prefix.clone()
         }
     };
-    let bucket = build(config, RetryConfig::default())?;
-    open_object_storage(bucket, &prefix, upload_expiry)
-}
-
-/// The `Storage` over `bucket`, keys under `prefix`. The seam where `ObjectStorage` (helper A's branch)
-/// plugs in at merge: `Ok(Arc::new(ObjectStorage::new(bucket, prefix).with_upload_expiry(upload_expiry)))`.
-pub fn open_object_storage(bucket: Arc<dyn Bucket>, prefix: &str, upload_expiry: Duration) -> Result<Arc<dyn Storage>> {
-    let _ = (bucket, prefix, upload_expiry);
-    Err(Error::bad_input(
-        "object storage backend not built in this branch: [storage] url (REGBRIDGE_STORAGE_URL) must be fs:PATH or \
-         absent here",
-    ))
+    let Built { bucket, signer } = build(config, RetryConfig::default())?;
+    let storage = ObjectStorage::new(bucket, &prefix).with_upload_expiry(upload_expiry);
+    Ok(Arc::new(match signer {
+        Some(signer) => storage.with_presigner(Presigner::new(signer)),
+        None => storage,
+    }))
 }
 
 /// The client of the configured bucket. `retry` bounds how long one request is retried.
-fn build(config: &StorageConfig, retry: RetryConfig) -> Result<Arc<dyn Bucket>> {
+fn build(config: &StorageConfig, retry: RetryConfig) -> Result<Built> {
     let s = &config.settings;
     let mut options = ClientOptions::new();
     if let Some(allow) = s.allow_http {
         options = options.with_allow_http(allow);
     }
-    let built: std::result::Result<Arc<dyn Bucket>, object_store::Error> = match &config.url {
+    let built: std::result::Result<Built, object_store::Error> = match &config.url {
         StorageUrl::Fs(_) => unreachable!("fs storage has no object store client"),
-        StorageUrl::Memory => Ok(Arc::new(object_store::memory::InMemory::new())),
+        StorageUrl::Memory => Ok(Built { bucket: Arc::new(object_store::memory::InMemory::new()), signer: None }),
         StorageUrl::S3 { bucket, .. } => {
             let mut b = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
@@ -78,7 +74,7 @@ fn build(config: &StorageConfig, retry: RetryConfig) -> Result<Arc<dyn Bucket>> 
             if let (Some(id), Some(secret)) = (&s.access_key_id, &s.secret_access_key) {
                 b = b.with_access_key_id(id).with_secret_access_key(secret.expose());
             }
-            b.build().map(|s| Arc::new(s) as _)
+            b.build().map(signing)
         }
         StorageUrl::Gcs { bucket, .. } => {
             let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
@@ -91,7 +87,7 @@ fn build(config: &StorageConfig, retry: RetryConfig) -> Result<Arc<dyn Bucket>> 
             if let Some(path) = &s.service_account_path {
                 b = b.with_service_account_path(path.to_string_lossy());
             }
-            b.build().map(|s| Arc::new(s) as _)
+            b.build().map(signing)
         }
         StorageUrl::Azure { container, .. } => {
             let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
@@ -107,7 +103,7 @@ fn build(config: &StorageConfig, retry: RetryConfig) -> Result<Arc<dyn Bucket>> 
             if let Some(key) = &s.access_key {
                 b = b.with_access_key(key.expose());
             }
-            b.build().map(|s| Arc::new(s) as _)
+            b.build().map(signing)
         }
     };
     built.map_err(|e| {
@@ -116,6 +112,12 @@ fn build(config: &StorageConfig, retry: RetryConfig) -> Result<Arc<dyn Bucket>> 
             config.source, config.url
         ))
     })
+}
+
+/// A client of a store that presigns URLs, as both the bucket and its signer.
+fn signing<S: Bucket + Signer>(store: S) -> Built {
+    let store = Arc::new(store);
+    Built { bucket: store.clone(), signer: Some(store) }
 }
 
 /// Lists the prefix once, on a runtime of its own (callers may be inside one or not), within
@@ -129,7 +131,7 @@ fn check_reachable(config: &StorageConfig) -> Result<()> {
             .map_err(|e| Error::internal("storage check runtime", e))?;
         // Few quick retries: an endpoint that refuses connections is reported, not retried for minutes.
         let retry = RetryConfig { max_retries: 2, retry_timeout: REACH_TIMEOUT, ..Default::default() };
-        let bucket = build(&config, retry)?;
+        let bucket = build(&config, retry)?.bucket;
         let prefix = object_store::path::Path::from(prefix_of(&config.url));
         let listed = runtime.block_on(async {
             tokio::time::timeout(REACH_TIMEOUT, async { bucket.list(Some(&prefix)).next().await }).await

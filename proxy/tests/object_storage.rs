@@ -1,0 +1,148 @@
+//! The embedded registry on object storage (S3 on moto's server): pushes and pulls through the real HTTP
+//! API, blob GETs answered by a `307` to a presigned URL on the bucket, and two replicas on one bucket with
+//! one signing key serving the same repositories and continuing each other's upload sessions.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use common::moto::emulators;
+use common::{ADMIN, PASSWORD, TestServer, sha256};
+use regbridge::Secret;
+use regbridge_proxy::ServeConfig;
+use regbridge_proxy::keys::SigningKey;
+use regbridge_proxy::storage_config::{StorageConfig, StorageSection};
+use reqwest::{Client, Method, StatusCode};
+
+/// `[storage]` for `bucket` on moto at `endpoint`.
+fn s3_storage(endpoint: &str, bucket: &str) -> StorageConfig {
+    let text = format!(
+        "url = \"s3://{bucket}/registry\"\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n\
+         access_key_id = \"testing\"\nsecret_access_key = \"testing\"\n"
+    );
+    let section: StorageSection = toml::from_str(&text).expect("[storage]");
+    StorageConfig::resolve_with(section, |_| None).expect("storage config")
+}
+
+/// A server (a replica) on `storage` with the signing key every replica of a test shares.
+async fn replica(storage: &StorageConfig) -> TestServer {
+    let storage = storage.clone();
+    let key = SigningKey::Value(Secret::new(base64::engine::general_purpose::STANDARD.encode([7u8; 48])));
+    TestServer::start_configured(move |c| ServeConfig { storage, signing_key: key, ..c }).await
+}
+
+fn no_redirects() -> Client {
+    Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+#[tokio::test]
+async fn pushes_pull_back_and_blob_gets_redirect_to_the_bucket() {
+    let moto = emulators::start_moto().await;
+    let bucket = emulators::s3_bucket(&moto).await;
+    let server = replica(&s3_storage(&moto.endpoint, &bucket)).await;
+    let image = server.push_image("team/app", "v1").await;
+
+    let manifest = server.admin(Method::GET, "/v2/team/app/manifests/v1").send().await.unwrap();
+    assert_eq!(manifest.status(), 200);
+    assert_eq!(manifest.bytes().await.unwrap().as_ref(), &image.bytes[..]);
+    let tags: serde_json::Value =
+        server.admin(Method::GET, "/v2/team/app/tags/list").send().await.unwrap().json().await.unwrap();
+    assert_eq!(tags["tags"], serde_json::json!(["v1"]));
+
+    let layer = sha256(&image.layer);
+    let client = no_redirects();
+    let get = client
+        .get(server.url(&format!("/v2/team/app/blobs/{layer}")))
+        .basic_auth(ADMIN, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::TEMPORARY_REDIRECT);
+    let location = get.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&moto.endpoint), "the blob is served by the bucket: {location}");
+    assert!(!location.contains(PASSWORD), "{location}");
+    let fetched = client.get(&location).send().await.unwrap();
+    assert_eq!(fetched.status(), 200, "the presigned URL needs no credentials of ours");
+    assert_eq!(sha256(&fetched.bytes().await.unwrap()), layer);
+
+    let head = server.admin(Method::HEAD, &format!("/v2/team/app/blobs/{layer}")).send().await.unwrap();
+    assert_eq!(head.status(), 200, "HEAD answers from metadata");
+    assert!(head.headers().get("location").is_none());
+    let other = client
+        .get(server.url(&format!("/v2/team/other/blobs/{layer}")))
+        .basic_auth(ADMIN, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404, "a repository without the blob gets no URL for it");
+}
+
+/// Starts an upload on one replica and sends its chunks to alternating replicas (what a round-robin load
+/// balancer does), finishing on the other; the blob and a manifest naming it are then seen by both.
+#[tokio::test]
+async fn a_chunked_upload_alternating_between_replicas_completes() {
+    let moto = emulators::start_moto().await;
+    let bucket = emulators::s3_bucket(&moto).await;
+    let storage = s3_storage(&moto.endpoint, &bucket);
+    let (a, b) = (replica(&storage).await, replica(&storage).await);
+    let replicas = [&a, &b];
+
+    let blob: Vec<u8> = (0..(13 << 20) + 12345).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let digest = sha256(&blob);
+    let started = a.admin(Method::POST, "/v2/team/app/blobs/uploads/").send().await.unwrap();
+    assert_eq!(started.status(), 202);
+    let mut location = started.headers()["location"].to_str().unwrap().to_owned();
+    let mut offset = 0usize;
+    // Chunks smaller and larger than S3's 5 MiB part, each to the other replica.
+    for (i, len) in [3 << 20, 7 << 20, 1 << 20, blob.len() - (11 << 20)].into_iter().enumerate() {
+        let end = offset + len;
+        let patched = replicas[(i + 1) % 2]
+            .admin(Method::PATCH, &location)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Range", format!("{offset}-{}", end - 1))
+            .body(blob[offset..end].to_vec())
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), 202, "chunk {i}: {}", patched.text().await.unwrap_or_default());
+        location = patched.headers()["location"].to_str().unwrap().to_owned();
+        offset = end;
+    }
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let finished = a.admin(Method::PUT, &format!("{location}{separator}digest={digest}")).send().await.unwrap();
+    assert_eq!(finished.status(), 201, "{}", finished.text().await.unwrap_or_default());
+
+    for replica in replicas {
+        let head = replica.admin(Method::HEAD, &format!("/v2/team/app/blobs/{digest}")).send().await.unwrap();
+        assert_eq!(head.status(), 200);
+        assert_eq!(head.headers()["content-length"].to_str().unwrap(), blob.len().to_string());
+    }
+    let image = b.push_image("team/app", "v2").await;
+    let pulled = a.admin(Method::GET, "/v2/team/app/manifests/v2").send().await.unwrap();
+    assert_eq!(pulled.status(), 200, "a manifest pushed to one replica is served by the other");
+    assert_eq!(pulled.bytes().await.unwrap().as_ref(), &image.bytes[..]);
+}
+
+/// A blob whose bytes do not hash to the digest given never becomes visible, on either replica.
+#[tokio::test]
+async fn a_wrong_digest_leaves_nothing_on_the_bucket() {
+    let moto = emulators::start_moto().await;
+    let bucket = emulators::s3_bucket(&moto).await;
+    let storage = s3_storage(&moto.endpoint, &bucket);
+    let (a, b) = (replica(&storage).await, replica(&storage).await);
+    let claimed = sha256(b"what the client says");
+    let pushed = a
+        .admin(Method::POST, &format!("/v2/team/app/blobs/uploads/?digest={claimed}"))
+        .header("Content-Type", "application/octet-stream")
+        .body(b"something else".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 400);
+    for replica in [&a, &b] {
+        let head = replica.admin(Method::HEAD, &format!("/v2/team/app/blobs/{claimed}")).send().await.unwrap();
+        assert_eq!(head.status(), 404);
+    }
+}
