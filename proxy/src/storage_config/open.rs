@@ -25,7 +25,7 @@ const REACH_TIMEOUT: Duration = Duration::from_secs(10);
 /// CLI's commands on this host and the library factory. `data_dir` holds the default `fs` storage;
 /// `upload_expiry` is how long an idle upload session lives.
 ///
-/// For object storage the bucket is listed once (bounded by [`REACH_TIMEOUT`]), so a wrong bucket, endpoint
+/// For object storage the bucket is listed once (bounded by `REACH_TIMEOUT`, 10 s), so a wrong bucket, endpoint
 /// or credentials fail here, at start-up, with a message naming the setting, not at the first push.
 pub fn open_storage(config: &StorageConfig, data_dir: &Path, upload_expiry: Duration) -> Result<Arc<dyn Storage>> {
     let prefix = match &config.url {

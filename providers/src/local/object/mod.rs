@@ -5,11 +5,11 @@
 //! * blobs are content-addressed and verified before they appear, committed with a create-only copy or
 //!   put (two replicas committing the same blob is harmless);
 //! * repository metadata is read-modify-written with compare-and-swap on ETag/version, bounded retries;
-//! * upload sessions live in the bucket ([`upload`]), so any replica can continue or finish one;
+//! * upload sessions live in the bucket (module `upload`), so any replica can continue or finish one;
 //! * the catalog and tags are one key each, listed in order from an offset, so a page costs O(page);
 //! * manifest writes take part in the gc fence ([`super::fence`]) through intent and sweep objects.
 //!
-//! The key layout is in [`keys`].
+//! The key layout is in the module `keys`.
 
 mod blobs;
 mod fence;
