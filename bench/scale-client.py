@@ -82,7 +82,8 @@ def timed(runs, paths):
             if status != 200:
                 sys.exit(f"scale-client: GET {path}: {status}")
         doc = json.loads(body)
-        entries = len(doc.get("repositories", doc.get("tags", doc.get("manifests", []))))
+        listed = doc.get("repositories", doc.get("tags"))
+        entries = "-" if listed is None else len(listed)
         print(f"{path}\t{statistics.median(samples):.2f}\t{entries}")
 
 

@@ -119,7 +119,10 @@ async fn entries_a_killed_writer_left_are_skipped_and_removed() {
         ListPage { names: vec!["ix/a/b".into()], more: false }
     );
     assert_eq!(tags(&s, &name("ix/a")).await, ["v1", "v3"]);
-    assert_eq!(s.list_tags_page(&name("ix/a"), None, 1).await.unwrap(), ListPage { names: vec!["v1".into()], more: true });
+    assert_eq!(
+        s.list_tags_page(&name("ix/a"), None, 1).await.unwrap(),
+        ListPage { names: vec!["v1".into()], more: true }
+    );
     // And the leftovers seen are gone from the index.
     let db = rusqlite::Connection::open(dir.path().join("index.sqlite")).unwrap();
     let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();

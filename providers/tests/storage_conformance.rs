@@ -696,7 +696,10 @@ async fn catalog_pages_follow_the_full_listing(backend: Backend) {
     assert_eq!(first, ListPage { names: vec!["pg/a".into(), "pg/a-b".into(), "pg/a.b".into()], more: true });
     // After a name that is not there (deleted), and after the last one.
     let after_deleted = s.list_repositories_page(Some("pg/c"), 100).await.unwrap();
-    assert_eq!(after_deleted, ListPage { names: vec!["pg/m".into(), "pg/m-n".into(), "pg/m/n".into(), "pg/z".into()], more: false });
+    assert_eq!(
+        after_deleted,
+        ListPage { names: vec!["pg/m".into(), "pg/m-n".into(), "pg/m/n".into(), "pg/z".into()], more: false }
+    );
     assert_eq!(s.list_repositories_page(Some("pg/z"), 100).await.unwrap(), ListPage::default());
     assert_eq!(s.list_repositories_page(Some("zzz"), 1).await.unwrap(), ListPage::default());
 }
@@ -748,8 +751,28 @@ async fn hostile_page_bounds_answer_like_the_full_listing(backend: Backend) {
     let tags = s.list_tags(&repo).await.unwrap();
     let long = "a/".repeat(5000);
     let hostile = [
-        "", "hb", "hb/", "hb//z", "hb/a//", "hb/./b", "hb/../b", "hb/a/..", "hb/a%2Fb", "hb/\u{0}", "hb\u{0}/b",
-        "hb/\u{e9}", "HB/A", "hb/a\n", "hb/a/b\\", "hb/~", "\u{10ffff}", "b", "c", "c-", "c.d\u{0}", long.as_str(),
+        "",
+        "hb",
+        "hb/",
+        "hb//z",
+        "hb/a//",
+        "hb/./b",
+        "hb/../b",
+        "hb/a/..",
+        "hb/a%2Fb",
+        "hb/\u{0}",
+        "hb\u{0}/b",
+        "hb/\u{e9}",
+        "HB/A",
+        "hb/a\n",
+        "hb/a/b\\",
+        "hb/~",
+        "\u{10ffff}",
+        "b",
+        "c",
+        "c-",
+        "c.d\u{0}",
+        long.as_str(),
     ];
     for after in hostile {
         for limit in [0, 1, 2, 1000, usize::MAX] {

@@ -37,8 +37,7 @@ use tokio::io::AsyncSeekExt;
 use super::fence;
 use super::index::{Contents, INDEX_FILE, Index};
 use super::storage::{
-    BlobRead, ByteStream, ListPage, MetaUpdate, References, ReferrerDescriptor, RepositoryMeta, Storage,
-    StoredManifest,
+    BlobRead, ByteStream, ListPage, MetaUpdate, References, ReferrerDescriptor, RepositoryMeta, Storage, StoredManifest,
 };
 
 /// Read buffer for blob downloads: large enough that a 1 GiB blob is a few thousand reads.

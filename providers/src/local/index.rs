@@ -120,7 +120,8 @@ impl Index {
     /// storage), under the write lock.
     pub async fn rebuild(&self, walk: impl FnOnce() -> Result<Contents> + Send + 'static) -> Result<()> {
         let _lock = self.lock().await?;
-        let contents = tokio::task::spawn_blocking(walk).await.map_err(|e| Error::internal("walk the storage", e))??;
+        let contents =
+            tokio::task::spawn_blocking(walk).await.map_err(|e| Error::internal("walk the storage", e))??;
         self.run(move |db| replace(&db, contents)).await
     }
 
@@ -188,7 +189,9 @@ impl Index {
             // An absent `after` is the empty string: every name is greater.
             let after = after.unwrap_or_default();
             match &repo {
-                None => query("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2", params![after, n]),
+                None => {
+                    query("SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2", params![after, n])
+                }
                 Some(repo) => query(
                     "SELECT tag FROM tags WHERE repo = ?1 AND tag > ?2 ORDER BY tag LIMIT ?3",
                     params![repo, after, n],
@@ -277,16 +280,18 @@ impl Index {
 /// Replaces the whole index with `contents`, in one transaction that also marks it complete.
 /// The caller holds the write lock, so no write is half done in the directories it was read from.
 fn replace(db: &Mutex<Connection>, contents: Contents) -> Result<()> {
-let mut db = db.lock().unwrap_or_else(|e| e.into_inner());
+    let mut db = db.lock().unwrap_or_else(|e| e.into_inner());
     let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err("rebuild"))?;
     tx.execute_batch("DELETE FROM meta; DELETE FROM repositories; DELETE FROM tags;")
         .map_err(db_err("clear the index"))?;
     {
-        let mut repo = tx.prepare("INSERT OR IGNORE INTO repositories (name) VALUES (?1)").map_err(db_err("rebuild"))?;
+        let mut repo =
+            tx.prepare("INSERT OR IGNORE INTO repositories (name) VALUES (?1)").map_err(db_err("rebuild"))?;
         for name in &contents.repositories {
             repo.execute([name]).map_err(db_err("rebuild"))?;
         }
-        let mut tag = tx.prepare("INSERT OR IGNORE INTO tags (repo, tag) VALUES (?1, ?2)").map_err(db_err("rebuild"))?;
+        let mut tag =
+            tx.prepare("INSERT OR IGNORE INTO tags (repo, tag) VALUES (?1, ?2)").map_err(db_err("rebuild"))?;
         for (name, t) in &contents.tags {
             tag.execute([name, t]).map_err(db_err("rebuild"))?;
         }
@@ -295,7 +300,6 @@ let mut db = db.lock().unwrap_or_else(|e| e.into_inner());
         .map_err(db_err("mark the index complete"))?;
     tx.commit().map_err(db_err("commit the rebuild"))
 }
-
 
 fn take_lock(root: &Path) -> Result<WriteLock> {
     let path = root.join(LOCK_FILE);

@@ -209,8 +209,14 @@ mod tests {
         assert_eq!(limit(&params(Some(usize::MAX), None)), MAX_PAGE);
         assert_eq!(limit(&Params::default()), MAX_PAGE);
         let page = ["t00".to_string(), "t01".into()];
-        assert_eq!(next_link("/v2/a/tags/list", Some(2), &page, true).unwrap(), "</v2/a/tags/list?n=2&last=t01>; rel=\"next\"");
-        assert_eq!(next_link("/v2/a/tags/list", None, &page, true).unwrap(), "</v2/a/tags/list?n=2&last=t01>; rel=\"next\"");
+        assert_eq!(
+            next_link("/v2/a/tags/list", Some(2), &page, true).unwrap(),
+            "</v2/a/tags/list?n=2&last=t01>; rel=\"next\""
+        );
+        assert_eq!(
+            next_link("/v2/a/tags/list", None, &page, true).unwrap(),
+            "</v2/a/tags/list?n=2&last=t01>; rel=\"next\""
+        );
         assert_eq!(next_link("/v2/a/tags/list", Some(2), &page, false), None);
         assert_eq!(next_link("/v2/a/tags/list", Some(0), &[], true), None);
     }

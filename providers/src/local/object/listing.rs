@@ -139,9 +139,8 @@ const MAX_SEEK_KEY: usize = 512;
 /// seek could land past names that sort after `after` (`a//z` would seek to `a/z`, skipping `a/b`). A
 /// prefix sorts before `after`, so nothing after it is skipped; the names are compared afterwards.
 fn seek_key(after: &str) -> String {
-    let legal = after
-        .find(|c: char| !(c.is_ascii_alphanumeric() || "._-/".contains(c)))
-        .map_or(after, |end| &after[..end]);
+    let legal =
+        after.find(|c: char| !(c.is_ascii_alphanumeric() || "._-/".contains(c))).map_or(after, |end| &after[..end]);
     // Stores refuse keys over 1 KiB; names are far shorter, so a longer `after` seeks to a prefix.
     let legal = &legal[..legal.len().min(MAX_SEEK_KEY)];
     let whole: Vec<&str> = legal.split('/').take_while(|s| !s.is_empty() && *s != "." && *s != "..").collect();

@@ -32,8 +32,8 @@ use regbridge::Result;
 use regbridge::oci::{Digest, Reference, RepositoryName, Tag};
 
 use super::storage::{
-    BlobRead, ByteStream, DEFAULT_UPLOAD_EXPIRY, ListPage, MetaUpdate, References, ReferrerDescriptor, RepositoryMeta, Storage,
-    StoredManifest,
+    BlobRead, ByteStream, DEFAULT_UPLOAD_EXPIRY, ListPage, MetaUpdate, References, ReferrerDescriptor, RepositoryMeta,
+    Storage, StoredManifest,
 };
 use keys::Keys;
 
