@@ -69,6 +69,10 @@ pub async fn catalog(ctx: &Ctx) -> Result<Response> {
         Identity::Anonymous => false,
     };
     let limit = limit(&ctx.params);
+    if limit == 0 {
+        // An empty page has no entry to continue after: no `Link`, and nothing to read.
+        return Ok(json_response(json!({ "repositories": [] }), None));
+    }
     let after = ctx.params.last.as_deref();
     let mut upstream_names = Vec::new();
     for route in ctx.state.routes.routes() {
@@ -90,8 +94,11 @@ pub async fn catalog(ctx: &Ctx) -> Result<Response> {
     let mut visible = Vec::new();
     let mut cursor = after.map(str::to_owned);
     let mut scanned = 0usize;
+    // The page and one more at first; doubled while the caller sees few of the names read.
+    let mut batch = (limit + 1).min(SCAN_BATCH);
     let cut_short = loop {
-        let local = ctx.state.storage.list_repositories_page(cursor.as_deref(), (limit + 1).min(SCAN_BATCH)).await?;
+        let local = ctx.state.storage.list_repositories_page(cursor.as_deref(), batch).await?;
+        batch = (batch * 2).min(SCAN_BATCH);
         scanned += local.names.len();
         // The names up to the batch's last one (all of them after the last batch), in order.
         let end = local.names.last().filter(|_| local.more).cloned();
