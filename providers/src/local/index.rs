@@ -74,7 +74,9 @@ impl std::fmt::Debug for Index {
 
 /// The index's write lock, held while a write changes the index and the directories; released on drop
 /// (and by the kernel when the process dies).
-pub(super) struct WriteLock(#[allow(dead_code)] std::fs::File);
+pub(super) struct WriteLock {
+    _file: std::fs::File,
+}
 
 /// Which listing a page reads.
 #[derive(Clone, Copy)]
@@ -310,7 +312,7 @@ fn take_lock(root: &Path) -> Result<WriteLock> {
         .open(&path)
         .map_err(|e| Error::internal(format!("storage index: open {}", path.display()), e))?;
     file.lock().map_err(|e| Error::internal("storage index: take the write lock", e))?;
-    Ok(WriteLock(file))
+    Ok(WriteLock { _file: file })
 }
 
 fn listing_repo(listing: Listing<'_>) -> Option<String> {
