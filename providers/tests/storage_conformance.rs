@@ -21,7 +21,7 @@ use object_store::memory::InMemory;
 use regbridge::oci::{Digest, Reference, RepositoryName, Tag};
 use regbridge::{Error, OciErrorCode, Permissions};
 use regbridge_providers::local::storage::{ByteStream, DEFAULT_UPLOAD_EXPIRY, ReferrerDescriptor};
-use regbridge_providers::local::{Bucket, FsStorage, ObjectStorage, References, Storage, StoredManifest};
+use regbridge_providers::local::{Bucket, FsStorage, ListPage, ObjectStorage, References, Storage, StoredManifest};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -156,6 +156,10 @@ macro_rules! backend {
                 manifests_tags_and_referrers,
                 deleting_a_repository_keeps_nested_ones,
                 a_manifest_write_waits_for_a_live_sweep,
+                catalog_pages_follow_the_full_listing,
+                tag_pages_follow_the_full_listing,
+                hostile_page_bounds_answer_like_the_full_listing,
+                pages_see_what_another_instance_wrote,
             );
         }
     };
@@ -639,4 +643,165 @@ async fn a_manifest_write_waits_for_a_live_sweep(backend: Backend) {
     (backend.sweep)(false).await;
     tokio::time::timeout(Duration::from_secs(10), write).await.expect("the write goes on").unwrap().unwrap();
     assert!(s.get_manifest(&repo, &Reference::Tag(tag("v1"))).await.unwrap().is_some());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Pages of listings
+
+/// Every page of `limit` of a listing, following `more` from the start (bounded).
+async fn all_pages<F, Fut>(limit: usize, page: F) -> Vec<String>
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: Future<Output = ListPage>,
+{
+    let mut out: Vec<String> = Vec::new();
+    for _ in 0..1000 {
+        let p = page(out.last().cloned()).await;
+        assert!(p.names.len() <= limit, "a page of {} names for a limit of {limit}", p.names.len());
+        assert!(p.names.windows(2).all(|w| w[0] < w[1]), "a page in order: {:?}", p.names);
+        assert!(p.names.first().is_none_or(|f| out.last().is_none_or(|l| l < f)), "pages continue in order");
+        let more = p.more;
+        assert!(!more || p.names.len() == limit, "only a full page has more after it: {p:?}");
+        out.extend(p.names);
+        if !more {
+            return out;
+        }
+    }
+    panic!("the listing did not end");
+}
+
+/// Repositories with nested names and names sorting between them, in random-ish creation order.
+const PAGED_REPOSITORIES: [&str; 14] = [
+    "pg/b", "pg/a/b", "pg/a-b", "pg/a", "pg/a/b/c", "pg/a.b", "pg/a_b", "pg/z", "pg/a0", "pg/m/n", "pg/m", "pg/m-n",
+    "pg/c", "pg/b/a",
+];
+
+async fn catalog_pages_follow_the_full_listing(backend: Backend) {
+    let s = backend.open();
+    for n in PAGED_REPOSITORIES {
+        s.create_repository(&name(n), "owner").await.unwrap();
+    }
+    s.delete_repository(&name("pg/c")).await.unwrap();
+    let full = s.list_repositories().await.unwrap();
+    assert_eq!(full.len(), PAGED_REPOSITORIES.len() - 1);
+    for limit in [1, 2, 3, 5, 13, 14, 100] {
+        let paged = all_pages(limit, |after| {
+            let s = s.clone();
+            async move { s.list_repositories_page(after.as_deref(), limit).await.unwrap() }
+        })
+        .await;
+        assert_eq!(paged, full, "pages of {limit}");
+    }
+    let first = s.list_repositories_page(None, 3).await.unwrap();
+    assert_eq!(first, ListPage { names: vec!["pg/a".into(), "pg/a-b".into(), "pg/a.b".into()], more: true });
+    // After a name that is not there (deleted), and after the last one.
+    let after_deleted = s.list_repositories_page(Some("pg/c"), 100).await.unwrap();
+    assert_eq!(
+        after_deleted,
+        ListPage { names: vec!["pg/m".into(), "pg/m-n".into(), "pg/m/n".into(), "pg/z".into()], more: false }
+    );
+    assert_eq!(s.list_repositories_page(Some("pg/z"), 100).await.unwrap(), ListPage::default());
+    assert_eq!(s.list_repositories_page(Some("zzz"), 1).await.unwrap(), ListPage::default());
+}
+
+async fn tag_pages_follow_the_full_listing(backend: Backend) {
+    let s = backend.open();
+    let repo = name("pgt/app");
+    s.create_repository(&repo, "owner").await.unwrap();
+    let m = manifest("{\"paged\":1}", None);
+    let tags = ["v1", "v1.0", "v1-rc", "v10", "v2", "latest", "V1", "_x", "a", "z", "v1_0", "gone"];
+    for t in tags {
+        s.put_manifest(&repo, &m, &References::default(), None, Some(&tag(t))).await.unwrap();
+    }
+    s.delete_manifest(&repo, &Reference::Tag(tag("gone"))).await.unwrap();
+    let full = s.list_tags(&repo).await.unwrap();
+    assert_eq!(full.len(), tags.len() - 1);
+    for limit in [1, 2, 4, 11, 12, 1000] {
+        let paged = all_pages(limit, |after| {
+            let (s, repo) = (s.clone(), repo.clone());
+            async move { s.list_tags_page(&repo, after.as_deref(), limit).await.unwrap() }
+        })
+        .await;
+        assert_eq!(paged, full, "pages of {limit}");
+    }
+    // A nested repository's tags are its own.
+    let child = name("pgt/app/child");
+    s.create_repository(&child, "owner").await.unwrap();
+    assert_eq!(s.list_tags_page(&child, None, 10).await.unwrap(), ListPage::default());
+    // Deleting the manifest removes its tags from the pages; a missing repository is not found.
+    s.delete_manifest(&repo, &Reference::Digest(m.digest.clone())).await.unwrap();
+    assert_eq!(s.list_tags_page(&repo, None, 10).await.unwrap(), ListPage::default());
+    assert_eq!(code(s.list_tags_page(&name("pgt/none"), None, 10).await), OciErrorCode::NameUnknown);
+    s.delete_repository(&repo).await.unwrap();
+    assert_eq!(code(s.list_tags_page(&repo, None, 10).await), OciErrorCode::NameUnknown);
+}
+
+/// `after` comes from clients: whatever it holds, a page is what the full listing says it is.
+async fn hostile_page_bounds_answer_like_the_full_listing(backend: Backend) {
+    let s = backend.open();
+    let repo = name("hb/a");
+    let m = manifest("{\"hostile\":1}", None);
+    for n in ["hb/a", "hb/a/b", "hb/a-b", "hb/b", "hb/a/z"] {
+        s.create_repository(&name(n), "owner").await.unwrap();
+    }
+    for t in ["a", "b", "c-d", "c.d"] {
+        s.put_manifest(&repo, &m, &References::default(), None, Some(&tag(t))).await.unwrap();
+    }
+    let repositories = s.list_repositories().await.unwrap();
+    let tags = s.list_tags(&repo).await.unwrap();
+    let long = "a/".repeat(5000);
+    let hostile = [
+        "",
+        "hb",
+        "hb/",
+        "hb//z",
+        "hb/a//",
+        "hb/./b",
+        "hb/../b",
+        "hb/a/..",
+        "hb/a%2Fb",
+        "hb/\u{0}",
+        "hb\u{0}/b",
+        "hb/\u{e9}",
+        "HB/A",
+        "hb/a\n",
+        "hb/a/b\\",
+        "hb/~",
+        "\u{10ffff}",
+        "b",
+        "c",
+        "c-",
+        "c.d\u{0}",
+        long.as_str(),
+    ];
+    for after in hostile {
+        for limit in [0, 1, 2, 1000, usize::MAX] {
+            assert_eq!(
+                s.list_repositories_page(Some(after), limit).await.unwrap(),
+                ListPage::of_sorted(repositories.clone(), Some(after), limit),
+                "catalog after {after:?}, limit {limit}"
+            );
+            assert_eq!(
+                s.list_tags_page(&repo, Some(after), limit).await.unwrap(),
+                ListPage::of_sorted(tags.clone(), Some(after), limit),
+                "tags after {after:?}, limit {limit}"
+            );
+        }
+    }
+}
+
+async fn pages_see_what_another_instance_wrote(backend: Backend) {
+    let (a, b) = (backend.open(), backend.open());
+    let repo = name("pgx/app");
+    a.create_repository(&repo, "owner").await.unwrap();
+    a.create_repository(&name("pgx/other"), "owner").await.unwrap();
+    let m = manifest("{\"other\":1}", None);
+    a.put_manifest(&repo, &m, &References::default(), None, Some(&tag("v1"))).await.unwrap();
+    assert_eq!(b.list_repositories_page(None, 10).await.unwrap().names, ["pgx/app", "pgx/other"]);
+    assert_eq!(b.list_tags_page(&repo, None, 10).await.unwrap().names, ["v1"]);
+    b.delete_repository(&name("pgx/other")).await.unwrap();
+    b.put_manifest(&repo, &m, &References::default(), None, Some(&tag("v2"))).await.unwrap();
+    b.delete_manifest(&repo, &Reference::Tag(tag("v1"))).await.unwrap();
+    assert_eq!(a.list_repositories_page(None, 10).await.unwrap().names, ["pgx/app"]);
+    assert_eq!(a.list_tags_page(&repo, None, 10).await.unwrap().names, ["v2"]);
 }

@@ -327,3 +327,36 @@ async fn wrong_robot_secrets_count_against_the_login_limits() {
     assert!(statuses.contains(&429), "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
 }
+
+/// A member who may see only some repositories gets full catalog pages of those: storage is read on, past
+/// the names it may not see, until the page is full; the `Link` names only what it may see.
+#[tokio::test]
+async fn a_filtered_catalog_reads_on_until_the_page_is_full() {
+    let server = start().await;
+    let mut visible = Vec::new();
+    for i in 0..30 {
+        let name = format!("f/r{i:02}");
+        server.push_image(&name, "v1").await;
+        if i % 7 == 3 {
+            visible.push(name);
+        }
+    }
+    let rules: Vec<Value> = visible.iter().map(|r| json!({ "repositories": r, "actions": ["pull"] })).collect();
+    let password = member(&server, "pager", json!(rules)).await;
+    let mut seen: Vec<String> = Vec::new();
+    let mut path = Some("/v2/_catalog?n=2".to_owned());
+    for _ in 0..10 {
+        let Some(p) = path.take() else { break };
+        let r = as_user(&server, Method::GET, &p, "pager", &password).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        path = common::header(&r, "link").map(|l| {
+            let target = l.strip_prefix('<').and_then(|l| l.split_once('>')).expect("a Link target").0;
+            target.to_owned()
+        });
+        let page: Vec<String> = serde_json::from_value(json_body(r).await["repositories"].clone()).unwrap();
+        assert!(page.len() == 2 || path.is_none(), "only the last page is short: {page:?}");
+        seen.extend(page);
+    }
+    assert!(path.is_none(), "pagination did not end");
+    assert_eq!(seen, visible);
+}

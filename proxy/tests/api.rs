@@ -1161,6 +1161,53 @@ mod listing {
         assert_eq!(header(&r, "link"), None);
         assert_eq!(json_body(r).await["repositories"], json!(["d"]));
     }
+
+    /// `n` and `last` from the client: huge, zero, odd bytes, past the end.
+    #[tokio::test]
+    async fn hostile_page_bounds() {
+        let s = TestServer::start().await;
+        let image = s.push_image("hb/a", "v1").await;
+        s.push_manifest("hb/a", "v2", OCI_MANIFEST, &image.bytes).await;
+        s.push_image("hb/b", "v1").await;
+        let (catalog, tags) = ("/v2/_catalog", "/v2/hb/a/tags/list");
+        let get = |path: String| {
+            let s = &s;
+            async move {
+                let r = s.admin(Method::GET, &path).send().await.unwrap();
+                let (status, link) = (r.status().as_u16(), header(&r, "link"));
+                (status, link, json_body(r).await)
+            }
+        };
+        // Larger than any page: the whole list (capped at the largest page), no Link.
+        for n in ["18446744073709551615", "10001", "1000000"] {
+            let (status, link, body) = get(format!("{catalog}?n={n}")).await;
+            assert_eq!((status, link, &body["repositories"]), (200, None, &json!(["hb/a", "hb/b"])));
+            let (status, link, body) = get(format!("{tags}?n={n}")).await;
+            assert_eq!((status, link, &body["tags"]), (200, None, &json!(["v1", "v2"])));
+        }
+        // Past what a number may be: refused.
+        for path in [format!("{catalog}?n=18446744073709551616"), format!("{tags}?n=99999999999999999999999")] {
+            let r = s.admin(Method::GET, &path).send().await.unwrap();
+            assert_error(r, 400, "PAGINATION_NUMBER_INVALID").await;
+        }
+        // Zero: an empty page, and no Link to follow (it would not move on).
+        assert_eq!(get(format!("{catalog}?n=0")).await, (200, None, json!({ "repositories": [] })));
+        assert_eq!(get(format!("{tags}?n=0")).await, (200, None, json!({ "name": "hb/a", "tags": [] })));
+        // After the end, and after a name that is not there.
+        assert_eq!(get(format!("{catalog}?last=zzz")).await, (200, None, json!({ "repositories": [] })));
+        assert_eq!(get(format!("{catalog}?n=1&last=hb/a0")).await, (200, None, json!({ "repositories": ["hb/b"] })));
+        assert_eq!(get(format!("{tags}?last=v9")).await, (200, None, json!({ "name": "hb/a", "tags": [] })));
+        assert_eq!(get(format!("{tags}?n=1&last=v10")).await, (200, None, json!({ "name": "hb/a", "tags": ["v2"] })));
+        // Odd bytes in `last` are not names or tags: refused, never used as a path or a key.
+        for last in ["%00", "hb%2F..%2F..", "..%2Fx", "hb//b", "HB", "%C3%A9", "a%0Ab", &"a".repeat(5000)] {
+            let r = s.admin(Method::GET, &format!("{catalog}?last={last}")).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 400, "catalog last={last}");
+        }
+        for last in ["%00", "..", "a%2Fb", "-x", "%C3%A9", "a%0Ab", &"a".repeat(200)] {
+            let r = s.admin(Method::GET, &format!("{tags}?last={last}")).send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 400, "tags last={last}");
+        }
+    }
 }
 
 mod credentials {

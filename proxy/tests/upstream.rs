@@ -183,6 +183,21 @@ async fn pushes_and_pulls_through_the_route_with_signed_locations() {
     let catalog: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let names: Vec<&str> = catalog["repositories"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
     assert!(names.contains(&repo.as_str()) && names.contains(&local.as_str()), "{names:?}");
+    // Pages of one merge local and upstream names in the same order, each once.
+    let mut paged: Vec<String> = Vec::new();
+    let mut path = Some("/v2/_catalog?n=1".to_owned());
+    for _ in 0..names.len() + 2 {
+        let Some(p) = path.take() else { break };
+        let r = proxy.admin(reqwest::Method::GET, &p).send().await.unwrap();
+        path = r.headers().get("link").map(|l| {
+            let l = l.to_str().unwrap();
+            l.strip_prefix('<').and_then(|l| l.split_once('>')).expect("a Link target").0.to_owned()
+        });
+        let page: serde_json::Value = r.json().await.unwrap();
+        paged.extend(page["repositories"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()));
+    }
+    assert!(path.is_none(), "pagination did not end");
+    assert_eq!(paged, names);
 
     // Anonymous clients get our challenge, never the upstream's.
     let r = proxy.req(reqwest::Method::GET, &format!("/v2/{repo}/manifests/v1")).send().await.unwrap();

@@ -12,6 +12,7 @@
 //! repositories/<name>/_referrers/<alg>/<subject hex>/<alg>-<hex>   referrer descriptors
 //! tmp/                                          staging for atomic renames
 //! gc/intents/<uuid>, gc/sweeps/<uuid>           the fence between manifest writes and gc (`fence`)
+//! index.sqlite, index.lock                      the listing index and its write lock (`index`)
 //! ```
 //!
 //! Every file that becomes visible is written elsewhere first and renamed into place, so a killed
@@ -34,8 +35,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncSeekExt;
 
 use super::fence;
+use super::index::{Contents, INDEX_FILE, Index};
 use super::storage::{
-    BlobRead, ByteStream, MetaUpdate, References, ReferrerDescriptor, RepositoryMeta, Storage, StoredManifest,
+    BlobRead, ByteStream, ListPage, MetaUpdate, References, ReferrerDescriptor, RepositoryMeta, Storage, StoredManifest,
 };
 
 /// Read buffer for blob downloads: large enough that a 1 GiB blob is a few thousand reads.
@@ -75,16 +77,21 @@ pub struct FsStorage {
     hashes: Mutex<HashMap<String, UploadHash>>,
     meta_lock: tokio::sync::Mutex<()>,
     manifests: Mutex<HashMap<(String, String), StoredManifest>>,
+    index: Index,
 }
 
 impl FsStorage {
-    /// Storage rooted at `root`, created when missing.
+    /// Storage rooted at `root`, created when missing. Its listing index (`index.sqlite`, see
+    /// [`Self::index_path`]) is rebuilt from the directories when it is missing or incomplete, which takes
+    /// a few seconds per 100,000 repositories.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         for dir in ["blobs", "uploads", "repositories", "tmp"] {
             std::fs::create_dir_all(root.join(dir)).map_err(|e| io_err(format!("create {}", root.display()), e))?;
         }
+        let index = Index::open(&root, || contents(&root))?;
         Ok(Self {
+            index,
             root,
             upload_expiry: DEFAULT_UPLOAD_EXPIRY,
             hashes: Mutex::new(HashMap::new()),
@@ -103,6 +110,18 @@ impl FsStorage {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The listing index: removing it (with the server stopped) makes the next open rebuild it.
+    pub fn index_path(&self) -> PathBuf {
+        self.root.join(INDEX_FILE)
+    }
+
+    /// Rebuilds the listing index from the directories, for when something other than this storage
+    /// changed them (a restored backup); writes wait meanwhile.
+    pub async fn rebuild_index(&self) -> Result<()> {
+        let root = self.root.clone();
+        self.index.rebuild(move || contents(&root)).await
     }
 
     fn blob_path(&self, d: &Digest) -> PathBuf {
@@ -335,6 +354,60 @@ fn hash_file(path: &Path, algorithm: Algorithm) -> std::io::Result<Digest> {
     }
 }
 
+/// Every repository under `root` (a directory with `_meta.json`, nested names included), sorted.
+fn walk_repositories(root: &Path) -> Result<Vec<String>> {
+    let root = root.join("repositories");
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err("list repositories", e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name == "_meta.json" {
+                if let Ok(rel) = dir.strip_prefix(&root) {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            } else if !name.starts_with('_') && entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The tags in a repository's `_tags` directory, sorted.
+fn read_tags(dir: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("list tags", e)),
+    };
+    let mut tags = Vec::new();
+    for entry in entries {
+        tags.push(entry.map_err(|e| io_err("list tags", e))?.file_name().to_string_lossy().into_owned());
+    }
+    tags.sort();
+    Ok(tags)
+}
+
+/// What the listing index must hold: the directories' repositories and tags.
+fn contents(root: &Path) -> Result<Contents> {
+    let repositories = walk_repositories(root)?;
+    let mut tags = Vec::new();
+    for name in &repositories {
+        for tag in read_tags(&root.join("repositories").join(name).join("_tags"))? {
+            tags.push((name.clone(), tag));
+        }
+    }
+    Ok(Contents { repositories, tags })
+}
+
 #[async_trait]
 impl Storage for FsStorage {
     async fn create_repository(&self, name: &RepositoryName, owner: &str) -> Result<RepositoryMeta> {
@@ -349,6 +422,10 @@ impl Storage for FsStorage {
             grants: Default::default(),
         };
         let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
+        // Indexed first (see `index`): a crash in between leaves an entry without a repository, which
+        // listings skip, never a repository the index misses.
+        let lock = self.index.lock().await?;
+        self.index.add_repository(&lock, name).await?;
         self.write_atomic(&self.repo_dir(name).join("_meta.json"), &json).await?;
         Ok(meta)
     }
@@ -362,6 +439,9 @@ impl Storage for FsStorage {
 
     async fn update_repository(&self, name: &RepositoryName, update: MetaUpdate) -> Result<RepositoryMeta> {
         let _guard = self.meta_lock.lock().await;
+        // Under the index's lock too: a delete by another process cannot come between the check and the
+        // write, which would bring back a repository the index has forgotten.
+        let _lock = self.index.lock().await?;
         let mut meta = self.require_repo(name).await?;
         update(&mut meta);
         let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
@@ -371,6 +451,7 @@ impl Storage for FsStorage {
 
     async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
         let _guard = self.meta_lock.lock().await;
+        let lock = self.index.lock().await?;
         self.require_repo(name).await?;
         let dir = self.repo_dir(name);
         // Remove the metadata first: from then on the repository is gone even if the rest is interrupted.
@@ -385,37 +466,18 @@ impl Storage for FsStorage {
         // Nested repositories (`name/child`) live below this directory and stay.
         let _ = tokio::fs::remove_dir(&dir).await;
         self.forget_manifests();
-        Ok(())
+        self.index.remove_repository(&lock, name).await
     }
 
     async fn list_repositories(&self) -> Result<Vec<String>> {
-        let root = self.root.join("repositories");
-        tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            let mut stack = vec![root.clone()];
-            while let Some(dir) = stack.pop() {
-                let entries = match std::fs::read_dir(&dir) {
-                    Ok(e) => e,
-                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                    Err(e) => return Err(io_err("list repositories", e)),
-                };
-                for entry in entries.flatten() {
-                    let name = entry.file_name();
-                    let name = name.to_string_lossy();
-                    if name == "_meta.json" {
-                        if let Ok(rel) = dir.strip_prefix(&root) {
-                            out.push(rel.to_string_lossy().into_owned());
-                        }
-                    } else if !name.starts_with('_') && entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                        stack.push(entry.path());
-                    }
-                }
-            }
-            out.sort();
-            Ok(out)
-        })
-        .await
-        .map_err(|e| Error::internal("list repositories", e))?
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || walk_repositories(&root))
+            .await
+            .map_err(|e| Error::internal("list repositories", e))?
+    }
+
+    async fn list_repositories_page(&self, after: Option<&str>, limit: usize) -> Result<ListPage> {
+        self.index.repositories_page(after, limit).await
     }
 
     async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
@@ -632,6 +694,8 @@ impl Storage for FsStorage {
             self.write_atomic(&self.referrer_path(repo, subject, &manifest.digest), &json).await?;
         }
         if let Some(tag) = tag {
+            let lock = self.index.lock().await?;
+            self.index.add_tag(&lock, repo, tag).await?;
             self.write_atomic(&self.tag_path(repo, tag.as_str()), manifest.digest.to_string().as_bytes()).await?;
         }
         self.forget_manifests();
@@ -670,9 +734,12 @@ impl Storage for FsStorage {
 
     async fn delete_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<()> {
         let missing = || Error::not_found(Resource::Manifest, format!("{repo}:{reference}"));
+        // Files first, then their index entries, under the index's lock (see `index`).
+        let lock = self.index.lock().await?;
         let result = match reference {
             Reference::Tag(t) => {
                 if Self::remove_optional(&self.tag_path(repo, t.as_str())).await? {
+                    self.index.remove_tag(&lock, repo, t.as_str()).await?;
                     Ok(())
                 } else {
                     Err(missing())
@@ -687,6 +754,7 @@ impl Storage for FsStorage {
                     let path = self.tag_path(repo, &tag);
                     if Self::read_optional(&path).await?.is_some_and(|b| b == d.to_string().as_bytes()) {
                         Self::remove_optional(&path).await?;
+                        self.index.remove_tag(&lock, repo, &tag).await?;
                     }
                 }
                 if let Some(subject) = link.and_then(|l| l.subject) {
@@ -703,17 +771,15 @@ impl Storage for FsStorage {
         if !Self::exists(&self.repo_dir(repo).join("_meta.json")).await? {
             return Err(Error::not_found(Resource::Repository, repo.as_str()));
         }
-        let mut tags = Vec::new();
-        let mut dir = match tokio::fs::read_dir(self.repo_dir(repo).join("_tags")).await {
-            Ok(d) => d,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(tags),
-            Err(e) => return Err(io_err("list tags", e)),
-        };
-        while let Some(entry) = dir.next_entry().await.map_err(|e| io_err("list tags", e))? {
-            tags.push(entry.file_name().to_string_lossy().into_owned());
+        let dir = self.repo_dir(repo).join("_tags");
+        tokio::task::spawn_blocking(move || read_tags(&dir)).await.map_err(|e| Error::internal("list tags", e))?
+    }
+
+    async fn list_tags_page(&self, repo: &RepositoryName, after: Option<&str>, limit: usize) -> Result<ListPage> {
+        if !Self::exists(&self.repo_dir(repo).join("_meta.json")).await? {
+            return Err(Error::not_found(Resource::Repository, repo.as_str()));
         }
-        tags.sort();
-        Ok(tags)
+        self.index.tags_page(repo, after, limit).await
     }
 
     async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<ReferrerDescriptor>> {

@@ -8,6 +8,7 @@
 pub mod fence;
 pub mod fs;
 pub mod gc;
+mod index;
 pub mod manifest;
 mod mtime;
 pub mod object;
@@ -31,7 +32,7 @@ use regbridge::{
 pub use fs::FsStorage;
 pub use object::{Bucket, ObjectStorage};
 pub use presign::{DEFAULT_PRESIGN_TTL, Presigner};
-pub use storage::{References, Storage, StoredManifest};
+pub use storage::{ListPage, References, Storage, StoredManifest};
 pub use token::{Access, Claims, TokenKind, TokenSigner};
 
 /// The account a registry acts as when none is configured.

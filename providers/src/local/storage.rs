@@ -105,6 +105,27 @@ pub struct BlobRead {
     pub body: ByteStream,
 }
 
+/// One page of a sorted listing (repository names or tags).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// The names, sorted (byte order), all after the `after` asked for.
+    pub names: Vec<String>,
+    /// Whether names follow the last one of this page.
+    pub more: bool,
+}
+
+impl ListPage {
+    /// The page of `sorted` after `after` (exclusive), at most `limit`: what every backend must answer,
+    /// computed over a whole list (the default implementations, and a reference for tests).
+    pub fn of_sorted(sorted: Vec<String>, after: Option<&str>, limit: usize) -> Self {
+        let start = after.map_or(0, |a| sorted.partition_point(|n| n.as_str() <= a));
+        let mut names: Vec<String> = sorted.into_iter().skip(start).take(limit.saturating_add(1)).collect();
+        let more = names.len() > limit;
+        names.truncate(limit);
+        Self { names, more }
+    }
+}
+
 /// The storage of the embedded registry. Reads of a blob or manifest go through a repository: content is
 /// shared between repositories, but a repository sees only what was pushed or mounted into it.
 #[async_trait]
@@ -119,6 +140,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_repository(&self, name: &RepositoryName) -> Result<()>;
     /// Every repository name, sorted.
     async fn list_repositories(&self) -> Result<Vec<String>>;
+    /// The repository names after `after` (exclusive; any string, it need not be a name), at most
+    /// `limit`, sorted as [`Self::list_repositories`] sorts them, and whether more follow.
+    ///
+    /// The default reads the whole list: correct on every backend, but O(repositories) a page. A backend
+    /// overrides it where it can seek (an index, or the store's own ordered listing), so a page costs
+    /// O(`limit`) plus the seek.
+    async fn list_repositories_page(&self, after: Option<&str>, limit: usize) -> Result<ListPage> {
+        Ok(ListPage::of_sorted(self.list_repositories().await?, after, limit))
+    }
 
     /// The size of blob `digest` in `repo`, when the repository has it.
     async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
@@ -195,6 +225,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn delete_manifest(&self, repo: &RepositoryName, reference: &Reference) -> Result<()>;
     /// The tags of `repo`, sorted; `NotFound` when the repository does not exist.
     async fn list_tags(&self, repo: &RepositoryName) -> Result<Vec<String>>;
+    /// The tags of `repo` after `after` (exclusive; any string), at most `limit`, sorted, and whether more
+    /// follow; `NotFound` when the repository does not exist. The default reads the whole list, as
+    /// [`Self::list_repositories_page`]'s does.
+    async fn list_tags_page(&self, repo: &RepositoryName, after: Option<&str>, limit: usize) -> Result<ListPage> {
+        Ok(ListPage::of_sorted(self.list_tags(repo).await?, after, limit))
+    }
     /// The manifests of `repo` whose subject is `subject`.
     async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<ReferrerDescriptor>>;
 }

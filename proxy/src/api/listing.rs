@@ -19,16 +19,18 @@ use crate::routing::{RoutingTable, Target, Upstream};
 /// The largest page served, whatever `n` asks for.
 const MAX_PAGE: usize = 10_000;
 
-/// One page of `items` (sorted) after `last`, at most `n`, and whether more follow.
-fn page(items: Vec<String>, params: &Params) -> (Vec<String>, Option<usize>, bool) {
-    let mut rest: Vec<String> = match &params.last {
-        Some(last) => items.into_iter().filter(|i| i.as_str() > last.as_str()).collect(),
-        None => items,
-    };
-    let limit = params.n.unwrap_or(MAX_PAGE).min(MAX_PAGE);
-    let more = rest.len() > limit;
-    rest.truncate(limit);
-    (rest, params.n, more)
+/// Repository names read from storage per request while filling a catalog page the caller sees only
+/// part of, at most: beyond it the page is cut short (with a `Link` when it has an entry to continue
+/// after), so one request never reads the whole registry. Only a caller who may see none of more than
+/// this many names in a row sees fewer names than it may.
+const MAX_SCANNED: usize = 100_000;
+
+/// Names read from storage at once while filling a catalog page.
+const SCAN_BATCH: usize = 1000;
+
+/// The page size asked for: `n`, at most [`MAX_PAGE`], which is also the default.
+fn limit(params: &Params) -> usize {
+    params.n.unwrap_or(MAX_PAGE).min(MAX_PAGE)
 }
 
 fn json_response(body: serde_json::Value, link: Option<String>) -> Response {
@@ -52,50 +54,89 @@ fn next_link(path: &str, n: Option<usize>, items: &[String], more: bool) -> Opti
 
 /// The tags of a repository.
 pub async fn tags(ctx: &Ctx, repo: &RepositoryName) -> Result<Response> {
-    let all = ctx.state.storage.list_tags(repo).await?;
-    let (tags, n, more) = page(all, &ctx.params);
-    let link = next_link(&format!("/v2/{repo}/tags/list"), n, &tags, more);
-    Ok(json_response(json!({ "name": repo.as_str(), "tags": tags }), link))
+    let page = ctx.state.storage.list_tags_page(repo, ctx.params.last.as_deref(), limit(&ctx.params)).await?;
+    let link = next_link(&format!("/v2/{repo}/tags/list"), ctx.params.n, &page.names, page.more);
+    Ok(json_response(json!({ "name": repo.as_str(), "tags": page.names }), link))
 }
 
-/// The repositories the caller may pull.
+/// The repositories the caller may pull: the local ones no other route serves, and the upstream routes'
+/// catalogs, merged in order and filtered by permission. Local names are read from storage a page at a
+/// time from `last` until the page is full (or [`MAX_SCANNED`] were read).
 pub async fn catalog(ctx: &Ctx) -> Result<Response> {
     let sees_all = match &ctx.identity {
         Identity::User(principal) => principal.is_admin(),
         Identity::Token(claims) => claims.access.iter().any(|a| a.kind == "registry" && a.name == "catalog"),
         Identity::Anonymous => false,
     };
-    let mut names = Vec::new();
-    for name in ctx.state.storage.list_repositories().await? {
-        // A local repository whose name another route now serves is not reachable, so not listed.
-        if let Ok(repo) = RepositoryName::parse(&name)
-            && matches!(ctx.state.routes.resolve(&repo).map(|r| r.route.target.clone()), Ok(Target::Local))
-        {
-            names.push(name);
-        }
+    let limit = limit(&ctx.params);
+    if limit == 0 {
+        // An empty page has no entry to continue after: no `Link`, and nothing to read.
+        return Ok(json_response(json!({ "repositories": [] }), None));
     }
+    let after = ctx.params.last.as_deref();
+    let mut upstream_names = Vec::new();
     for route in ctx.state.routes.routes() {
         if let Target::Upstream(upstream) = &route.target {
             for upstream_name in upstream_catalog(upstream).await? {
-                if let Some(name) = RoutingTable::client_name(route, &upstream_name) {
-                    names.push(name);
+                if let Some(name) = RoutingTable::client_name(route, &upstream_name)
+                    && after.is_none_or(|a| name.as_str() > a)
+                {
+                    upstream_names.push(name);
                 }
             }
         }
     }
-    names.sort();
-    names.dedup();
+    upstream_names.sort();
+    upstream_names.dedup();
+    let mut upstream_names = upstream_names.into_iter().peekable();
+
+    // One more than the page, to know whether more follow.
     let mut visible = Vec::new();
-    for name in names {
-        if let Ok(repo) = RepositoryName::parse(&name)
-            && (sees_all || allowed(&ctx.state, &ctx.identity, &repo, Action::Pull).await?)
-        {
-            visible.push(name);
+    let mut cursor = after.map(str::to_owned);
+    let mut scanned = 0usize;
+    // The page and one more at first; doubled while the caller sees few of the names read.
+    let mut batch = (limit + 1).min(SCAN_BATCH);
+    let cut_short = loop {
+        let local = ctx.state.storage.list_repositories_page(cursor.as_deref(), batch).await?;
+        batch = (batch * 2).min(SCAN_BATCH);
+        scanned += local.names.len();
+        // The names up to the batch's last one (all of them after the last batch), in order.
+        let end = local.names.last().filter(|_| local.more).cloned();
+        let mut names = Vec::new();
+        for name in local.names {
+            // A local repository whose name another route now serves is not reachable, so not listed.
+            if let Ok(repo) = RepositoryName::parse(&name)
+                && matches!(ctx.state.routes.resolve(&repo).map(|r| r.route.target.clone()), Ok(Target::Local))
+            {
+                names.push(name);
+            }
         }
-    }
-    let (repositories, n, more) = page(visible, &ctx.params);
-    let link = next_link("/v2/_catalog", n, &repositories, more);
-    Ok(json_response(json!({ "repositories": repositories }), link))
+        while let Some(name) = upstream_names.next_if(|n| end.as_ref().is_none_or(|end| n <= end)) {
+            names.push(name);
+        }
+        names.sort();
+        names.dedup();
+        for name in names {
+            if visible.len() > limit {
+                break;
+            }
+            if let Ok(repo) = RepositoryName::parse(&name)
+                && (sees_all || allowed(&ctx.state, &ctx.identity, &repo, Action::Pull).await?)
+            {
+                visible.push(name);
+            }
+        }
+        match end {
+            _ if visible.len() > limit => break false,
+            None => break false,
+            Some(_) if scanned >= MAX_SCANNED => break true,
+            Some(end) => cursor = Some(end),
+        }
+    };
+    let more = visible.len() > limit || cut_short;
+    visible.truncate(limit);
+    let link = next_link("/v2/_catalog", ctx.params.n, &visible, more);
+    Ok(json_response(json!({ "repositories": visible }), link))
 }
 
 /// How many catalog pages are read from one upstream, at most.
@@ -164,23 +205,26 @@ pub async fn referrers(ctx: &Ctx, repo: &RepositoryName, digest: &Digest) -> Res
 mod tests {
     use super::*;
 
-    fn items(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("t{i:02}")).collect()
-    }
-
     fn params(n: Option<usize>, last: Option<&str>) -> Params {
         Params { n, last: last.map(str::to_owned), ..Params::default() }
     }
 
     #[test]
-    fn pagination() {
-        let (p, n, more) = page(items(5), &params(Some(2), None));
-        assert_eq!((p.clone(), n, more), (vec!["t00".to_string(), "t01".into()], Some(2), true));
-        assert_eq!(next_link("/v2/a/tags/list", n, &p, more).unwrap(), "</v2/a/tags/list?n=2&last=t01>; rel=\"next\"");
-        let (p, _, more) = page(items(5), &params(Some(2), Some("t03")));
-        assert_eq!((p, more), (vec!["t04".to_string()], false));
-        let (p, _, more) = page(items(5), &params(Some(0), None));
-        assert!(p.is_empty() && more);
-        assert_eq!(page(items(3), &Params::default()).0.len(), 3);
+    fn page_sizes_and_links() {
+        assert_eq!(limit(&params(Some(2), None)), 2);
+        assert_eq!(limit(&params(Some(0), None)), 0);
+        assert_eq!(limit(&params(Some(usize::MAX), None)), MAX_PAGE);
+        assert_eq!(limit(&Params::default()), MAX_PAGE);
+        let page = ["t00".to_string(), "t01".into()];
+        assert_eq!(
+            next_link("/v2/a/tags/list", Some(2), &page, true).unwrap(),
+            "</v2/a/tags/list?n=2&last=t01>; rel=\"next\""
+        );
+        assert_eq!(
+            next_link("/v2/a/tags/list", None, &page, true).unwrap(),
+            "</v2/a/tags/list?n=2&last=t01>; rel=\"next\""
+        );
+        assert_eq!(next_link("/v2/a/tags/list", Some(2), &page, false), None);
+        assert_eq!(next_link("/v2/a/tags/list", Some(0), &[], true), None);
     }
 }

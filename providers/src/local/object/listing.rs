@@ -45,10 +45,16 @@ impl ObjectStorage {
         }
     }
 
-    pub(super) async fn all_tags(&self, repo: &RepositoryName) -> Result<Vec<String>> {
+    /// `NotFound` unless `repo` exists: a listing of its tags answers that first.
+    pub(super) async fn require_listed(&self, repo: &RepositoryName) -> Result<()> {
         if self.head_optional(&self.keys.meta(repo)).await?.is_none() {
             return Err(Error::not_found(Resource::Repository, repo.as_str()));
         }
+        Ok(())
+    }
+
+    pub(super) async fn all_tags(&self, repo: &RepositoryName) -> Result<Vec<String>> {
+        self.require_listed(repo).await?;
         let mut all = Vec::new();
         loop {
             let (page, more) = self.tags_after(repo, all.last().map(String::as_str), FULL_PAGE).await?;
@@ -70,7 +76,7 @@ impl ObjectStorage {
         accept: Accept,
     ) -> Result<(Vec<String>, bool)> {
         // `a/b` is listed after `a` (a key below it), `a-b` between them: key order is name order.
-        let offset = after.map(|a| Path::from(format!("{prefix}/{a}")));
+        let offset = after.map(seek_key).filter(|k| !k.is_empty()).map(|k| Path::from(format!("{prefix}/{k}")));
         let mut stream = match &offset {
             Some(offset) => self.bucket.list_with_offset(Some(prefix), offset),
             None => self.bucket.list(Some(prefix)),
@@ -122,5 +128,40 @@ impl ObjectStorage {
         let more = names.len() > n;
         names.truncate(n);
         Ok((names, more))
+    }
+}
+
+/// The longest seek key used (in bytes), well under the stores' 1,024-byte key limit with the prefix.
+const MAX_SEEK_KEY: usize = 512;
+
+/// The longest leading part of `after` (a client's `last`) that is a key exactly as written: whole
+/// segments of plain key characters. `Path` would escape other characters and drop empty segments, so the
+/// seek could land past names that sort after `after` (`a//z` would seek to `a/z`, skipping `a/b`). A
+/// prefix sorts before `after`, so nothing after it is skipped; the names are compared afterwards.
+fn seek_key(after: &str) -> String {
+    let legal =
+        after.find(|c: char| !(c.is_ascii_alphanumeric() || "._-/".contains(c))).map_or(after, |end| &after[..end]);
+    // Stores refuse keys over 1 KiB; names are far shorter, so a longer `after` seeks to a prefix.
+    let legal = &legal[..legal.len().min(MAX_SEEK_KEY)];
+    let whole: Vec<&str> = legal.split('/').take_while(|s| !s.is_empty() && *s != "." && *s != "..").collect();
+    whole.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_SEEK_KEY, seek_key};
+
+    #[test]
+    fn the_seek_key_is_a_prefix_of_whole_segments() {
+        assert_eq!(seek_key("a/b-c"), "a/b-c");
+        assert_eq!(seek_key("a//z"), "a");
+        assert_eq!(seek_key("a/./z"), "a");
+        assert_eq!(seek_key("a/b%2Fz"), "a/b");
+        assert_eq!(seek_key("a/B"), "a/B");
+        assert_eq!(seek_key("a/B~"), "a/B");
+        assert_eq!(seek_key(&"ab/".repeat(1000)).len(), MAX_SEEK_KEY);
+        assert_eq!(seek_key("\u{0}x"), "");
+        assert_eq!(seek_key("caf\u{e9}"), "caf");
+        assert_eq!(seek_key("/a"), "");
     }
 }

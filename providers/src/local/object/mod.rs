@@ -32,8 +32,8 @@ use regbridge::Result;
 use regbridge::oci::{Digest, Reference, RepositoryName, Tag};
 
 use super::storage::{
-    BlobRead, ByteStream, DEFAULT_UPLOAD_EXPIRY, MetaUpdate, References, ReferrerDescriptor, RepositoryMeta, Storage,
-    StoredManifest,
+    BlobRead, ByteStream, DEFAULT_UPLOAD_EXPIRY, ListPage, MetaUpdate, References, ReferrerDescriptor, RepositoryMeta,
+    Storage, StoredManifest,
 };
 use keys::Keys;
 
@@ -115,6 +115,11 @@ impl Storage for ObjectStorage {
 
     async fn list_repositories(&self) -> Result<Vec<String>> {
         self.all_repositories().await
+    }
+
+    async fn list_repositories_page(&self, after: Option<&str>, limit: usize) -> Result<ListPage> {
+        let (names, more) = self.repositories_after(after, limit).await?;
+        Ok(ListPage { names, more })
     }
 
     async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
@@ -199,6 +204,12 @@ impl Storage for ObjectStorage {
 
     async fn list_tags(&self, repo: &RepositoryName) -> Result<Vec<String>> {
         self.all_tags(repo).await
+    }
+
+    async fn list_tags_page(&self, repo: &RepositoryName, after: Option<&str>, limit: usize) -> Result<ListPage> {
+        self.require_listed(repo).await?;
+        let (names, more) = self.tags_after(repo, after, limit).await?;
+        Ok(ListPage { names, more })
     }
 
     async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<ReferrerDescriptor>> {
