@@ -17,11 +17,7 @@ use reqwest::{Client, Method, StatusCode};
 
 /// `[storage]` for `bucket` on moto at `endpoint`.
 fn s3_storage(endpoint: &str, bucket: &str) -> StorageConfig {
-    let text = format!(
-        "url = \"s3://{bucket}/registry\"\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n\
-         access_key_id = \"testing\"\nsecret_access_key = \"testing\"\n"
-    );
-    let section: StorageSection = toml::from_str(&text).expect("[storage]");
+    let section: StorageSection = toml::from_str(&common::moto::s3_storage_keys(endpoint, bucket)).expect("[storage]");
     StorageConfig::resolve_with(section, |_| None).expect("storage config")
 }
 
