@@ -311,8 +311,8 @@ async fn events_seen_by_one_instance_are_seen_by_another_within_the_window() {
     assert!(!a.seen_recently(&name, std::time::Duration::ZERO).await.unwrap());
     let slots: Vec<String> = keys(&bucket).await.into_iter().filter(|k| k.contains("/seen/")).collect();
     assert_eq!(slots, ["reg/one/seen/ab"], "one slot per first two digits");
-    let slot: serde_json::Value =
-        serde_json::from_slice(&bucket.get(&"reg/one/seen/ab".into()).await.unwrap().bytes().await.unwrap()).unwrap();
+    let stored = object_store::ObjectStoreExt::get(&*bucket, &"reg/one/seen/ab".into()).await.unwrap();
+    let slot: serde_json::Value = serde_json::from_slice(&stored.bytes().await.unwrap()).unwrap();
     assert_eq!(slot.as_object().unwrap().len(), 1, "only the name just recorded is left: {slot}");
 
     for bad in ["", "../../catalog/x", &"AB".repeat(32), &"ab".repeat(33), &format!("{}/x", "a".repeat(62))] {
