@@ -108,9 +108,9 @@ async fn real_clients_pass_through_the_load_balancer() {
     for (i, count) in counts.iter().enumerate() {
         assert!(*count * 3 >= total, "replica r{i} served {count} of {total} requests: {counts:?}");
     }
-    for i in 0..2 {
-        let pushes = requests[i].iter().filter(|(m, p)| m == "PUT" && p.contains("/manifests/")).count();
-        assert!(pushes > 0, "replica r{i} stored no manifest: {:?}", requests[i]);
+    for (i, lines) in requests.iter().enumerate() {
+        let pushes = lines.iter().filter(|(m, p)| m == "PUT" && p.contains("/manifests/")).count();
+        assert!(pushes > 0, "replica r{i} stored no manifest: {lines:?}");
     }
 }
 

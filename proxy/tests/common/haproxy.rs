@@ -93,10 +93,11 @@ impl Haproxy {
             if let Some(status) = proxy.child.try_wait().expect("try_wait") {
                 panic!("haproxy exited with {status}:\n{}", proxy.log());
             }
-            if let Some(all) = proxy.try_servers().await {
-                if all.len() == servers.len() && all.iter().all(|s| s.status == "UP") {
-                    return proxy;
-                }
+            if let Some(all) = proxy.try_servers().await
+                && all.len() == servers.len()
+                && all.iter().all(|s| s.status == "UP")
+            {
+                return proxy;
             }
             assert!(Instant::now() < deadline, "haproxy did not see every server up within 20 s:\n{}", proxy.log());
             tokio::time::sleep(Duration::from_millis(50)).await;
