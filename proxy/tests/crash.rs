@@ -6,102 +6,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::serve::{ServeProcess, check_tags_and_blobs, free_port, pseudo_random};
 use common::{ADMIN, OCI_CONFIG, OCI_LAYER, PASSWORD, client, descriptor, header, image_manifest, sha256, with_digest};
 use regbridge::oci::media_types::OCI_MANIFEST;
 use regbridge::oci::{Algorithm, Digest};
 use reqwest::{Client, Method, RequestBuilder};
-use serde_json::Value;
 
 const WORKERS: usize = 8;
 const IMAGES_PER_WORKER: usize = 4;
 const MIB: usize = 1024 * 1024;
-
-/// The server binary, killed and reaped when dropped so a failing test leaves no process behind.
-struct ServerProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl ServerProcess {
-    fn start(data_dir: &Path, port: u16, log: PathBuf) -> Self {
-        let log_file = std::fs::File::create(&log).expect("server log");
-        let child = Command::new(env!("CARGO_BIN_EXE_regbridge"))
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("REGBRIDGE_ADMIN_PASSWORD", PASSWORD)
-            .env("REGBRIDGE_LOG", "warn")
-            .env_remove("REGBRIDGE_PUBLIC_URL")
-            .env_remove("REGBRIDGE_ANONYMOUS_PULL")
-            .env_remove("REGBRIDGE_TLS_CERT")
-            .env_remove("REGBRIDGE_TLS_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start regbridge serve");
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGKILL (what `Child::kill` sends on unix), then reap.
-    fn kill(&mut self) {
-        self.child.kill().expect("kill the server");
-        self.child.wait().expect("reap the server");
-    }
-
-    /// Waits (at most 15 s) until `/v2/` answers 401, the sign of a server that is up and requires auth.
-    async fn wait_ready(&mut self, client: &Client, base: &str) {
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!("regbridge exited with {status} before it was ready:\n{}", self.log());
-            }
-            let answer = client.get(format!("{base}/v2/")).timeout(Duration::from_secs(2)).send().await;
-            if let Ok(r) = answer {
-                assert_eq!(r.status().as_u16(), 401, "/v2/ without credentials");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("regbridge did not answer on {base} within 15 s:\n{}", self.log());
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("address").port()
-}
-
-/// Deterministic pseudo-random bytes.
-fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// A blob of 1–4 MiB and its digest, made on a blocking thread.
 async fn big_blob(seed: u64) -> (Vec<u8>, String) {
@@ -286,45 +203,6 @@ async fn check_interrupted_uploads(client: &Client, base: &str, uploads: &Path) 
     (checked, finishing)
 }
 
-async fn get_json(client: &Client, url: &str) -> Value {
-    let r = admin(client, Method::GET, url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    assert_eq!(r.status().as_u16(), 200, "GET {url}");
-    r.json().await.unwrap_or_else(|e| panic!("GET {url}: {e}"))
-}
-
-/// Every tag of every repository resolves to a manifest that hashes to its digest, and every blob the
-/// manifest references is readable and hashes to its digest. Returns the number of tags checked.
-async fn check_tags_and_blobs(client: &Client, base: &str) -> usize {
-    let catalog = get_json(client, &format!("{base}/v2/_catalog?n=10000")).await;
-    let repositories: Vec<String> = serde_json::from_value(catalog["repositories"].clone()).expect("repositories");
-    let mut checked = 0;
-    for repo in repositories {
-        let tags = get_json(client, &format!("{base}/v2/{repo}/tags/list?n=10000")).await;
-        let tags: Vec<String> = serde_json::from_value(tags["tags"].clone()).expect("tags");
-        for tag in tags {
-            let url = format!("{base}/v2/{repo}/manifests/{tag}");
-            let r = admin(client, Method::GET, &url).header("Accept", OCI_MANIFEST).send().await.expect("GET tag");
-            assert_eq!(r.status().as_u16(), 200, "GET {url}");
-            let digest = header(&r, "docker-content-digest").expect("Docker-Content-Digest");
-            let bytes = r.bytes().await.expect("manifest body");
-            assert_eq!(sha256(&bytes), digest, "{repo}:{tag} bytes do not hash to Docker-Content-Digest");
-            let manifest: Value = serde_json::from_slice(&bytes).expect("manifest JSON");
-            let blobs = std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().into_iter().flatten());
-            for blob in blobs {
-                let blob_digest = blob["digest"].as_str().expect("descriptor digest");
-                let url = format!("{base}/v2/{repo}/blobs/{blob_digest}");
-                let r = admin(client, Method::GET, &url).send().await.expect("GET blob");
-                assert_eq!(r.status().as_u16(), 200, "GET {url} (referenced by {repo}:{tag})");
-                let content = r.bytes().await.expect("blob body");
-                assert_eq!(sha256(&content), blob_digest, "{url}");
-                assert_eq!(Some(content.len() as u64), blob["size"].as_u64(), "{url}: size");
-            }
-            checked += 1;
-        }
-    }
-    checked
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_pushes_leaves_consistent_storage_and_resumable_uploads() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -332,8 +210,8 @@ async fn sigkill_during_pushes_leaves_consistent_storage_and_resumable_uploads()
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let client = client();
-    let mut server = ServerProcess::start(&data_dir, port, root.path().join("first.log"));
-    server.wait_ready(&client, &base).await;
+    let mut server = ServeProcess::start(&data_dir, port, root.path().join("first.log"), |_| {});
+    server.wait_ready(&client).await;
 
     // An upload begun before the kill: 1 MiB of 3 MiB sent.
     let (resumable, resumable_digest) = tokio::task::spawn_blocking(|| {
@@ -389,8 +267,8 @@ async fn sigkill_during_pushes_leaves_consistent_storage_and_resumable_uploads()
     assert!(finished < WORKERS, "the kill came after every push had finished: {stops:?}");
 
     // Same port, so the upload's Location stays valid; the kill freed it (std listeners use SO_REUSEADDR).
-    let mut server = ServerProcess::start(&data_dir, port, root.path().join("second.log"));
-    server.wait_ready(&client, &base).await;
+    let mut server = ServeProcess::start(&data_dir, port, root.path().join("second.log"), |_| {});
+    server.wait_ready(&client).await;
 
     let blob_files = check_blob_files(&data_dir.join("storage").join("blobs"));
     let tags = check_tags_and_blobs(&client, &base).await;

@@ -17,11 +17,7 @@ use reqwest::{Client, Method, StatusCode};
 
 /// `[storage]` for `bucket` on moto at `endpoint`.
 fn s3_storage(endpoint: &str, bucket: &str) -> StorageConfig {
-    let text = format!(
-        "url = \"s3://{bucket}/registry\"\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n\
-         access_key_id = \"testing\"\nsecret_access_key = \"testing\"\n"
-    );
-    let section: StorageSection = toml::from_str(&text).expect("[storage]");
+    let section: StorageSection = toml::from_str(&common::moto::s3_storage_keys(endpoint, bucket)).expect("[storage]");
     StorageConfig::resolve_with(section, |_| None).expect("storage config")
 }
 
@@ -145,4 +141,35 @@ async fn a_wrong_digest_leaves_nothing_on_the_bucket() {
         let head = replica.admin(Method::HEAD, &format!("/v2/team/app/blobs/{claimed}")).send().await.unwrap();
         assert_eq!(head.status(), 404);
     }
+}
+
+/// A client that retries a refused token as it is (oras-py) reaches the other replica behind a round-robin
+/// load balancer: the replicas share their refusals through the bucket, so the repeat is a 403 there (which
+/// makes oras-py ask for a new token), as on one server; another token's refusal is a first one.
+#[tokio::test]
+async fn a_repeated_insufficient_scope_refusal_is_a_403_on_the_other_replica() {
+    let moto = emulators::start_moto().await;
+    let bucket = emulators::s3_bucket(&moto).await;
+    let storage = s3_storage(&moto.endpoint, &bucket);
+    let (a, b) = (replica(&storage).await, replica(&storage).await);
+    let pull_token = |repo: &str| {
+        let request = a.admin(Method::GET, "/token").query(&[("service", "regbridge")]);
+        let request = request.query(&[("scope", format!("repository:{repo}:pull"))]);
+        async move {
+            let body: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+            body["token"].as_str().expect("token").to_owned()
+        }
+    };
+    let post = |server: &TestServer, token: &str| {
+        server.anon(Method::POST, "/v2/team/app/blobs/uploads/").bearer_auth(token).send()
+    };
+    let token = pull_token("team/app").await;
+    assert_eq!(post(&a, &token).await.unwrap().status(), 401, "the first refusal");
+    let again = post(&b, &token).await.unwrap();
+    assert_eq!(again.status(), 403, "the repeat, on the other replica");
+    assert!(again.headers()["www-authenticate"].to_str().unwrap().contains("error=\"insufficient_scope\""));
+
+    let other = pull_token("team/other").await;
+    assert_eq!(post(&b, &other).await.unwrap().status(), 401, "another token's first refusal");
+    assert_eq!(post(&a, &other).await.unwrap().status(), 403);
 }

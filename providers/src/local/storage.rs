@@ -233,4 +233,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     }
     /// The manifests of `repo` whose subject is `subject`.
     async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<ReferrerDescriptor>>;
+    /// Records the event `name` (64 lowercase hex digits, e.g. a SHA-256) as seen now, and says whether any
+    /// server on this storage recorded it within the last `within`: memory that replicas behind a load
+    /// balancer share (a refusal the proxy must answer differently when it is repeated). Only the last
+    /// `within` is kept, so what this stores stays bounded. Storage one server owns needs no such memory
+    /// (that server's own decides): the default records nothing and answers `false`.
+    async fn seen_recently(&self, name: &str, within: Duration) -> Result<bool> {
+        let _ = (name, within);
+        Ok(false)
+    }
 }

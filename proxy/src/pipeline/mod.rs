@@ -125,7 +125,7 @@ pub async fn dispatch(State(state): State<Arc<AppState>>, request: Request<Body>
     let grant = match authorize::authorize(&state, &identity, route, &parts.method, &params, signed).await {
         Ok(grant) => grant,
         Err(refusal) if refusal.insufficient_scope => {
-            return reply::insufficient_scope(&refusal.error, &state, &base, &scopes, bearer(&parts.headers));
+            return reply::insufficient_scope(&refusal.error, &state, &base, &scopes, bearer(&parts.headers)).await;
         }
         Err(refusal) => return fail(&refusal.error),
     };

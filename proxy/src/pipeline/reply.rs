@@ -56,15 +56,19 @@ pub fn envelope(err: &Error) -> Vec<u8> {
 /// and asks again only on a 403 (RFC 6750's status for `insufficient_scope`). So the first refusal of a token
 /// for a scope is a 401, and the same refusal repeated within a minute is a 403; both carry the challenge
 /// with `error="insufficient_scope"` and the scopes needed. Either way the token endpoint grants only what
-/// the credentials behind the token allow, so asking again never widens access.
-pub fn insufficient_scope(
+/// the credentials behind the token allow, so asking again never widens access. Replicas share what they
+/// refused through storage, so the retry is known as one on whichever replica it reaches.
+pub async fn insufficient_scope(
     err: &Error,
     state: &AppState,
     base_url: &str,
     scopes: &[Scope],
     token: Option<&str>,
 ) -> Response {
-    let repeated = token.is_some_and(|token| state.scope_refusals.seen_before(token, scopes));
+    let repeated = match token {
+        Some(token) => state.scope_refusals.seen_before(state.storage.as_ref(), token, scopes).await,
+        None => false,
+    };
     if !repeated {
         return with_challenge(err, state, base_url, scopes, true);
     }

@@ -12,7 +12,9 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod haproxy;
 pub mod moto;
+pub mod serve;
 pub mod token_registry;
 pub mod upstream;
 

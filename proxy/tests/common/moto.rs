@@ -13,3 +13,12 @@ pub async fn start_moto() -> (Moto, String) {
     let endpoint = moto.endpoint.clone();
     (moto, endpoint)
 }
+
+/// The keys of `[storage]` for `bucket` on moto at `endpoint` (under the prefix `registry`, moto's dummy
+/// credentials): what every replica of a test is configured with, in process or as `regbridge serve`.
+pub fn s3_storage_keys(endpoint: &str, bucket: &str) -> String {
+    format!(
+        "url = \"s3://{bucket}/registry\"\nendpoint = \"{endpoint}\"\nallow_http = true\nregion = \"us-east-1\"\n\
+         access_key_id = \"testing\"\nsecret_access_key = \"testing\"\n"
+    )
+}

@@ -13,6 +13,7 @@
 //! <prefix>/uploads/<id>/data                                  its multipart target, then the staged blob
 //! <prefix>/uploads/<id>/tail/<uuid>                           bytes not yet making a whole part
 //! <prefix>/gc/intents/<uuid>, <prefix>/gc/sweeps/<uuid>       the gc fence (`super::super::fence`)
+//! <prefix>/seen/<2 hex>                                       recent events replicas share (`super::seen`)
 //! ```
 //!
 //! Repository components never start with `_`, so `_tags` and friends cannot collide with a nested
@@ -101,6 +102,11 @@ impl Keys {
 
     pub(super) fn gc_sweeps(&self) -> Path {
         self.under("gc/sweeps")
+    }
+
+    /// The slot of events whose names start with `two_hex` (checked by the caller: two hex digits).
+    pub(super) fn seen_slot(&self, two_hex: &str) -> Path {
+        self.under("seen").join(two_hex)
     }
 }
 

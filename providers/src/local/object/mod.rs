@@ -18,6 +18,7 @@ mod keys;
 mod listing;
 mod manifests;
 mod meta;
+mod seen;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -214,5 +215,9 @@ impl Storage for ObjectStorage {
 
     async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<ReferrerDescriptor>> {
         self.list_referrers(repo, subject).await
+    }
+
+    async fn seen_recently(&self, name: &str, within: Duration) -> Result<bool> {
+        self.record_seen(name, within).await
     }
 }

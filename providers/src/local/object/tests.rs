@@ -294,3 +294,30 @@ async fn a_request_dropped_midway_gives_its_session_back() {
     }
     assert_eq!(appended, Some(3), "the lease came back long before it would have run out");
 }
+
+/// Two instances on one bucket share what they have seen, for the window only, in a bounded set of slot
+/// objects; a name that is not 64 hex digits never becomes a key.
+#[tokio::test]
+async fn events_seen_by_one_instance_are_seen_by_another_within_the_window() {
+    let bucket = Arc::new(InMemory::new());
+    let (a, b) = (storage(&bucket), storage(&bucket));
+    let minute = std::time::Duration::from_secs(60);
+    let name = "ab".repeat(32);
+    assert!(!a.seen_recently(&name, minute).await.unwrap(), "first sight");
+    assert!(b.seen_recently(&name, minute).await.unwrap(), "seen by the other instance");
+    let other = format!("ab{}", "cd".repeat(31));
+    assert!(!b.seen_recently(&other, minute).await.unwrap(), "another name in the same slot");
+    // Past the window it is a first sight again, and the expired entry is pruned from its slot.
+    assert!(!a.seen_recently(&name, std::time::Duration::ZERO).await.unwrap());
+    let slots: Vec<String> = keys(&bucket).await.into_iter().filter(|k| k.contains("/seen/")).collect();
+    assert_eq!(slots, ["reg/one/seen/ab"], "one slot per first two digits");
+    let stored = object_store::ObjectStoreExt::get(&*bucket, &"reg/one/seen/ab".into()).await.unwrap();
+    let slot: serde_json::Value = serde_json::from_slice(&stored.bytes().await.unwrap()).unwrap();
+    assert_eq!(slot.as_object().unwrap().len(), 1, "only the name just recorded is left: {slot}");
+
+    for bad in ["", "../../catalog/x", &"AB".repeat(32), &"ab".repeat(33), &format!("{}/x", "a".repeat(62))] {
+        let err = a.seen_recently(bad, minute).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput { .. }), "{bad:?}: {err:?}");
+    }
+    assert_eq!(keys(&bucket).await.into_iter().filter(|k| k.contains("/seen/")).count(), 1);
+}
