@@ -12,6 +12,7 @@
 //! repositories/<name>/_referrers/<alg>/<subject hex>/<alg>-<hex>   referrer descriptors
 //! tmp/                                          staging for atomic renames
 //! gc/intents/<uuid>, gc/sweeps/<uuid>           the fence between manifest writes and gc (`fence`)
+//! gc/lease/<generation>                         one collector at a time (`gc::lease`)
 //! ```
 //!
 //! Every file that becomes visible is written elsewhere first and renamed into place, so a killed
@@ -732,5 +733,9 @@ impl Storage for FsStorage {
         }
         out.sort_by(|a, b| a.digest.cmp(&b.digest));
         Ok(out)
+    }
+
+    fn collectable(&self) -> Option<&dyn super::gc::Collectable> {
+        Some(self)
     }
 }

@@ -197,4 +197,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     async fn list_tags(&self, repo: &RepositoryName) -> Result<Vec<String>>;
     /// The manifests of `repo` whose subject is `subject`.
     async fn referrers(&self, repo: &RepositoryName, subject: &Digest) -> Result<Vec<ReferrerDescriptor>>;
+
+    /// This storage as garbage collection sees it ([`super::gc::collect`]), when it can be collected.
+    fn collectable(&self) -> Option<&dyn super::gc::Collectable> {
+        None
+    }
 }
