@@ -844,7 +844,7 @@ async fn gc_removes_expired_uploads_and_their_parts(backend: Backend) {
     assert_eq!(report.uploads_removed, 2, "{report:?}");
     assert!(report.reclaimed_bytes >= 6 * MIB as u64 + 9, "{report:?}");
     let left: Vec<String> = collectable(&s).uploads().await.unwrap().into_iter().map(|u| u.id).collect();
-    assert_eq!(left, [live.clone()], "everything of the expired sessions is gone");
+    assert_eq!(left, std::slice::from_ref(&live), "everything of the expired sessions is gone");
     assert_eq!(code(s.upload_size(&repo, &expired).await), OciErrorCode::BlobUploadUnknown);
     assert_eq!(s.upload_size(&repo, &live).await.unwrap(), 11);
     let digest = Digest::sha256(b"still going");

@@ -298,3 +298,16 @@ impl Collectable for FsStorage {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_names_never_leave_their_directory() {
+        for hostile in ["", "..", "../uploads", "a/b", "a".repeat(65).as_str(), "abc\\def", "ab\0"] {
+            assert!(plain_name(hostile).is_err(), "{hostile:?}");
+        }
+        assert!(plain_name("0123abcd-ef").is_ok());
+    }
+}

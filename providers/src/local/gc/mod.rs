@@ -309,4 +309,14 @@ mod tests {
         assert_eq!(found.len(), 5);
         assert!(found.contains(&d('e')));
     }
+
+    #[test]
+    fn hostile_references_name_nothing() {
+        // Manifest bytes come from clients: only well-formed digests are marked, nothing becomes a path.
+        let manifest = serde_json::json!({
+            "config": {"digest": "sha256:../../../etc/passwd"}, "layers": [{"digest": 7}, {"digest": "md5:abc"}],
+            "subject": "sha256:aa", "manifests": {"digest": "sha256:bb"},
+        });
+        assert!(references(&manifest).is_empty());
+    }
 }
