@@ -722,8 +722,9 @@ async fn gc_racing_pushes_never_loses_an_acknowledged_blob(backend: Backend) {
             while !done.load(std::sync::atomic::Ordering::SeqCst) && started.elapsed() < Duration::from_secs(240) {
                 deleted += collect(collectable(&collector), &no_grace(), |_, _| {}).await.expect("gc").deleted.len();
                 let run = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                // Bursts of collections overlap PUTs; the pauses between let pushes through.
-                tokio::time::sleep(Duration::from_millis([1, 1, 1, 1, 40][run % 5])).await;
+                // Bursts of collections overlap PUTs; the pauses between let pushes through (on a loaded
+                // machine a push to an emulator takes a few hundred milliseconds).
+                tokio::time::sleep(Duration::from_millis([1, 1, 1, 1, 500][run % 5])).await;
             }
             deleted
         }
@@ -779,7 +780,7 @@ async fn gc_racing_pushes_never_loses_an_acknowledged_blob(backend: Backend) {
         runs.load(std::sync::atomic::Ordering::SeqCst)
     );
     assert!(lost.is_empty(), "acknowledged pushes lost content: {lost:?}");
-    assert!(acked >= ROUNDS / 2, "too few pushes were acknowledged: {acked}");
+    assert!(acked >= ROUNDS / 4, "too few pushes were acknowledged: {acked}");
     assert!(deleted > 0, "the collections never deleted anything, so they raced with nothing");
 }
 
@@ -808,8 +809,7 @@ async fn gc_two_collectors_at_once_one_refuses(backend: Backend) {
 async fn gc_an_expired_lease_is_taken_over(backend: Backend) {
     let (a, b) = backend.racers();
     // A collector that died holding the lease: its record stays, never refreshed.
-    let dead = Lease::acquire(collectable(&a), Duration::from_secs(1)).await.expect("lease");
-    drop(dead);
+    let mut dead = Lease::acquire(collectable(&a), Duration::from_secs(1)).await.expect("lease");
     assert!(collect(collectable(&b), &no_grace(), |_, _| {}).await.is_err(), "live until it expires");
     tokio::time::sleep(Duration::from_millis(1300)).await;
     // Two collectors take the expired lease over at once: the write is conditional, so one wins.
@@ -821,6 +821,9 @@ async fn gc_an_expired_lease_is_taken_over(backend: Backend) {
         (Ok(held), Err(_)) | (Err(_), Ok(held)) => held,
         (first, second) => panic!("exactly one collector takes the expired lease over: {first:?}, {second:?}"),
     };
+    // The collector that stalled finds its lease taken over when it wakes up, and stops.
+    let err = dead.keep_alive().await.expect_err("a lease taken over cannot be refreshed");
+    assert!(err.to_string().contains("took the gc lease over"), "{err}");
     held.release().await;
     Lease::acquire(collectable(&b), Duration::from_secs(1)).await.expect("expired again");
     tokio::time::sleep(Duration::from_millis(1300)).await;

@@ -4,9 +4,12 @@
 //! taken with a write conditional on what was read (create-only, or over the version read), so of two
 //! collectors taking it at once exactly one wins; the loser reads the winner's live record and refuses.
 //! A live record makes a collector refuse with an error naming its holder and until when. The holder
-//! refreshes the record while it runs (a third of the lease after the last refresh) and stops when it
-//! cannot, or when it was stalled past half the lease (someone may take it over soon); when done it
-//! writes the record back as expired, so the next collection need not wait.
+//! refreshes the record while it runs (a third of the lease after the last refresh, conditional on the
+//! version it holds) and stops when another collector took it over; when done it writes the record back
+//! as expired, so the next collection need not wait.
+//!
+//! The lease keeps collections from duplicating work and deleting under each other's reports; what keeps
+//! pushes safe is the fence ([`crate::local::fence`]), which does not depend on it.
 
 use std::time::{Duration, Instant};
 
@@ -108,17 +111,12 @@ impl<'a> Lease<'a> {
     }
 
     /// Refreshes the lease once a third of it has passed. Fails, and the collection must stop, when the
-    /// lease was taken over or more than half of it passed since the last refresh.
+    /// lease was taken over. A collector stalled past its expiry (a long listing) still refreshes it if
+    /// nobody took it meanwhile: the write is conditional on the version it holds, so it cannot win over a
+    /// collector that did.
     pub async fn keep_alive(&mut self) -> Result<()> {
-        let since = self.refreshed.elapsed();
-        if since < self.ttl / 3 {
+        if self.refreshed.elapsed() < self.ttl / 3 {
             return Ok(());
-        }
-        if since > self.ttl / 2 {
-            return Err(Error::internal(
-                "gc: stalled for longer than its lease allows; stopped before deleting anything more",
-                std::io::Error::other(format!("{since:?} since the gc lease was refreshed")),
-            ));
         }
         self.record.until = until(self.ttl);
         match self.storage.write_lease(json(&self.record), Some(&self.version)).await? {
