@@ -136,8 +136,8 @@ async fn acknowledged_repushes_survive_concurrent_gc_with_no_grace() {
     let done = Arc::new(AtomicBool::new(false));
     let gc_runs = Arc::new(AtomicUsize::new(0));
     let gc = {
-        let (done, gc_runs, root) = (done.clone(), gc_runs.clone(), root.clone());
-        tokio::task::spawn_blocking(move || {
+        let (done, gc_runs, storage) = (done.clone(), gc_runs.clone(), storage.clone());
+        tokio::spawn(async move {
             let options = GcOptions { grace: Duration::ZERO, ..GcOptions::default() };
             let mut deleted = 0;
             // Bounded: the clients finish in well under a minute; the collector stops with them.
@@ -145,7 +145,7 @@ async fn acknowledged_repushes_survive_concurrent_gc_with_no_grace() {
                 if done.load(Ordering::SeqCst) {
                     break;
                 }
-                deleted += collect(&root, &options, |_, _| {}).expect("gc").deleted.len();
+                deleted += collect(&*storage, &options, |_, _| {}).await.expect("gc").deleted.len();
                 gc_runs.fetch_add(1, Ordering::SeqCst);
             }
             deleted

@@ -78,8 +78,8 @@ async fn idle_uploads_expire_and_gc_reclaims_them_and_stray_staging_files() {
     std::fs::write(&fresh, [1u8; 300]).expect("fresh file");
     backdate(&stray, Duration::from_secs(7200));
 
-    let options = GcOptions { grace: Duration::ZERO, upload_expiry: expiry, dry_run: false };
-    let report = collect(&root, &options, |_, _| {}).expect("gc");
+    let options = GcOptions { grace: Duration::ZERO, upload_expiry: expiry, ..GcOptions::default() };
+    let report = collect(&storage, &options, |_, _| {}).await.expect("gc");
     assert_eq!((report.uploads_removed, report.temp_files_removed), (1, 1), "{report:?}");
     assert_eq!(report.reclaimed_bytes, 500 + 300, "{report:?}");
     assert!(!root.join("uploads").join(&idle).exists() && !stray.exists());

@@ -20,6 +20,8 @@ use object_store::ObjectStoreExt;
 use object_store::memory::InMemory;
 use regbridge::oci::{Digest, Reference, RepositoryName, Tag};
 use regbridge::{Error, OciErrorCode, Permissions};
+use regbridge_providers::local::gc::lease::Lease;
+use regbridge_providers::local::gc::{Collectable, GcOptions, collect};
 use regbridge_providers::local::storage::{ByteStream, DEFAULT_UPLOAD_EXPIRY, ReferrerDescriptor};
 use regbridge_providers::local::{Bucket, FsStorage, ListPage, ObjectStorage, References, Storage, StoredManifest};
 
@@ -160,6 +162,12 @@ macro_rules! backend {
                 tag_pages_follow_the_full_listing,
                 hostile_page_bounds_answer_like_the_full_listing,
                 pages_see_what_another_instance_wrote,
+                gc_sweeps_unreferenced_blobs,
+                gc_keeps_referenced_blobs,
+                gc_racing_pushes_never_loses_an_acknowledged_blob,
+                gc_two_collectors_at_once_one_refuses,
+                gc_an_expired_lease_is_taken_over,
+                gc_removes_expired_uploads_and_their_parts,
             );
         }
     };
@@ -804,4 +812,209 @@ async fn pages_see_what_another_instance_wrote(backend: Backend) {
     b.delete_manifest(&repo, &Reference::Tag(tag("v1"))).await.unwrap();
     assert_eq!(a.list_repositories_page(None, 10).await.unwrap().names, ["pgx/app"]);
     assert_eq!(a.list_tags_page(&repo, None, 10).await.unwrap().names, ["v2"]);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Garbage collection (one implementation over `Collectable`, the same guarantees on every backend)
+
+/// Options of a collection that spares nothing for its age: the hardest case for the fence.
+fn no_grace() -> GcOptions {
+    GcOptions { grace: Duration::ZERO, ..GcOptions::default() }
+}
+
+fn collectable(s: &Arc<dyn Storage>) -> &dyn Collectable {
+    s.collectable().expect("every backend can be collected")
+}
+
+/// An image manifest naming `config` and `layers` (the mark reads these bytes).
+fn image(config: &Digest, layers: &[&Digest], note: &str) -> (StoredManifest, References) {
+    let text = serde_json::json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": 1},
+        "layers": layers.iter().map(|l| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": l.to_string(), "size": 1,
+        })).collect::<Vec<_>>(),
+        "annotations": {"note": note},
+    })
+    .to_string();
+    let blobs = std::iter::once(config).chain(layers.iter().copied()).cloned().collect();
+    (manifest(&text, None), References { blobs, manifests: vec![] })
+}
+
+async fn gc_sweeps_unreferenced_blobs(backend: Backend) {
+    let s = backend.open();
+    let repo = name("gc/sweep");
+    let orphan = push_blob(&*s, &repo, b"nobody references me").await;
+    let report = collect(collectable(&s), &no_grace(), |_, _| {}).await.expect("gc");
+    assert_eq!(report.deleted, [orphan.to_string()], "{report:?}");
+    assert_eq!(report.deleted_bytes, 20);
+    // Gone with its link: no repository claims a blob that is gone.
+    assert_eq!(s.blob_size(&repo, &orphan).await.unwrap(), None);
+    assert!(!collectable(&s).has_blob(&orphan).await.unwrap());
+    assert!(collectable(&s).blob_links(&repo).await.unwrap().is_empty());
+}
+
+async fn gc_keeps_referenced_blobs(backend: Backend) {
+    let s = backend.open();
+    let repo = name("gc/keep");
+    let (config, layer) = (push_blob(&*s, &repo, b"config").await, push_blob(&*s, &repo, b"layer").await);
+    let (m, refs) = image(&config, &[&layer], "kept");
+    s.put_manifest(&repo, &m, &refs, None, Some(&tag("v1"))).await.unwrap();
+    let fresh = push_blob(&*s, &repo, b"pushed a moment ago").await;
+    // The default grace period spares the fresh unreferenced blob; nothing referenced goes either way.
+    let report = collect(collectable(&s), &GcOptions::default(), |_, _| {}).await.expect("gc");
+    assert!(report.deleted.is_empty() && report.spared == 1, "{report:?}");
+    let report = collect(collectable(&s), &no_grace(), |_, _| {}).await.expect("gc");
+    assert_eq!(report.deleted, [fresh.to_string()], "{report:?}");
+    assert_eq!((report.manifests, report.referenced), (1, 3), "{report:?}");
+    assert_eq!(read_all(&*s, &repo, &config).await, b"config");
+    assert_eq!(read_all(&*s, &repo, &layer).await, b"layer");
+    assert_eq!(s.get_manifest(&repo, &Reference::Tag(tag("v1"))).await.unwrap().map(|g| g.bytes), Some(m.bytes));
+}
+
+async fn gc_racing_pushes_never_loses_an_acknowledged_blob(backend: Backend) {
+    const ROUNDS: usize = 8;
+    let (pusher, collector) = backend.racers();
+    let repo = name("gc/race");
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let gc = tokio::spawn({
+        let (done, runs, collector) = (done.clone(), runs.clone(), collector.clone());
+        async move {
+            let mut deleted = 0;
+            // Bounded: the pusher's rounds end well within this; the collector stops with them.
+            let started = std::time::Instant::now();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) && started.elapsed() < Duration::from_secs(240) {
+                deleted += collect(collectable(&collector), &no_grace(), |_, _| {}).await.expect("gc").deleted.len();
+                let run = runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // Bursts of collections overlap PUTs; the pauses between let pushes through (on a loaded
+                // machine a push to an emulator takes a few hundred milliseconds).
+                tokio::time::sleep(Duration::from_millis([1, 1, 1, 1, 500][run % 5])).await;
+            }
+            deleted
+        }
+    });
+    let (mut acked, mut lost) = (0, Vec::new());
+    for round in 0..ROUNDS {
+        let blobs: Vec<Vec<u8>> = (0..3).map(|k| format!("round {round} blob {k} ").repeat(40).into_bytes()).collect();
+        let mut stored = None;
+        for _attempt in 0..40 {
+            let mut digests = Vec::new();
+            for blob in &blobs {
+                let digest = Digest::sha256(blob);
+                if pusher.blob_size(&repo, &digest).await.unwrap().is_none() {
+                    push_blob(&*pusher, &repo, blob).await;
+                }
+                digests.push(digest);
+            }
+            let (m, refs) = image(&digests[0], &[&digests[1], &digests[2]], &format!("round {round}"));
+            match pusher.put_manifest(&repo, &m, &refs, None, Some(&tag("latest"))).await {
+                Ok(()) => {
+                    stored = Some((m, digests));
+                    break;
+                }
+                // A collection deleted a blob between the check and the PUT: the PUT says so; upload again.
+                Err(e) if e.code() == OciErrorCode::ManifestBlobUnknown => continue,
+                Err(e) => panic!("manifest PUT: {e}"),
+            }
+        }
+        let Some((m, digests)) = stored else { continue };
+        acked += 1;
+        // Let collections that may have marked before the PUT finish (bounded: 60 s).
+        let seen = runs.load(std::sync::atomic::Ordering::SeqCst);
+        let waited = std::time::Instant::now();
+        while runs.load(std::sync::atomic::Ordering::SeqCst) < seen + 2 && waited.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if pusher.get_manifest(&repo, &Reference::Digest(m.digest.clone())).await.unwrap().is_none() {
+            lost.push(format!("manifest of round {round}"));
+        }
+        for (digest, blob) in digests.iter().zip(&blobs) {
+            match pusher.blob_size(&repo, digest).await.unwrap() {
+                Some(_) if read_all(&*pusher, &repo, digest).await == *blob => {}
+                other => lost.push(format!("blob {digest} of round {round}: {other:?}")),
+            }
+        }
+        // Unreferenced from now on: the next collections delete them, so they race with the next round.
+        pusher.delete_manifest(&repo, &Reference::Digest(m.digest)).await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let deleted = gc.await.expect("collector");
+    eprintln!(
+        "{acked} acknowledged pushes, {} collections, {deleted} blobs deleted",
+        runs.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    assert!(lost.is_empty(), "acknowledged pushes lost content: {lost:?}");
+    assert!(acked >= ROUNDS / 4, "too few pushes were acknowledged: {acked}");
+    assert!(deleted > 0, "the collections never deleted anything, so they raced with nothing");
+}
+
+async fn gc_two_collectors_at_once_one_refuses(backend: Backend) {
+    let (a, b) = backend.racers();
+    // Taken at the same moment by two collectors (two replicas where the backend has them): one wins.
+    let (first, second) = tokio::join!(
+        Lease::acquire(collectable(&a), Duration::from_secs(60)),
+        Lease::acquire(collectable(&b), Duration::from_secs(60))
+    );
+    let (held, refused) = match (first, second) {
+        (Ok(held), Err(e)) | (Err(e), Ok(held)) => (held, e),
+        (first, second) => panic!("exactly one collector takes the lease: {first:?}, {second:?}"),
+    };
+    assert!(refused.to_string().contains("holds the gc lease until"), "{refused}");
+    // A whole collection refuses too, saying who holds the lease and until when; a dry run still reports.
+    let err = collect(collectable(&b), &no_grace(), |_, _| {}).await.expect_err("a second collector refuses");
+    assert_eq!(err.status(), 409, "{err}");
+    assert!(err.to_string().contains("(pid ") && err.to_string().contains("until 20"), "{err}");
+    let dry = GcOptions { dry_run: true, ..no_grace() };
+    assert!(collect(collectable(&b), &dry, |_, _| {}).await.expect("a dry run deletes nothing").dry_run);
+    held.release().await;
+    collect(collectable(&b), &no_grace(), |_, _| {}).await.expect("the lease was given back");
+}
+
+async fn gc_an_expired_lease_is_taken_over(backend: Backend) {
+    let (a, b) = backend.racers();
+    // A collector that died holding the lease: its record stays, never refreshed.
+    let mut dead = Lease::acquire(collectable(&a), Duration::from_secs(1)).await.expect("lease");
+    assert!(collect(collectable(&b), &no_grace(), |_, _| {}).await.is_err(), "live until it expires");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // Two collectors take the expired lease over at once: the write is conditional, so one wins.
+    let (first, second) = tokio::join!(
+        Lease::acquire(collectable(&a), Duration::from_secs(60)),
+        Lease::acquire(collectable(&b), Duration::from_secs(60))
+    );
+    let held = match (first, second) {
+        (Ok(held), Err(_)) | (Err(_), Ok(held)) => held,
+        (first, second) => panic!("exactly one collector takes the expired lease over: {first:?}, {second:?}"),
+    };
+    // The collector that stalled finds its lease taken over when it wakes up, and stops.
+    let err = dead.keep_alive().await.expect_err("a lease taken over cannot be refreshed");
+    assert!(err.to_string().contains("took the gc lease over"), "{err}");
+    held.release().await;
+    Lease::acquire(collectable(&b), Duration::from_secs(1)).await.expect("expired again");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    collect(collectable(&b), &no_grace(), |_, _| {}).await.expect("a collection takes an expired lease over");
+}
+
+async fn gc_removes_expired_uploads_and_their_parts(backend: Backend) {
+    let expiry = Duration::from_secs(1);
+    let s = (backend.open)(expiry);
+    let repo = name("gc/uploads");
+    // More than a part: a multipart upload with a part stored and a tail.
+    let expired = s.start_upload(&repo).await.unwrap();
+    s.append_upload(&repo, &expired, None, body(&content(6 * MIB, 9))).await.unwrap();
+    let small = s.start_upload(&repo).await.unwrap();
+    s.append_upload(&repo, &small, None, body(b"tail only")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let live = s.start_upload(&repo).await.unwrap();
+    s.append_upload(&repo, &live, None, body(b"still going")).await.unwrap();
+    let options = GcOptions { upload_expiry: expiry, ..no_grace() };
+    let report = collect(collectable(&s), &options, |_, _| {}).await.expect("gc");
+    assert_eq!(report.uploads_removed, 2, "{report:?}");
+    assert!(report.reclaimed_bytes >= 6 * MIB as u64 + 9, "{report:?}");
+    let left: Vec<String> = collectable(&s).uploads().await.unwrap().into_iter().map(|u| u.id).collect();
+    assert_eq!(left, std::slice::from_ref(&live), "everything of the expired sessions is gone");
+    assert_eq!(code(s.upload_size(&repo, &expired).await), OciErrorCode::BlobUploadUnknown);
+    assert_eq!(s.upload_size(&repo, &live).await.unwrap(), 11);
+    let digest = Digest::sha256(b"still going");
+    assert_eq!(s.finish_upload(&repo, &live, &digest).await.unwrap(), 11);
 }

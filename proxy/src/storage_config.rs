@@ -139,13 +139,13 @@ impl StorageConfig {
         Ok(config)
     }
 
-    /// The directory of `fs` storage (`DATA_DIR/storage` unless `fs:PATH` says otherwise), for what walks
-    /// it directly (gc); object storage is an error, as gc on it is not built yet.
+    /// The directory of `fs` storage (`DATA_DIR/storage` unless `fs:PATH` says otherwise); an error for
+    /// object storage, which has no directory.
     pub fn fs_root(&self, data_dir: &std::path::Path) -> Result<PathBuf> {
         match &self.url {
             StorageUrl::Fs(path) => Ok(path.clone().unwrap_or_else(|| data_dir.join("storage"))),
             other => Err(regbridge::Error::bad_input(format!(
-                "{} is {other}: garbage collection runs on fs storage only for now",
+                "{} is {other}, not fs storage: it has no directory",
                 self.source
             ))),
         }

@@ -94,19 +94,21 @@ async fn acknowledged_repushes_through_the_api_survive_gc_with_no_grace() {
     let runs = Arc::new(AtomicUsize::new(0));
     let gc = {
         let (done, runs) = (done.clone(), runs.clone());
-        tokio::task::spawn_blocking(move || {
+        // A collector of its own on the server's storage directory, as `regbridge gc` on the host is.
+        let storage = regbridge_providers::local::FsStorage::open(&root).expect("open storage");
+        tokio::spawn(async move {
             let options = GcOptions { grace: Duration::ZERO, ..GcOptions::default() };
             let mut deleted = 0;
             for _ in 0..200_000 {
                 if done.load(Ordering::SeqCst) {
                     break;
                 }
-                deleted += collect(&root, &options, |_, _| {}).expect("gc").deleted.len();
+                deleted += collect(&storage, &options, |_, _| {}).await.expect("gc").deleted.len();
                 runs.fetch_add(1, Ordering::SeqCst);
                 // With no grace, a collection between an upload and its PUT makes the client upload again:
                 // bursts of collections overlap many PUTs (the code before the fence lost content in each
                 // of 3 runs), and the pauses between let pushes through.
-                std::thread::sleep(Duration::from_millis([1, 1, 1, 1, 20][runs.load(Ordering::SeqCst) % 5]));
+                tokio::time::sleep(Duration::from_millis([1, 1, 1, 1, 20][runs.load(Ordering::SeqCst) % 5])).await;
             }
             deleted
         })

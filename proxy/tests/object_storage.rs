@@ -173,3 +173,57 @@ async fn a_repeated_insufficient_scope_refusal_is_a_403_on_the_other_replica() {
     assert_eq!(post(&b, &other).await.unwrap().status(), 401, "another token's first refusal");
     assert_eq!(post(&a, &other).await.unwrap().status(), 403);
 }
+
+/// `regbridge gc` on the bucket `serve` uses (the same `[storage]`), while the server runs: the orphan goes,
+/// the image stays; a live lease of another collector makes `gc` and `POST /admin/v1/gc` refuse, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_collects_the_bucket_one_collector_at_a_time() {
+    use object_store::ObjectStoreExt;
+
+    let moto = emulators::start_moto().await;
+    let bucket = emulators::s3_bucket(&moto).await;
+    let server = replica(&s3_storage(&moto.endpoint, &bucket)).await;
+    let image = server.push_image("gc/app", "v1").await;
+    let orphan = server.push_blob("gc/app", b"an orphan on the bucket").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("regbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nurl = \"s3://{bucket}/registry\"\nendpoint = \"{}\"\nallow_http = true\nregion = \
+             \"us-east-1\"\naccess_key_id = \"testing\"\nsecret_access_key = \"testing\"\n",
+            moto.endpoint
+        ),
+    )
+    .unwrap();
+    let gc = |extra: &[&str]| {
+        let mut args = vec!["gc", "--config", config.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap()];
+        args.extend_from_slice(extra);
+        common::cli::run(&mut common::cli::command(&args), "")
+    };
+
+    let report = common::cli::ok_json(&gc(&["--grace", "0s"]));
+    assert_eq!(report["deleted"], serde_json::json!([orphan]), "{report}");
+    let r = server.admin(Method::HEAD, &format!("/v2/gc/app/blobs/{orphan}")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "the orphan is gone, link included");
+    let r = server.admin(Method::GET, "/v2/gc/app/manifests/v1").send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), image.bytes, "the image is intact");
+    let layer = sha256(&image.layer);
+    let r = server.admin(Method::HEAD, &format!("/v2/gc/app/blobs/{layer}")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "its layer too");
+
+    // Another replica's collection holds the lease: a second collector refuses and says who and until when.
+    let store = emulators::s3_builder(&moto, &bucket).build().unwrap();
+    let lease = serde_json::json!({"holder": "collection on replica-b", "until": "2099-01-01T00:00:00Z"});
+    store.put(&object_store::path::Path::from("registry/gc/lease"), lease.to_string().into()).await.unwrap();
+    let refused = gc(&["--grace", "0s"]);
+    let err = common::cli::stderr(&refused);
+    assert_ne!(common::cli::code(&refused), 0, "{err}");
+    assert!(err.contains("collection on replica-b holds the gc lease until 2099-01-01T00:00:00Z"), "{err}");
+    let r = server.admin(Method::POST, "/admin/v1/gc").body(r#"{"grace":"0s"}"#).send().await.unwrap();
+    assert_eq!(r.status(), 409, "the server's own collection refuses too");
+    assert!(r.text().await.unwrap().contains("replica-b"));
+    // A dry run deletes nothing and needs no lease.
+    let dry = common::cli::ok_json(&gc(&["--dry-run"]));
+    assert_eq!(dry["dryRun"], true, "{dry}");
+}

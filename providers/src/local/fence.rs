@@ -30,6 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 use regbridge::oci::Digest;
 use regbridge::{Error, Result};
 
+use super::gc::Collectable;
 use super::mtime::idle;
 
 /// How long a sweep record counts as live without a refresh.
@@ -39,7 +40,7 @@ pub const SWEEP_LEASE: Duration = Duration::from_secs(30);
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(120);
 
 /// An intent this old belongs to a write that is long gone (writes wait at most [`MAX_WAIT`]).
-const STALE_INTENT: Duration = Duration::from_secs(3600);
+pub(crate) const STALE_INTENT: Duration = Duration::from_secs(3600);
 
 /// `gc/intents/` under the storage root.
 pub(crate) fn intents_dir(root: &Path) -> PathBuf {
@@ -135,21 +136,36 @@ pub(crate) fn intended(root: &Path) -> Result<Vec<Digest>> {
     Ok(out)
 }
 
-/// A collection's sweep record, removed when dropped.
-#[derive(Debug)]
-pub(crate) struct Sweep {
-    path: PathBuf,
+/// Writes a sweep record under `root` (the filesystem's [`Collectable::record_sweep`]).
+pub(crate) fn record_sweep(root: &Path) -> Result<String> {
+    let dir = sweeps_dir(root);
+    std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
+    let name = uuid::Uuid::new_v4().simple().to_string();
+    let path = dir.join(&name);
+    std::fs::write(&path, b"").map_err(|e| io("create", &path, e))?;
+    Ok(name)
+}
+
+/// Refreshes sweep record `name` under `root` (its modification time is its refresh time).
+pub(crate) fn refresh_sweep(root: &Path, name: &str) -> Result<()> {
+    let path = sweeps_dir(root).join(name);
+    let file = std::fs::File::options().write(true).open(&path).map_err(|e| io("refresh", &path, e))?;
+    file.set_modified(SystemTime::now()).map_err(|e| io("refresh", &path, e))
+}
+
+/// A collection's sweep record, through any backend. Removed by [`Sweep::end`], which every path of a
+/// collection calls: a record left behind makes manifest writes wait until it is [`SWEEP_LEASE`] old.
+pub(crate) struct Sweep<'a> {
+    storage: &'a dyn Collectable,
+    name: String,
     refreshed: Instant,
 }
 
-impl Sweep {
+impl<'a> Sweep<'a> {
     /// Records a sweep (step 1). Intents must be read only after this returns.
-    pub(crate) fn begin(root: &Path) -> Result<Self> {
-        let dir = sweeps_dir(root);
-        std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
-        let path = dir.join(uuid::Uuid::new_v4().simple().to_string());
-        std::fs::write(&path, b"").map_err(|e| io("create", &path, e))?;
-        Ok(Self { path, refreshed: Instant::now() })
+    pub(crate) async fn begin(storage: &'a dyn Collectable) -> Result<Sweep<'a>> {
+        let name = storage.record_sweep().await?;
+        Ok(Self { storage, name, refreshed: Instant::now() })
     }
 
     /// Call between the steps of a sweep, at least before each manifest it re-reads and each deletion:
@@ -157,7 +173,7 @@ impl Sweep {
     /// collection's while this one works. Fails, and the sweep must stop deleting, when the record cannot
     /// be refreshed or half the lease passed since the last refresh (the process was stalled: a write may
     /// already have taken this sweep for dead).
-    pub(crate) fn keep_alive(&mut self) -> Result<()> {
+    pub(crate) async fn keep_alive(&mut self) -> Result<()> {
         let since = self.refreshed.elapsed();
         if since < SWEEP_LEASE / 3 {
             return Ok(());
@@ -168,16 +184,14 @@ impl Sweep {
                 std::io::Error::other(format!("{since:?} since the sweep record was refreshed")),
             ));
         }
-        let file = std::fs::File::options().write(true).open(&self.path).map_err(|e| io("refresh", &self.path, e))?;
-        file.set_modified(SystemTime::now()).map_err(|e| io("refresh", &self.path, e))?;
+        self.storage.refresh_sweep(&self.name).await?;
         self.refreshed = Instant::now();
         Ok(())
     }
-}
 
-impl Drop for Sweep {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+    /// Removes the record (step 5). Best effort: a record left behind is ignored once stale.
+    pub(crate) async fn end(self) {
+        let _ = self.storage.remove_sweep(&self.name).await;
     }
 }
 

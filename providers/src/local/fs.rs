@@ -13,6 +13,7 @@
 //! tmp/                                          staging for atomic renames
 //! gc/intents/<uuid>, gc/sweeps/<uuid>           the fence between manifest writes and gc (`fence`)
 //! index.sqlite, index.lock                      the listing index and its write lock (`index`)
+//! gc/lease/<generation>                         one collector at a time (`gc::lease`)
 //! ```
 //!
 //! Every file that becomes visible is written elsewhere first and renamed into place, so a killed
@@ -798,5 +799,9 @@ impl Storage for FsStorage {
         }
         out.sort_by(|a, b| a.digest.cmp(&b.digest));
         Ok(out)
+    }
+
+    fn collectable(&self) -> Option<&dyn super::gc::Collectable> {
+        Some(self)
     }
 }

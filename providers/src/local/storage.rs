@@ -242,4 +242,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
         let _ = (name, within);
         Ok(false)
     }
+
+    /// This storage as garbage collection sees it ([`super::gc::collect`]), when it can be collected.
+    fn collectable(&self) -> Option<&dyn super::gc::Collectable> {
+        None
+    }
 }

@@ -638,12 +638,13 @@ pub(crate) async fn gc_run(admin: Admin, State(state): State<Arc<AppState>>, byt
     let result: Result<serde_json::Value> = if request.cloud {
         manage::gc::cloud(&state.config.routes).await.map(|r| json!(r))
     } else {
-        let options = GcOptions { grace, upload_expiry: state.config.upload_expiry, dry_run: request.dry_run };
-        let (storage, data_dir) = (state.config.storage.clone(), state.config.data_dir.clone());
-        tokio::task::spawn_blocking(move || manage::gc::local(&storage, &data_dir, &options, |_, _| {}))
-            .await
-            .map_err(|e| Error::internal("gc", e))
-            .and_then(|r| r.map(|report| json!(report)))
+        let options = GcOptions {
+            grace,
+            upload_expiry: state.config.upload_expiry,
+            dry_run: request.dry_run,
+            ..GcOptions::default()
+        };
+        manage::gc::local(&*state.storage, &options, |_, _| {}).await.map(|report| json!(report))
     };
     let mut status = state.gc.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     status.running = false;

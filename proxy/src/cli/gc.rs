@@ -1,5 +1,5 @@
-//! `regbridge gc`: mark and sweep the local storage's unreferenced blobs, expired uploads and stray staging
-//! files; with `--cloud`, delete the expired credentials regbridge minted in the routes' cloud registries
+//! `regbridge gc`: mark and sweep the storage's unreferenced blobs, expired uploads and stray staging
+//! files (the `[storage]` the server uses: fs or object storage); with `--cloud`, delete the expired credentials regbridge minted in the routes' cloud registries
 //! instead (ACR tokens and scope maps, which count against the registry's SKU quota).
 
 use std::io::IsTerminal;
@@ -63,7 +63,12 @@ async fn collect(args: GcArgs) -> regbridge::Result<()> {
         return Ok(());
     }
     let terminal = std::io::stderr().is_terminal();
-    let options = GcOptions { grace: args.grace, upload_expiry: config.upload_expiry, dry_run: args.dry_run };
+    let options = GcOptions {
+        grace: args.grace,
+        upload_expiry: config.upload_expiry,
+        dry_run: args.dry_run,
+        ..GcOptions::default()
+    };
     let progress = |done: usize, total: usize| {
         if terminal && (done.is_multiple_of(256) || done == total) {
             eprint!("\rgc: examined {done}/{total} blobs");
@@ -72,7 +77,8 @@ async fn collect(args: GcArgs) -> regbridge::Result<()> {
             }
         }
     };
-    let report = crate::manage::gc::local(&config.storage, &config.data_dir, &options, progress)?;
+    let storage = crate::manage::gc::open_configured(&config.storage, &config.data_dir, &options)?;
+    let report = crate::manage::gc::local(&*storage, &options, progress).await?;
     let verb = if report.dry_run { "would delete" } else { "deleted" };
     eprintln!(
         "gc: {verb} {} blobs ({} bytes), {} expired uploads and {} staging files ({} bytes in all); \

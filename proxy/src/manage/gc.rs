@@ -1,32 +1,47 @@
-//! Garbage collection, for `regbridge gc` and `POST /admin/v1/gc`: the local storage's mark and sweep, or
-//! (`cloud`) the expired credentials regbridge minted in the routes' cloud registries.
+//! Garbage collection, for `regbridge gc` and `POST /admin/v1/gc`: the storage's mark and sweep (fs or
+//! object storage, one collector at a time through the lease), or (`cloud`) the expired credentials
+//! regbridge minted in the routes' cloud registries.
 
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use regbridge::{Error, Result};
+use regbridge_providers::local::Storage;
 use regbridge_providers::local::gc::{GcOptions, GcReport, collect};
 use serde::Serialize;
 
 use crate::config_file::RouteConfig;
+use crate::storage_config::{StorageConfig, StorageUrl, open_storage};
 
-/// Collects the local storage `storage` names (by default under `data_dir`); `progress(done, total)` is
-/// called as blobs are examined. Blocking (it walks the file system): the server runs it on a blocking
-/// thread.
-pub fn local(
-    storage: &crate::storage_config::StorageConfig,
+/// Collects `storage` (the server's own, or one opened by [`open_configured`]); `progress(done, total)`
+/// is called as blobs are examined.
+pub async fn local(
+    storage: &dyn Storage,
+    options: &GcOptions,
+    progress: impl FnMut(usize, usize) + Send,
+) -> Result<GcReport> {
+    let collectable =
+        storage.collectable().ok_or_else(|| Error::bad_input("this storage cannot be garbage collected"))?;
+    collect(collectable, options, progress).await
+}
+
+/// Opens the storage `[storage]` names, as `serve` does, for `regbridge gc` on this host. Local storage
+/// must exist already (a wrong `--data-dir` must not create an empty one and report nothing to collect).
+pub fn open_configured(
+    storage: &StorageConfig,
     data_dir: &Path,
     options: &GcOptions,
-    progress: impl Fn(usize, usize),
-) -> Result<GcReport> {
-    let root = storage.fs_root(data_dir)?;
-    if !root.is_dir() {
-        return Err(Error::bad_input(format!(
-            "no local storage at {}; give the server's --data-dir or --config",
-            root.display()
-        )));
+) -> Result<std::sync::Arc<dyn Storage>> {
+    if let StorageUrl::Fs(_) = storage.url {
+        let root = storage.fs_root(data_dir)?;
+        if !root.is_dir() {
+            return Err(Error::bad_input(format!(
+                "no local storage at {}; give the server's --data-dir or --config",
+                root.display()
+            )));
+        }
     }
-    collect(&root, options, progress)
+    open_storage(storage, data_dir, options.upload_expiry)
 }
 
 /// What the cloud cleanup did on one route.

@@ -14,6 +14,7 @@
 //! <prefix>/uploads/<id>/tail/<uuid>                           bytes not yet making a whole part
 //! <prefix>/gc/intents/<uuid>, <prefix>/gc/sweeps/<uuid>       the gc fence (`super::super::fence`)
 //! <prefix>/seen/<2 hex>                                       recent events replicas share (`super::seen`)
+//! <prefix>/gc/lease                                           one collector at a time (`gc::lease`)
 //! ```
 //!
 //! Repository components never start with `_`, so `_tags` and friends cannot collide with a nested
@@ -97,7 +98,11 @@ impl Keys {
     }
 
     pub(super) fn gc_intent(&self, name: &str) -> Path {
-        self.under("gc/intents").join(name)
+        self.gc_intents().join(name)
+    }
+
+    pub(super) fn gc_intents(&self) -> Path {
+        self.under("gc/intents")
     }
 
     pub(super) fn gc_sweeps(&self) -> Path {
@@ -107,6 +112,40 @@ impl Keys {
     /// The slot of events whose names start with `two_hex` (checked by the caller: two hex digits).
     pub(super) fn seen_slot(&self, two_hex: &str) -> Path {
         self.under("seen").join(two_hex)
+    }
+
+    pub(super) fn gc_sweep(&self, name: &str) -> Path {
+        self.gc_sweeps().join(name)
+    }
+
+    /// The collector lease (`crate::local::gc::lease`).
+    pub(super) fn gc_lease(&self) -> Path {
+        self.under("gc/lease")
+    }
+
+    /// Where all content lives, for gc's listing.
+    pub(super) fn blobs(&self) -> Path {
+        self.under("blobs")
+    }
+
+    /// Where all upload sessions live, for gc's listing.
+    pub(super) fn uploads(&self) -> Path {
+        self.under("uploads")
+    }
+
+    /// The manifest links of `repo` (not of nested repositories).
+    pub(super) fn manifests(&self, repo: &RepositoryName) -> Path {
+        self.repo(repo, "_manifests")
+    }
+
+    /// The blob links of `repo` (not of nested repositories).
+    pub(super) fn layers(&self, repo: &RepositoryName) -> Path {
+        self.repo(repo, "_layers")
+    }
+
+    /// Where all repositories' links live, for gc's one listing of every blob link.
+    pub(super) fn repositories(&self) -> Path {
+        self.under("repositories")
     }
 }
 

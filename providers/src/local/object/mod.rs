@@ -7,13 +7,15 @@
 //! * repository metadata is read-modify-written with compare-and-swap on ETag/version, bounded retries;
 //! * upload sessions live in the bucket (module `upload`), so any replica can continue or finish one;
 //! * the catalog and tags are one key each, listed in order from an offset, so a page costs O(page);
-//! * manifest writes take part in the gc fence ([`super::fence`]) through intent and sweep objects.
+//! * manifest writes take part in the gc fence ([`super::fence`]) through intent and sweep objects, and
+//!   garbage collection runs over the bucket's listings (module `gc`).
 //!
 //! The key layout is in the module `keys`.
 
 mod blobs;
 mod fence;
 mod finish;
+mod gc;
 mod keys;
 mod listing;
 mod manifests;
@@ -219,5 +221,9 @@ impl Storage for ObjectStorage {
 
     async fn seen_recently(&self, name: &str, within: Duration) -> Result<bool> {
         self.record_seen(name, within).await
+    }
+
+    fn collectable(&self) -> Option<&dyn crate::local::gc::Collectable> {
+        Some(self)
     }
 }

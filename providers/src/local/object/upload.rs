@@ -79,6 +79,11 @@ impl Session {
         self.lease.as_ref().is_some_and(|l| l.until > Utc::now())
     }
 
+    /// How long the session has received nothing.
+    pub(super) fn idle(&self) -> Duration {
+        (Utc::now() - self.updated_at).to_std().unwrap_or_default()
+    }
+
     pub(super) fn tail_len(&self) -> u64 {
         self.size - (self.parts.len() * PART_SIZE) as u64
     }
@@ -209,8 +214,7 @@ impl ObjectStorage {
         let stored = self.get_versioned(&self.state_key(id)?).await?.ok_or_else(unknown)?;
         let session: Session = serde_json::from_slice(&stored.bytes)
             .map_err(|e| Error::internal(format!("corrupt upload state {id}"), e))?;
-        let idle = (Utc::now() - session.updated_at).to_std().unwrap_or_default();
-        if session.repo != repo.as_str() || idle > self.upload_expiry {
+        if session.repo != repo.as_str() || session.idle() > self.upload_expiry {
             return Err(unknown());
         }
         Ok((session, stored.version))
