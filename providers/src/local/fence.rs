@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 use regbridge::oci::Digest;
 use regbridge::{Error, Result};
 
-use super::gc::Collectable;
+use super::gc::collectable::Collectable;
 use super::mtime::idle;
 
 /// How long a sweep record counts as live without a refresh.

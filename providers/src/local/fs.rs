@@ -801,7 +801,7 @@ impl Storage for FsStorage {
         Ok(out)
     }
 
-    fn collectable(&self) -> Option<&dyn super::gc::Collectable> {
+    fn collectable(&self) -> Option<&dyn super::gc::collectable::Collectable> {
         Some(self)
     }
 }

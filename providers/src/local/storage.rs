@@ -244,7 +244,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// This storage as garbage collection sees it ([`super::gc::collect`]), when it can be collected.
-    fn collectable(&self) -> Option<&dyn super::gc::Collectable> {
+    fn collectable(&self) -> Option<&dyn super::gc::collectable::Collectable> {
         None
     }
 }

@@ -10,8 +10,6 @@ use bytes::Bytes;
 use regbridge::Result;
 use regbridge::oci::{Digest, RepositoryName};
 
-use crate::local::storage::Storage;
-
 /// A blob's content as a collection sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredBlob {
@@ -44,8 +42,8 @@ pub struct LeaseVersion(pub(crate) String);
 /// enumerations returned or that were validated, and tolerates what concurrent writers do meanwhile
 /// (an entry listed, then gone, is skipped).
 #[async_trait]
-pub trait Collectable: Storage {
-    /// Every repository that may hold manifests (what [`Storage::list_repositories`] lists, at least).
+pub trait Collectable: Send + Sync {
+    /// Every repository that may hold manifests (what the storage's `list_repositories` lists, at least).
     async fn gc_repositories(&self) -> Result<Vec<RepositoryName>>;
     /// The digests of the manifests stored in `repo`.
     async fn manifest_digests(&self, repo: &RepositoryName) -> Result<Vec<Digest>>;
@@ -59,6 +57,9 @@ pub trait Collectable: Storage {
     async fn blobs(&self) -> Result<Vec<StoredBlob>>;
     /// Deletes the content of `digest` (not the links to it); false when it was already gone.
     async fn remove_blob(&self, digest: &Digest) -> Result<bool>;
+    /// Removes `repo`'s link to `digest`, as the storage's `delete_blob` does (`NotFound` when it has none).
+    /// A method of its own so this trait needs nothing of `Storage`, which hands it out.
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()>;
     /// Every upload session, live or not.
     async fn uploads(&self) -> Result<Vec<UploadSession>>;
     /// Removes upload session `id` with everything it stored (on object storage: aborts its multipart

@@ -16,6 +16,7 @@ use super::collectable::{Collectable, LeaseVersion, StoredBlob, UploadSession};
 use crate::local::fence;
 use crate::local::fs::FsStorage;
 use crate::local::mtime::idle;
+use crate::local::storage::Storage;
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::internal(format!("gc: {what} {}", path.display()), e)
@@ -160,6 +161,10 @@ impl Collectable for FsStorage {
             Ok(blobs)
         })
         .await
+    }
+
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        Storage::delete_blob(self, repo, digest).await
     }
 
     async fn remove_blob(&self, digest: &Digest) -> Result<bool> {

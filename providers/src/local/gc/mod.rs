@@ -23,7 +23,7 @@
 //! **One collector at a time**, across processes and replicas: a collection that deletes holds the lease
 //! ([`lease`]); another one refuses, naming the holder. A dry run deletes nothing and takes no lease.
 
-mod collectable;
+pub(crate) mod collectable;
 mod fs;
 pub mod lease;
 
@@ -284,7 +284,7 @@ async fn unlink(storage: &dyn Collectable, deleted: &HashSet<Digest>, alive: &mu
             // A blob uploaded again since it was deleted keeps its links.
             if deleted.contains(&digest) && !storage.has_blob(&digest).await? {
                 alive.tick().await?;
-                match storage.delete_blob(&repo, &digest).await {
+                match storage.unlink_blob(&repo, &digest).await {
                     Ok(()) | Err(regbridge::Error::NotFound { .. }) => {}
                     Err(e) => return Err(e),
                 }

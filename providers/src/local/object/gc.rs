@@ -26,6 +26,7 @@ use super::store::store_err;
 use super::upload::Session;
 use crate::local::fence::{STALE_INTENT, SWEEP_LEASE};
 use crate::local::gc::{Collectable, LeaseVersion, StoredBlob, UploadSession};
+use crate::local::storage::Storage;
 
 /// How long ago `meta`'s object was written (zero for the future: clocks differ a little).
 fn age(meta: &ObjectMeta) -> Duration {
@@ -144,6 +145,10 @@ impl Collectable for ObjectStorage {
             out.push(StoredBlob { digest, size: meta.size, idle });
         }
         Ok(out)
+    }
+
+    async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        Storage::delete_blob(self, repo, digest).await
     }
 
     async fn remove_blob(&self, digest: &Digest) -> Result<bool> {

@@ -223,7 +223,7 @@ impl Storage for ObjectStorage {
         self.record_seen(name, within).await
     }
 
-    fn collectable(&self) -> Option<&dyn crate::local::gc::Collectable> {
+    fn collectable(&self) -> Option<&dyn crate::local::gc::collectable::Collectable> {
         Some(self)
     }
 }
