@@ -241,7 +241,12 @@ async fn copy_manifests(
 }
 
 /// Points every tag of `repo` on `to` at the manifest it names on `from`.
-async fn copy_tags(from: &dyn Storage, to: &dyn Storage, repo: &RepositoryName, report: &mut MigrateReport) -> Result<()> {
+async fn copy_tags(
+    from: &dyn Storage,
+    to: &dyn Storage,
+    repo: &RepositoryName,
+    report: &mut MigrateReport,
+) -> Result<()> {
     for tag in from.list_tags(repo).await? {
         let tag = Tag::parse(&tag)?;
         let reference = Reference::Tag(tag.clone());
