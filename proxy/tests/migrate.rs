@@ -21,10 +21,12 @@ use regbridge_proxy::storage_config::{StorageConfig, StorageSection};
 use reqwest::Method;
 use serde_json::Value;
 
-/// `[storage]` for `bucket` on moto under `registry/`.
-fn s3_storage(endpoint: &str, bucket: &str) -> StorageConfig {
-    let section: StorageSection = toml::from_str(&common::moto::s3_storage_keys(endpoint, bucket)).expect("[storage]");
-    StorageConfig::resolve_with(section, |_| None).expect("storage config")
+/// A server on `bucket` under `prefix`.
+async fn on_bucket(endpoint: &str, bucket: &str, prefix: &str) -> TestServer {
+    let keys = common::moto::s3_storage_keys(endpoint, bucket).replace("/registry\"", &format!("/{prefix}\""));
+    let section: StorageSection = toml::from_str(&keys).expect("[storage]");
+    let storage = StorageConfig::resolve_with(section, |_| None).expect("storage config");
+    TestServer::start_configured(move |c| ServeConfig { storage, ..c }).await
 }
 
 /// `regbridge migrate --data-dir DATA --to URL` onto moto, with moto's dummy credentials from the
@@ -157,8 +159,7 @@ async fn a_local_registry_moves_to_s3_and_is_served_from_there() {
     assert_eq!(copied, blob_bytes as u64, "{report}");
     assert!(!stderr(&out).contains("testing"), "no credential is printed: {}", stderr(&out));
 
-    let storage = s3_storage(&moto.endpoint, &bucket);
-    let server = TestServer::start_configured(move |c| ServeConfig { storage, ..c }).await;
+    let server = on_bucket(&moto.endpoint, &bucket, "registry").await;
     for (repo, reference, bytes) in &pushed.manifests {
         let got = server.admin(Method::GET, &format!("/v2/{repo}/manifests/{reference}")).send().await.unwrap();
         assert_eq!(got.status(), 200, "{repo}:{reference}");
@@ -202,6 +203,24 @@ async fn a_local_registry_moves_to_s3_and_is_served_from_there() {
     assert_eq!(count(&again, "blobs", "skipped"), 8, "{again}");
     assert_eq!(count(&again, "bytes", "copied"), 0, "{again}");
 
+    // The source changes (a new image, tag v1 moved to it): the next run copies just that.
+    let restarted = TestServer::start_configured({
+        let data_dir = data_dir.clone();
+        move |c| ServeConfig { data_dir, ..c }
+    })
+    .await;
+    let moved = restarted.push_image("team/app", "v1").await;
+    drop(restarted);
+    let changed = ok_json(&migrate(cwd.path(), &data_dir, &moto.endpoint, &to));
+    assert_eq!(count(&changed, "blobs", "copied"), 2, "{changed}");
+    assert_eq!(count(&changed, "blobs", "skipped"), 8, "{changed}");
+    assert_eq!(count(&changed, "manifests", "copied"), 1, "{changed}");
+    assert_eq!((count(&changed, "tags", "copied"), count(&changed, "tags", "skipped")), (1, 3), "{changed}");
+    let server = on_bucket(&moto.endpoint, &bucket, "registry").await;
+    let v1 = server.admin(Method::GET, "/v2/team/app/manifests/v1").send().await.unwrap();
+    assert_eq!(v1.bytes().await.unwrap().as_ref(), &moved.bytes[..], "v1 moved on the bucket too");
+    drop(server);
+
     // The shared layer corrupted on disk: a migration to a new prefix stops at it, naming it, and the
     // bucket has nothing under its digest.
     let layer = Digest::sha256(&pushed.layer);
@@ -215,11 +234,22 @@ async fn a_local_registry_moves_to_s3_and_is_served_from_there() {
     let message = stderr(&failed);
     assert!(message.contains("team/app") && message.contains(&layer.to_string()), "{message}");
     assert!(message.contains("corrupted"), "{message}");
-    let section = common::moto::s3_storage_keys(&moto.endpoint, &bucket).replace("/registry", "/fresh");
-    let storage = StorageConfig::resolve_with(toml::from_str(&section).unwrap(), |_| None).unwrap();
-    let fresh_server = TestServer::start_configured(move |c| ServeConfig { storage, ..c }).await;
+    let fresh_server = on_bucket(&moto.endpoint, &bucket, "fresh").await;
     let head = fresh_server.admin(Method::HEAD, &format!("/v2/team/app/blobs/{layer}")).send().await.unwrap();
     assert_eq!(head.status(), 404, "nothing is stored under the corrupted blob's digest");
+    drop(fresh_server);
+
+    // Repaired, the interrupted migration resumes: what the first attempt copied is skipped.
+    corrupt[0] ^= 0xff;
+    std::fs::write(&path, &corrupt).unwrap();
+    let resumed = ok_json(&migrate(cwd.path(), &data_dir, &moto.endpoint, &fresh));
+    assert!(count(&resumed, "repositories", "skipped") >= 1, "team/app was created before the failure: {resumed}");
+    let links: u64 = ["copied", "mounted", "skipped"].iter().map(|w| count(&resumed, "blobs", w)).sum();
+    assert_eq!(links, 10, "{resumed}");
+    assert_eq!(count(&resumed, "manifests", "copied"), 6, "{resumed}");
+    let fresh_server = on_bucket(&moto.endpoint, &bucket, "fresh").await;
+    let got = fresh_server.admin(Method::GET, &format!("/v2/team/app/blobs/{layer}")).send().await.unwrap();
+    assert_eq!(sha256(&got.bytes().await.unwrap()), layer.to_string());
     drop(dir);
 }
 
