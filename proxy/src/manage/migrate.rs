@@ -15,7 +15,7 @@ use regbridge::oci::{Digest, Reference, RepositoryName, Tag};
 use regbridge::{Error, OciErrorCode, Result};
 use regbridge_providers::local::gc::Collectable;
 use regbridge_providers::local::manifest;
-use regbridge_providers::local::storage::RepositoryMeta;
+use regbridge_providers::local::storage::{ReferrerDescriptor, RepositoryMeta};
 use regbridge_providers::local::{References, Storage, StoredManifest};
 use serde::Serialize;
 
@@ -211,8 +211,8 @@ async fn copy_manifests(
     repo: &RepositoryName,
     report: &mut MigrateReport,
 ) -> Result<()> {
-    // Each manifest missing on `to`, with the manifests it references (an index's entries).
-    let mut pending: Vec<(StoredManifest, Vec<Digest>)> = Vec::new();
+    // Each manifest missing on `to`.
+    let mut pending: Vec<Prepared> = Vec::new();
     for digest in source.manifest_digests(repo).await? {
         let reference = Reference::Digest(digest);
         if to.get_manifest(repo, &reference).await?.is_some() {
@@ -220,19 +220,18 @@ async fn copy_manifests(
             continue;
         }
         if let Some(stored) = from.get_manifest(repo, &reference).await? {
-            let parsed = manifest::parse(Some(&stored.media_type), &stored.bytes)?;
-            pending.push((stored, parsed.manifests));
+            pending.push(prepare(repo, stored)?);
         }
     }
     // Children first: a round stores every manifest whose children are not pending any more. A round that
     // stores none (a child missing from the source too) stores the rest anyway, to fail naming it.
     while !pending.is_empty() {
-        let waiting: BTreeSet<Digest> = pending.iter().map(|(m, _)| m.digest.clone()).collect();
+        let waiting: BTreeSet<Digest> = pending.iter().map(|p| p.stored.digest.clone()).collect();
         let (ready, later): (Vec<_>, Vec<_>) =
-            pending.into_iter().partition(|(_, children)| !children.iter().any(|m| waiting.contains(m)));
+            pending.into_iter().partition(|p| !p.references.manifests.iter().any(|m| waiting.contains(m)));
         let (ready, later) = if ready.is_empty() { (later, Vec::new()) } else { (ready, later) };
-        for (stored, _) in &ready {
-            put(to, repo, stored, None).await?;
+        for manifest in &ready {
+            put(to, repo, manifest, None).await?;
             report.manifests.copied += 1;
         }
         pending = later;
@@ -255,26 +254,37 @@ async fn copy_tags(
         if there.is_some_and(|m| m.digest == stored.digest) {
             report.tags.skipped += 1;
         } else {
-            put(to, repo, &stored, Some(&tag)).await?;
+            put(to, repo, &prepare(repo, stored)?, Some(&tag)).await?;
             report.tags.copied += 1;
         }
     }
     Ok(())
 }
 
-/// Stores `stored` in `repo` on `to` as it was pushed to the source (under its own digest, whatever the
-/// algorithm), with its references and referrer, and tags it when `tag` is given.
-async fn put(to: &dyn Storage, repo: &RepositoryName, stored: &StoredManifest, tag: Option<&Tag>) -> Result<()> {
-    let parsed = manifest::parse(Some(&stored.media_type), &stored.bytes)?;
+/// A manifest of the source, parsed once: what storing it needs.
+struct Prepared {
+    stored: StoredManifest,
+    references: References,
+    referrer: Option<ReferrerDescriptor>,
+}
+
+/// Parses `stored` (a manifest of `repo` on the source) and checks its bytes against its digest.
+fn prepare(repo: &RepositoryName, stored: StoredManifest) -> Result<Prepared> {
+    let context = |message: &dyn std::fmt::Display| format!("repository {repo}: manifest {}: {message}", stored.digest);
     if Digest::of(stored.digest.algorithm(), &stored.bytes) != stored.digest {
-        return Err(Error::invalid(
-            OciErrorCode::DigestInvalid,
-            format!("repository {repo}: manifest {}: the source's bytes do not hash to it", stored.digest),
-        ));
+        return Err(Error::invalid(OciErrorCode::DigestInvalid, context(&"the source's bytes do not hash to it")));
     }
+    let parsed = manifest::parse(Some(&stored.media_type), &stored.bytes).map_err(|e| Error::bad_input(context(&e)))?;
     let referrer = parsed.subject.as_ref().map(|_| parsed.referrer(&stored.digest, stored.bytes.len() as u64));
     let references = References { blobs: parsed.blobs, manifests: parsed.manifests };
-    to.put_manifest(repo, stored, &references, referrer, tag).await.map_err(|e| match e {
+    Ok(Prepared { stored, references, referrer })
+}
+
+/// Stores `manifest` in `repo` on `to` as it was pushed to the source (under its own digest, whatever the
+/// algorithm), with its references and referrer, and tags it when `tag` is given.
+async fn put(to: &dyn Storage, repo: &RepositoryName, manifest: &Prepared, tag: Option<&Tag>) -> Result<()> {
+    let Prepared { stored, references, referrer } = manifest;
+    to.put_manifest(repo, stored, references, referrer.clone(), tag).await.map_err(|e| match e {
         Error::InvalidInput { code, message } => {
             Error::invalid(code, format!("repository {repo}: manifest {}: {message}", stored.digest))
         }
