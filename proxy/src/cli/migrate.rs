@@ -80,7 +80,7 @@ async fn copy(args: MigrateArgs) -> Result<()> {
     let names = (describe(&source, data_dir), describe(&destination, data_dir));
     eprintln!("migrate: copying {} to {}", names.0, names.1);
     let terminal = std::io::stderr().is_terminal();
-    let progress = |p: &Progress| {
+    let show = std::sync::Arc::new(move |p: &Progress| {
         if terminal {
             eprint!(
                 "\rmigrate: {}/{} blobs, {}/{} MiB",
@@ -93,8 +93,8 @@ async fn copy(args: MigrateArgs) -> Result<()> {
                 eprintln!();
             }
         }
-    };
-    let report = migrate(&*from, &*to, names, progress).await?;
+    });
+    let report = migrate(&*from, &*to, names, show).await?;
     eprintln!(
         "migrate: {} blobs copied ({} bytes), {} mounted, {} already there; {} manifests and {} tags copied, \
          {} and {} already there",

@@ -10,12 +10,15 @@
 //! blob stops the run, and nothing is stored under its digest.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures_util::TryStreamExt;
 
 use regbridge::oci::{Digest, Reference, RepositoryName, Tag};
 use regbridge::{Error, OciErrorCode, Result};
 use regbridge_providers::local::gc::Collectable;
 use regbridge_providers::local::manifest;
-use regbridge_providers::local::storage::{ReferrerDescriptor, RepositoryMeta};
+use regbridge_providers::local::storage::{ByteStream, ReferrerDescriptor, RepositoryMeta};
 use regbridge_providers::local::{References, Storage, StoredManifest};
 use serde::Serialize;
 
@@ -71,6 +74,18 @@ pub struct Progress {
     pub bytes_total: u64,
 }
 
+/// Where progress is shown: called after every blob, and every [`PROGRESS_STEP`] bytes within one.
+pub type ShowProgress = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// How many bytes of a blob are sent between two progress calls.
+pub const PROGRESS_STEP: u64 = 8 << 20;
+
+/// The progress so far, and where it is shown.
+struct Meter {
+    show: ShowProgress,
+    done: Progress,
+}
+
 /// One repository of the source, as read before copying.
 struct Planned {
     name: RepositoryName,
@@ -79,34 +94,35 @@ struct Planned {
     blobs: Vec<(Digest, u64)>,
 }
 
-/// Copies everything `from` holds into `to`; `progress` is called after every blob. `names` (the source's
-/// and the destination's URLs) go into the report.
+/// Copies everything `from` holds into `to`, showing its progress with `show`. `names` (the source's and
+/// the destination's URLs) go into the report.
 pub async fn migrate(
     from: &dyn Storage,
     to: &dyn Storage,
     names: (String, String),
-    mut progress: impl FnMut(&Progress) + Send,
+    show: ShowProgress,
 ) -> Result<MigrateReport> {
     let source = from
         .collectable()
         .ok_or_else(|| Error::bad_input("the source storage cannot enumerate its blobs and manifests"))?;
     let plan = plan(from, source).await?;
     let mut report = MigrateReport { from: names.0, to: names.1, ..MigrateReport::default() };
-    let mut done = Progress {
+    let done = Progress {
         blobs_total: plan.iter().map(|r| r.blobs.len() as u64).sum(),
         bytes_total: plan.iter().flat_map(|r| &r.blobs).map(|(_, size)| size).sum(),
         ..Progress::default()
     };
-    progress(&done);
+    let mut meter = Meter { show, done };
+    (meter.show)(&meter.done);
     // A repository of the destination that has each blob's content, for mounts.
     let mut placed: BTreeMap<Digest, RepositoryName> = BTreeMap::new();
     for repo in &plan {
         copy_repository(to, repo, &mut report).await?;
-        for (digest, size) in &repo.blobs {
-            copy_blob(from, to, &repo.name, digest, *size, &mut placed, &mut report).await?;
-            done.blobs_done += 1;
-            done.bytes_done += size;
-            progress(&done);
+        for blob in &repo.blobs {
+            copy_blob(from, to, &repo.name, blob, &meter, &mut placed, &mut report).await?;
+            meter.done.blobs_done += 1;
+            meter.done.bytes_done += blob.1;
+            (meter.show)(&meter.done);
         }
         copy_manifests(from, source, to, &repo.name, &mut report).await?;
         copy_tags(from, to, &repo.name, &mut report).await?;
@@ -158,11 +174,12 @@ async fn copy_blob(
     from: &dyn Storage,
     to: &dyn Storage,
     repo: &RepositoryName,
-    digest: &Digest,
-    size: u64,
+    (digest, size): &(Digest, u64),
+    meter: &Meter,
     placed: &mut BTreeMap<Digest, RepositoryName>,
     report: &mut MigrateReport,
 ) -> Result<()> {
+    let size = *size;
     if to.blob_size(repo, digest).await?.is_some() {
         report.blobs.skipped += 1;
         report.bytes.skipped += size;
@@ -172,7 +189,7 @@ async fn copy_blob(
         report.blobs.mounted += 1;
         report.bytes.skipped += size;
     } else {
-        upload(from, to, repo, digest).await?;
+        upload(from, to, repo, digest, meter).await?;
         report.blobs.copied += 1;
         report.bytes.copied += size;
     }
@@ -181,11 +198,27 @@ async fn copy_blob(
 }
 
 /// Streams blob `digest` of `repo` from `from` into an upload session of `to`, whose `finish_upload`
-/// checks the bytes against the digest (and discards them when they do not match).
-async fn upload(from: &dyn Storage, to: &dyn Storage, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+/// checks the bytes against the digest (and discards them when they do not match). Progress is shown as
+/// the bytes pass.
+async fn upload(
+    from: &dyn Storage,
+    to: &dyn Storage,
+    repo: &RepositoryName,
+    digest: &Digest,
+    meter: &Meter,
+) -> Result<()> {
     let read = from.read_blob(repo, digest, None).await?;
     let id = to.start_upload(repo).await?;
-    if let Err(e) = to.append_upload(repo, &id, None, read.body).await {
+    let (show, before) = (meter.show.clone(), meter.done);
+    let (mut sent, mut shown) = (0u64, 0u64);
+    let body: ByteStream = Box::pin(read.body.inspect_ok(move |chunk| {
+        sent += chunk.len() as u64;
+        if sent - shown >= PROGRESS_STEP {
+            shown = sent;
+            show(&Progress { bytes_done: before.bytes_done + sent, ..before });
+        }
+    }));
+    if let Err(e) = to.append_upload(repo, &id, None, body).await {
         let _ = to.cancel_upload(repo, &id).await;
         return Err(e);
     }
