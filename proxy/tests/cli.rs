@@ -395,6 +395,7 @@ fn every_command_explains_itself() {
         vec!["access", "add", "--help"],
         vec!["creds", "mint", "--help"],
         vec!["gc", "--help"],
+        vec!["migrate", "--help"],
         vec!["check", "--help"],
         vec!["credential-helper", "--help"],
         vec!["registry", "add", "--help"],

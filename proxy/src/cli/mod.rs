@@ -25,6 +25,7 @@ mod gc;
 mod helper;
 mod inspect;
 mod login;
+mod migrate;
 mod outcome;
 pub mod output;
 mod registry;
@@ -83,6 +84,10 @@ enum Command {
     /// Delete blobs of the local storage that no manifest references (safe while pushes run); with
     /// --cloud, the expired ACR tokens and scope maps regbridge minted in the routes' registries.
     Gc(gc::GcArgs),
+    /// Copy a registry's storage into another (a local one into object storage): every repository with its
+    /// owner and grants, blob (streamed, each verified against its digest), manifest and tag. Resumable:
+    /// run it again and it copies only what the destination is missing. Stop the servers first.
+    Migrate(migrate::MigrateArgs),
     /// Reach every route's control plane and registry (here, or through the server logged in to); one line
     /// per route, exit 1 when any fails.
     Check(check::CheckArgs),
@@ -136,6 +141,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> ExitCode {
         Command::Access(command) => block_on(access::run(command)),
         Command::Creds(command) => block_on(creds::run(command)),
         Command::Gc(args) => gc::run(args),
+        Command::Migrate(args) => migrate::run(args),
         Command::Check(args) => block_on(check::run(args)),
         Command::CredentialHelper(args) => helper::run(args),
         Command::ConfigureDocker(args) => configure_docker::run(args),

@@ -9,6 +9,7 @@ pub mod formats;
 pub mod gc;
 pub mod inspect;
 pub mod list;
+pub mod migrate;
 pub mod routes;
 
 use std::collections::BTreeSet;
