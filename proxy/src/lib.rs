@@ -43,6 +43,7 @@ pub mod manage;
 pub mod observe;
 pub mod pipeline;
 pub mod ranges;
+mod route_build;
 pub mod router;
 pub mod routing;
 pub mod server;

@@ -21,6 +21,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(crate::observe::readyz))
         .merge(admin::routes())
         .merge(manage::routes())
+        .merge(crate::api::inspect::routes())
         .merge(openapi::routes())
         .merge(crate::api::accounts::routes())
         .merge(crate::api::routing::routes())

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::routing::get;
 use regbridge::Error;
 use regbridge::auth::Action;
 use regbridge::oci::RepositoryName;
@@ -16,6 +18,11 @@ use super::manage::{manager, ok, require};
 use super::problem::{ErrorBody, problem};
 use crate::manage::inspect::{Inspection, parse_reference};
 use crate::state::AppState;
+
+/// The route of this module, merged into the server's router beside the other management routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/admin/v1/inspect", get(inspect))
+}
 
 /// `?reference=NAME[:TAG|@DIGEST]`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

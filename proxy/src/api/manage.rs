@@ -61,7 +61,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/credentials/cleanup", post(cleanup))
         .route("/admin/v1/credentials/server", post(server_credentials))
         .route("/admin/v1/gc", get(gc_status).post(gc_run))
-        .route("/admin/v1/inspect", get(super::inspect::inspect))
 }
 
 /// The manager over the server's routes, with this request's idea of the server's URL.

@@ -60,7 +60,7 @@ impl Backend {
     /// The local backend, whatever logins exist (`gc` of the storage).
     pub async fn local(args: &ConfigArgs) -> Result<Self> {
         let config = args.load()?;
-        let routes = crate::server::build_routes(&config.routes).await?;
+        let routes = crate::route_build::build_routes(&config.routes).await?;
         Ok(Backend::Local { config: Box::new(config), routes })
     }
 

@@ -144,7 +144,7 @@ fn configured_host(r: &RouteConfig) -> Option<String> {
 /// A route of the configuration that could not be built: failed with `err`, the cause named.
 pub fn unbuilt(index: usize, r: &RouteConfig, err: &Error) -> RouteStatus {
     let registry = configured_host(r);
-    let label = crate::server::route_label(index, r);
+    let label = crate::route_build::route_label(index, r);
     let health = failure(&r.provider, registry.as_deref(), err, Some(&label));
     RouteStatus {
         label,
@@ -346,14 +346,15 @@ pub async fn check_configured(configs: &[RouteConfig], ctx: &ProbeContext<'_>) -
         return vec![check(&table.routes()[0], "local", ctx).await];
     }
     let each = configs.iter().enumerate().map(|(i, r)| async move {
-        let built = tokio::time::timeout(ctx.timeout, crate::server::build_route(i, r)).await.unwrap_or_else(|_| {
-            Err(Error::Upstream {
-                provider: r.provider.clone(),
-                status: None,
-                message: format!("building the route took more than {} s", ctx.timeout.as_secs()),
-                source: None,
-            })
-        });
+        let built =
+            tokio::time::timeout(ctx.timeout, crate::route_build::build_route(i, r)).await.unwrap_or_else(|_| {
+                Err(Error::Upstream {
+                    provider: r.provider.clone(),
+                    status: None,
+                    message: format!("building the route took more than {} s", ctx.timeout.as_secs()),
+                    source: None,
+                })
+            });
         match built {
             Ok(route) => (check(&route, &r.provider, ctx).await, Some(route)),
             Err(err) => (unbuilt(i, r, &err), None),
@@ -402,8 +403,10 @@ mod tests {
     #[test]
     fn a_route_that_cannot_be_built_names_its_host_once_and_the_cause() {
         let r = route("[[routes]]\nprefix = \"hub/\"\nprovider = \"generic\"\nregistry = \"http://reg.example:5001/\"");
-        let err =
-            Error::bad_input(format!("{}: password_env names X, which is not set", crate::server::route_label(1, &r)));
+        let err = Error::bad_input(format!(
+            "{}: password_env names X, which is not set",
+            crate::route_build::route_label(1, &r)
+        ));
         let status = unbuilt(1, &r, &err);
         assert_eq!(status.label, "route 2 (generic \"hub/\")");
         assert_eq!(status.prefix, "hub");
